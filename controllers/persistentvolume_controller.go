@@ -1,0 +1,123 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/patch"
+	"github.com/csi-attacher/csi-attacher/internal/volume"
+)
+
+// PersistentVolumeControllerName names the controller in logs and in the
+// work-queue metrics.
+const PersistentVolumeControllerName = "persistentvolume"
+
+// PersistentVolumeReconciler releases PersistentVolumes: it removes our
+// finalizer from a PersistentVolume that is being deleted once no
+// VolumeAttachment refers to it any more.
+type PersistentVolumeReconciler struct {
+	// Client reads from the Manager's cache and writes to the API server.
+	Client client.Client
+	// DriverName is the CSI driver's name; it names our finalizer.
+	DriverName string
+	// MaxConcurrentReconciles is the number of workers.
+	MaxConcurrentReconciles int
+	// RetryIntervalStart and RetryIntervalMax bound the backoff after a
+	// failed patch.
+	RetryIntervalStart, RetryIntervalMax time.Duration
+	// Freshness is shared with the VolumeAttachment reconciler so neither
+	// acts on a copy older than the other's writes. Optional.
+	Freshness *freshness.Tracker
+
+	finalizer string
+}
+
+// SetupWithManager validates the configuration and registers the
+// controller. SetupIndexes must have been called on the Manager first.
+func (r *PersistentVolumeReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	switch {
+	case r.Client == nil:
+		return errors.New("PersistentVolumeReconciler: Client is required")
+	case r.DriverName == "":
+		return errors.New("PersistentVolumeReconciler: DriverName is required")
+	}
+	r.finalizer = volume.FinalizerName(r.DriverName)
+	if r.Freshness == nil {
+		r.Freshness = freshness.New()
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(PersistentVolumeControllerName).
+		For(&corev1.PersistentVolume{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			return hasFinalizer(o, r.finalizer)
+		}))).
+		// A VolumeAttachment going away is what releases a PV.
+		Watches(&storagev1.VolumeAttachment{}, handler.EnqueueRequestsFromMapFunc(attachmentToPV),
+			builder.WithPredicates(predicate.Funcs{
+				CreateFunc:  func(event.CreateEvent) bool { return false },
+				UpdateFunc:  func(event.UpdateEvent) bool { return false },
+				DeleteFunc:  func(event.DeleteEvent) bool { return true },
+				GenericFunc: func(event.GenericEvent) bool { return false },
+			})).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
+			RateLimiter:             rateLimiter(r.RetryIntervalStart, r.RetryIntervalMax),
+		}).
+		Complete(r)
+}
+
+// +kubebuilder:rbac:groups="",resources=persistentvolumes,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=volumeattachments,verbs=get;list;watch
+
+// Reconcile removes our finalizer from one PersistentVolume when it is being
+// deleted and no VolumeAttachment, of any driver, still names it.
+func (r *PersistentVolumeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	pv := &corev1.PersistentVolume{}
+	fresh, err := getFresh(ctx, r.Client, r.Freshness, req.NamespacedName, pv)
+	if err != nil || !fresh {
+		return ctrl.Result{RequeueAfter: staleRecheck}, client.IgnoreNotFound(err)
+	}
+	if pv.DeletionTimestamp.IsZero() || !hasFinalizer(pv, r.finalizer) {
+		return ctrl.Result{}, nil
+	}
+	vas := &storagev1.VolumeAttachmentList{}
+	if err := r.Client.List(ctx, vas, client.MatchingFields{IndexVAByPV: pv.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("failed to list VolumeAttachments of PersistentVolume %q: %w", pv.Name, err)
+	}
+	if len(vas.Items) > 0 {
+		log.FromContext(ctx).V(4).Info("Keeping finalizer: PersistentVolume still in use", "VolumeAttachment", vas.Items[0].Name)
+		return ctrl.Result{}, nil
+	}
+	if err := sendJSONPatch(ctx, r.Client, r.Freshness, pv, patch.RemoveFinalizer(pv.Finalizers, r.finalizer)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("could not remove finalizer from PersistentVolume %q: %w", pv.Name, err)
+	}
+	log.FromContext(ctx).V(2).Info("Released PersistentVolume")
+	return ctrl.Result{}, nil
+}
+
+// attachmentToPV maps a VolumeAttachment to the PersistentVolume it names.
+func attachmentToPV(_ context.Context, o client.Object) []reconcile.Request {
+	va, ok := o.(*storagev1.VolumeAttachment)
+	if !ok || va.Spec.Source.PersistentVolumeName == nil || *va.Spec.Source.PersistentVolumeName == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: *va.Spec.Source.PersistentVolumeName}}}
+}

@@ -1,0 +1,179 @@
+package controllers_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/csi-attacher/csi-attacher/controllers"
+	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+	"github.com/csi-attacher/csi-attacher/internal/freshness"
+)
+
+// Test timings: short CSI timeout and backoff so failure paths are quick.
+const (
+	csiTimeout    = time.Second
+	retryStart    = 100 * time.Millisecond
+	retryMax      = 2 * time.Second
+	eventually    = 20 * time.Second
+	pollInterval  = 50 * time.Millisecond
+	consistentFor = 2 * time.Second
+)
+
+// Driver names of the attachers the suite runs side by side. Each one only
+// touches VolumeAttachments of its own driver, which is itself under test.
+const (
+	fullDriver     = "full.csi.test"
+	noReadonly     = "noro.csi.test"
+	trivialDriver  = "trivial.csi.test"
+	unknownDriver  = "other.csi.test"
+	defaultFSType  = "ext4"
+	fullDriverNode = "node-id-"
+)
+
+var (
+	testEnv   *envtest.Environment
+	cfg       *rest.Config
+	k8sClient client.Client
+	scheme    = runtime.NewScheme()
+	attachers = map[string]*testAttacher{}
+)
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Controllers Suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+
+	testEnv = &envtest.Environment{BinaryAssetsDirectory: os.Getenv("KUBEBUILDER_ASSETS")}
+	var err error
+	cfg, err = testEnv.Start()
+	Expect(err).NotTo(HaveOccurred(), "envtest needs kube-apiserver and etcd: run through `make test`, which builds them")
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	full := fake.DefaultConfig(fullDriver)
+	noro := fake.DefaultConfig(noReadonly)
+	noro.PublishReadonly = false
+	noro.SingleNodeMultiWriter = false
+	trivial := fake.DefaultConfig(trivialDriver)
+	trivial.PublishUnpublish = false
+	for _, c := range []fake.Config{full, noro, trivial} {
+		attachers[c.Name] = startAttacher(c)
+	}
+})
+
+var _ = AfterSuite(func() {
+	for _, a := range attachers {
+		a.stop()
+	}
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
+
+// testAttacher is one attacher as main.go builds it: a fake driver on a
+// real unix socket, the shared CSI client, and a Manager with both
+// reconcilers, against the suite's API server.
+type testAttacher struct {
+	driver *fake.Driver
+	client *csi.Client
+	cancel context.CancelFunc
+	done   chan struct{}
+	dir    string
+}
+
+func startAttacher(dc fake.Config) *testAttacher {
+	GinkgoHelper()
+	dir, err := os.MkdirTemp("", "csi-envtest")
+	Expect(err).NotTo(HaveOccurred())
+	driver := fake.New(dc)
+	Expect(driver.Start(filepath.Join(dir, "csi.sock"))).To(Succeed())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cc, err := csi.Connect(ctx, csi.Options{
+		Address:      driver.Address(),
+		Timeout:      csiTimeout,
+		ProbeTimeout: time.Second,
+		Logger:       logf.Log.WithName("csi").WithValues("driver", dc.Name),
+		Registry:     prometheus.NewRegistry(),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	caps := cc.Capabilities()
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// Several attachers run in one process here; in production each
+		// process has one Manager and unique controller names.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		Cache:      cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(controllers.SetupIndexes(ctx, mgr.GetFieldIndexer())).To(Succeed())
+	fresh := freshness.New()
+	trivial := !caps.PublishUnpublish
+	Expect((&controllers.VolumeAttachmentReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Attacher:                cc,
+		Recorder:                mgr.GetEventRecorder("csi-attacher"),
+		DriverName:              cc.DriverName(),
+		Trivial:                 trivial,
+		PublishReadonly:         caps.PublishReadonly,
+		SingleNodeMultiWriter:   caps.SingleNodeMultiWriter,
+		DefaultFSType:           defaultFSType,
+		MaxConcurrentReconciles: 10,
+		RetryIntervalStart:      retryStart,
+		RetryIntervalMax:        retryMax,
+		Freshness:               fresh,
+	}).SetupWithManager(mgr)).To(Succeed())
+	if !trivial {
+		Expect((&controllers.PersistentVolumeReconciler{
+			Client:                  mgr.GetClient(),
+			DriverName:              cc.DriverName(),
+			MaxConcurrentReconciles: 10,
+			RetryIntervalStart:      retryStart,
+			RetryIntervalMax:        retryMax,
+			Freshness:               fresh,
+		}).SetupWithManager(mgr)).To(Succeed())
+	}
+	a := &testAttacher{driver: driver, client: cc, cancel: cancel, done: make(chan struct{}), dir: dir}
+	go func() {
+		defer GinkgoRecover()
+		defer close(a.done)
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+	return a
+}
+
+func (a *testAttacher) stop() {
+	a.cancel()
+	<-a.done
+	_ = a.client.Close()
+	a.driver.Stop()
+	_ = os.RemoveAll(a.dir)
+}

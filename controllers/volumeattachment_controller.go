@@ -1,0 +1,249 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/volume"
+)
+
+// VolumeAttachmentControllerName names the controller in logs and in the
+// work-queue metrics.
+const VolumeAttachmentControllerName = "volumeattachment"
+
+// Event reasons on VolumeAttachments.
+const (
+	ReasonAttachFailed = "AttachFailed"
+	ReasonDetachFailed = "DetachFailed"
+	ReasonAttached     = "Attached"
+	ReasonDetached     = "Detached"
+)
+
+// VolumeAttachmentReconciler attaches and detaches the volumes of one CSI
+// driver. Exported fields are its configuration; SetupWithManager checks
+// that the required ones are set.
+type VolumeAttachmentReconciler struct {
+	// Client reads from the Manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads Secrets directly, so the cache never holds them.
+	APIReader client.Reader
+	// Attacher is the CSI client shared with the rest of the process.
+	Attacher csi.Attacher
+	// Recorder emits Events on VolumeAttachments. Optional.
+	Recorder events.EventRecorder
+	// DriverName is the CSI driver's name (GetPluginInfo); VolumeAttachments
+	// whose spec.attacher differs are left alone.
+	DriverName string
+	// Trivial is set for drivers without PUBLISH_UNPUBLISH_VOLUME: attach only
+	// marks the VolumeAttachment attached, with no finalizer and no CSI call.
+	Trivial bool
+	// PublishReadonly is the driver's PUBLISH_READONLY capability; without it
+	// ControllerPublishVolume never asks for a read-only attachment.
+	PublishReadonly bool
+	// SingleNodeMultiWriter is the driver's SINGLE_NODE_MULTI_WRITER
+	// capability, which selects the finer access-mode mapping.
+	SingleNodeMultiWriter bool
+	// DefaultFSType fills the mount capability's fs_type when the volume has
+	// none (--default-fstype).
+	DefaultFSType string
+	// MaxConcurrentReconciles is the number of workers (--worker-threads).
+	MaxConcurrentReconciles int
+	// RetryIntervalStart and RetryIntervalMax bound the per-VolumeAttachment
+	// exponential backoff after a failure.
+	RetryIntervalStart, RetryIntervalMax time.Duration
+	// Freshness remembers our own writes so a reconcile never acts on a
+	// cached copy older than them. Created by SetupWithManager when nil.
+	Freshness *freshness.Tracker
+
+	finalizer string
+}
+
+// SetupWithManager validates the configuration and registers the
+// controller. SetupIndexes must have been called on the Manager first.
+func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	switch {
+	case r.Client == nil:
+		return errors.New("VolumeAttachmentReconciler: Client is required")
+	case r.APIReader == nil:
+		return errors.New("VolumeAttachmentReconciler: APIReader is required")
+	case r.Attacher == nil && !r.Trivial:
+		return errors.New("VolumeAttachmentReconciler: Attacher is required")
+	case r.DriverName == "":
+		return errors.New("VolumeAttachmentReconciler: DriverName is required")
+	}
+	r.finalizer = volume.FinalizerName(r.DriverName)
+	if r.Freshness == nil {
+		r.Freshness = freshness.New()
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(VolumeAttachmentControllerName).
+		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), vaChangeMatters())).
+		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByPV, func(o client.Object) string { return o.GetName() })),
+			builder.WithPredicates(specOrDeletionChanged())).
+		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByNode, func(o client.Object) string { return o.GetName() })),
+			builder.WithPredicates(specOrDeletionChanged())).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
+			RateLimiter:             rateLimiter(r.RetryIntervalStart, r.RetryIntervalMax),
+		}).
+		Complete(r)
+}
+
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=volumeattachments,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=volumeattachments/status,verbs=patch
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=csinodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=persistentvolumes,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile drives one VolumeAttachment of our driver one step towards its
+// desired state: attached while it exists, detached once it is deleted.
+func (r *VolumeAttachmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	va := &storagev1.VolumeAttachment{}
+	fresh, err := r.getFresh(ctx, req.NamespacedName, va)
+	if err != nil || !fresh {
+		return ctrl.Result{RequeueAfter: staleRecheck}, client.IgnoreNotFound(err)
+	}
+	if va.Spec.Attacher != r.DriverName {
+		return ctrl.Result{}, nil
+	}
+	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues(
+		"Node", klog.KRef("", va.Spec.NodeName), "driver", r.DriverName))
+
+	switch {
+	case r.Trivial:
+		return ctrl.Result{}, r.reconcileTrivial(ctx, va)
+	case va.DeletionTimestamp.IsZero():
+		return ctrl.Result{}, r.reconcileAttach(ctx, va)
+	default:
+		return ctrl.Result{}, r.reconcileDetach(ctx, va)
+	}
+}
+
+// reconcileTrivial marks the VolumeAttachment attached for a driver that
+// has no ControllerPublishVolume: there is nothing to call and nothing to
+// undo, hence no finalizer.
+func (r *VolumeAttachmentReconciler) reconcileTrivial(ctx context.Context, va *storagev1.VolumeAttachment) error {
+	if va.Status.Attached || !va.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	base := va.DeepCopy()
+	va.Status.Attached = true
+	if err := r.Client.Status().Patch(ctx, va, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("failed to mark VolumeAttachment %s attached: %w", va.Name, err)
+	}
+	r.Freshness.Wrote(va.UID, va.ResourceVersion)
+	log.FromContext(ctx).V(2).Info("Marked volume attached (driver has no ControllerPublishVolume)")
+	return nil
+}
+
+// ours keeps only VolumeAttachments of our driver.
+func (r *VolumeAttachmentReconciler) ours() predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool {
+		va, ok := o.(*storagev1.VolumeAttachment)
+		return ok && va.Spec.Attacher == r.DriverName
+	})
+}
+
+// attachmentsOf maps an object (a PV or a CSINode) to the VolumeAttachments
+// of our driver that use it, through a field index, so that an attachment
+// waiting for that object is retried as soon as it appears or changes.
+func (r *VolumeAttachmentReconciler) attachmentsOf(index string, key func(client.Object) string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &storagev1.VolumeAttachmentList{}
+		if err := r.Client.List(ctx, list, client.MatchingFields{index: key(o)}); err != nil {
+			log.FromContext(ctx).Error(err, "Failed to list VolumeAttachments by index", "index", index)
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range list.Items {
+			if list.Items[i].Spec.Attacher == r.DriverName {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			}
+		}
+		return reqs
+	}
+}
+
+// vaChangeMatters drops updates that change nothing but the attach or
+// detach error. Those are our own error writes: reacting to them would
+// retry at once and defeat the backoff.
+func vaChangeMatters() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		oldVA, ok1 := e.ObjectOld.(*storagev1.VolumeAttachment)
+		newVA, ok2 := e.ObjectNew.(*storagev1.VolumeAttachment)
+		if !ok1 || !ok2 || oldVA.ResourceVersion == newVA.ResourceVersion {
+			return true
+		}
+		if oldVA.Status.AttachError == nil && oldVA.Status.DetachError == nil &&
+			newVA.Status.AttachError == nil && newVA.Status.DetachError == nil {
+			return true
+		}
+		return !equality.Semantic.DeepEqual(withoutErrors(oldVA), withoutErrors(newVA))
+	}}
+}
+
+func withoutErrors(va *storagev1.VolumeAttachment) *storagev1.VolumeAttachment {
+	c := va.DeepCopy()
+	c.ResourceVersion = ""
+	c.ManagedFields = nil
+	c.Status.AttachError = nil
+	c.Status.DetachError = nil
+	return c
+}
+
+// specOrDeletionChanged passes creations and the updates that can unblock
+// an attachment: a changed spec or a deletion. Metadata-only updates, our
+// own finalizer patches among them, are dropped.
+func specOrDeletionChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			switch o := e.ObjectNew.(type) {
+			case *corev1.PersistentVolume:
+				old, ok := e.ObjectOld.(*corev1.PersistentVolume)
+				return !ok || !equality.Semantic.DeepEqual(old.Spec, o.Spec) ||
+					old.DeletionTimestamp.IsZero() != o.DeletionTimestamp.IsZero()
+			case *storagev1.CSINode:
+				old, ok := e.ObjectOld.(*storagev1.CSINode)
+				return !ok || !equality.Semantic.DeepEqual(old.Spec, o.Spec)
+			default:
+				return true
+			}
+		},
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return true },
+	}
+}
+
+// rateLimiter is the per-object exponential backoff between retries. There
+// is deliberately no global token bucket: one failing volume must not slow
+// the others down.
+func rateLimiter(start, limit time.Duration) workqueue.TypedRateLimiter[reconcile.Request] {
+	if start <= 0 {
+		start = time.Second
+	}
+	if limit < start {
+		limit = start
+	}
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](start, limit)
+}

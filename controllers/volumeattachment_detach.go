@@ -1,0 +1,110 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/patch"
+	"github.com/csi-attacher/csi-attacher/internal/volume"
+)
+
+// reconcileDetach detaches a VolumeAttachment that is being deleted. Our
+// finalizer, not status.attached, says whether the volume may be published:
+// an attach that timed out leaves attached=false but may have published the
+// volume, so ControllerUnpublishVolume runs whenever the finalizer is there.
+// Order: ControllerUnpublishVolume, then the finalizer, then the status
+// (only when the object outlives our finalizer).
+func (r *VolumeAttachmentReconciler) reconcileDetach(ctx context.Context, va *storagev1.VolumeAttachment) error {
+	if !hasFinalizer(va, r.finalizer) {
+		return nil
+	}
+	req, err := r.unpublishRequest(ctx, va)
+	if err != nil {
+		return r.detachFailed(ctx, va, err)
+	}
+	log.FromContext(ctx).V(4).Info("Unpublishing volume", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
+	if err := r.Attacher.Unpublish(ctx, req); err != nil {
+		return r.detachFailed(ctx, va, fmt.Errorf("ControllerUnpublishVolume of volume %q from node %q failed: %w", req.VolumeID, req.NodeID, err))
+	}
+	return r.markDetached(ctx, va)
+}
+
+func (r *VolumeAttachmentReconciler) unpublishRequest(ctx context.Context, va *storagev1.VolumeAttachment) (csi.UnpublishRequest, error) {
+	src, _, err := r.source(ctx, va)
+	if err != nil {
+		return csi.UnpublishRequest{}, err
+	}
+	secrets, err := r.secrets(ctx, src.CSI().ControllerPublishSecretRef)
+	if err != nil {
+		return csi.UnpublishRequest{}, err
+	}
+	nodeID, err := r.nodeIDFromCSINode(ctx, va.Spec.NodeName)
+	if err != nil {
+		// The node may be gone; the annotation written at attach time still
+		// says where the volume was published.
+		annotated, ok := va.Annotations[volume.NodeIDAnnotation]
+		if !ok || annotated == "" {
+			return csi.UnpublishRequest{}, err
+		}
+		nodeID = annotated
+	}
+	return csi.UnpublishRequest{VolumeID: src.CSI().VolumeHandle, NodeID: nodeID, Secrets: secrets}, nil
+}
+
+// markDetached removes our finalizer first: once it is gone nothing calls
+// ControllerUnpublishVolume again for this object. If that was the last
+// finalizer the API server deletes the object and there is no status left to
+// write; otherwise the status is cleared so other finalizer holders see the
+// volume detached.
+func (r *VolumeAttachmentReconciler) markDetached(ctx context.Context, va *storagev1.VolumeAttachment) error {
+	hadError := va.Status.DetachError != nil
+	if err := r.sendPatch(ctx, va, patch.RemoveFinalizer(va.Finalizers, r.finalizer)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return r.detachFailed(ctx, va, fmt.Errorf("could not mark as detached: %w", err))
+	}
+	log.FromContext(ctx).V(2).Info("Detached volume")
+	if hadError {
+		r.event(va, corev1.EventTypeNormal, ReasonDetached, "Detach", "Volume detached from node %s after earlier failures", va.Spec.NodeName)
+	}
+	if len(va.Finalizers) == 0 {
+		r.Freshness.Forget(va.UID)
+		return nil
+	}
+	base := va.DeepCopy()
+	va.Status.Attached = false
+	va.Status.AttachmentMetadata = nil
+	va.Status.DetachError = nil
+	if err := r.patchStatus(ctx, va, base); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to mark VolumeAttachment %q detached: %w", va.Name, err)
+	}
+	return nil
+}
+
+// detachFailed saves the error in status.detachError, emits a Warning Event
+// and returns the error for a retry with backoff.
+func (r *VolumeAttachmentReconciler) detachFailed(ctx context.Context, va *storagev1.VolumeAttachment, cause error) error {
+	if errors.Is(cause, errCacheBehind) {
+		return cause
+	}
+	base := va.DeepCopy()
+	va.Status.DetachError = &storagev1.VolumeError{Time: metav1.Now(), Message: cause.Error()}
+	if code, ok := csi.Code(cause); ok {
+		va.Status.DetachError.ErrorCode = ptr.To(int32(code))
+	}
+	if err := r.patchStatus(ctx, va, base); err != nil && !apierrors.IsNotFound(err) {
+		log.FromContext(ctx).Error(err, "Failed to save detach error")
+	}
+	r.event(va, corev1.EventTypeWarning, ReasonDetachFailed, "Detach", "%s", eventNote(cause))
+	return cause
+}

@@ -1,0 +1,1043 @@
+// Command demo is a live, readable walk-through of csi-attacher, run by
+// `make demo`.
+//
+// It needs nothing but the envtest binaries (kube-apiserver and etcd, found
+// through KUBEBUILDER_ASSETS) and a Go toolchain:
+//
+//  1. it starts a local control plane with controller-runtime's envtest and
+//     writes a kubeconfig for it to a temporary directory;
+//  2. it serves the fake CSI driver (internal/csi/fake) in-process on a unix
+//     socket, printing one line per CSI call;
+//  3. it builds the attacher binary from this repository and starts it as a
+//     subprocess against the two, waiting for its /readyz;
+//  4. it creates a CSINode, a PersistentVolume and a VolumeAttachment, and
+//     prints every change the attacher makes to them (finalizers, the node-ID
+//     annotation, status.attached, attachmentMetadata) as it happens;
+//  5. it deletes the VolumeAttachment and then the PersistentVolume and shows
+//     the detach, the finalizers going away and the objects disappearing;
+//  6. it prints how long the attach and the detach took, and cleans up.
+//
+// Every step must happen within 30 seconds; otherwise the demo stops with a
+// message that says what did not happen, and prints the end of the attacher's
+// log. Ctrl-C stops it cleanly at any point.
+//
+// Environment:
+//
+//	KUBEBUILDER_ASSETS  directory holding kube-apiserver and etcd (set by `make demo`)
+//	DEMO_VERBOSE=1      also echo the attacher's log lines, prefixed with "attacher: "
+//	DEMO_KEEP=1         keep the temporary directory (kubeconfig, attacher log) on success
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+	"github.com/csi-attacher/csi-attacher/internal/volume"
+)
+
+const (
+	driverName = "demo.csi.example.com"
+	nodeName   = "demo-node"
+	nodeID     = "demo-node-id"
+	pvName     = "demo-pv"
+	vaName     = "demo-va"
+	volumeID   = "vol-demo-1"
+
+	// stepTimeout bounds every step the demo waits for.
+	stepTimeout = 30 * time.Second
+	// attacherStopTimeout is the attacher's own graceful shutdown (30s)
+	// plus a margin; after it the attacher is killed.
+	attacherStopTimeout = 35 * time.Second
+	// maxSocketPath is the usable length of a unix socket path (sun_path
+	// is 108 bytes on Linux, 104 on macOS, including the NUL).
+	maxSocketPath = 100
+	// logTail is how many attacher log lines a failure prints.
+	logTail = 20
+)
+
+// errInterrupted ends the demo after Ctrl-C (or SIGTERM).
+var errInterrupted = errors.New("interrupted")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		// A second Ctrl-C kills the demo at once.
+		stop()
+	}()
+
+	d := &demo{start: time.Now(), verbose: os.Getenv("DEMO_VERBOSE") == "1"}
+	err := d.run(ctx)
+	if errors.Is(err, errInterrupted) || (err != nil && ctx.Err() != nil) {
+		err = errInterrupted
+		d.println("")
+		d.say("interrupted, cleaning up")
+	}
+	d.cleanup(err == nil)
+	if err != nil {
+		d.fail(err)
+		os.Exit(1)
+	}
+}
+
+// demo holds everything the run starts, so that cleanup can stop it.
+type demo struct {
+	start   time.Time
+	verbose bool
+
+	// out serialises the output of the main goroutine, the driver's gRPC
+	// goroutines and the attacher log echo.
+	out sync.Mutex
+
+	tmpDir   string
+	logPath  string
+	cleanups []func()
+
+	driver *fake.Driver
+	c      client.WithWatch
+
+	attacher     *exec.Cmd
+	attacherDone chan struct{} // closed when the attacher has exited
+	attacherErr  error         // its exit status, valid after attacherDone
+
+	events     chan objEvent
+	va         vaState
+	pv         pvState
+	attachedAt time.Time
+	vaGoneAt   time.Time
+}
+
+func (d *demo) run(ctx context.Context) error {
+	d.header()
+
+	// The temporary directory holds the socket, so it must be short.
+	dir, err := os.MkdirTemp("", "csi-demo")
+	if err == nil && len(filepath.Join(dir, "csi.sock")) > maxSocketPath {
+		_ = os.RemoveAll(dir)
+		dir, err = os.MkdirTemp("/tmp", "csi-demo")
+	}
+	if err != nil {
+		return fmt.Errorf("creating a temporary directory: %w", err)
+	}
+	d.tmpDir = dir
+	d.logPath = filepath.Join(dir, "csi-attacher.log")
+
+	// Build the attacher while the control plane starts; both take seconds.
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(dir, "csi-attacher")
+	build := d.buildAttacher(ctx, root, bin)
+
+	cfg, kubeconfig, err := d.startControlPlane(ctx)
+	if err != nil {
+		return err
+	}
+	if err := d.startDriver(ctx); err != nil {
+		return err
+	}
+	d.step("building csi-attacher (go build -o %s ., started in the background)", bin)
+	if err := build(); err != nil {
+		return err
+	}
+	if err := d.startAttacher(ctx, bin, kubeconfig); err != nil {
+		return err
+	}
+	if err := d.startWatching(ctx, cfg); err != nil {
+		return err
+	}
+	attachTime, err := d.attach(ctx)
+	if err != nil {
+		return err
+	}
+	detachTime, err := d.detach(ctx)
+	if err != nil {
+		return err
+	}
+	if err := d.deletePV(ctx); err != nil {
+		return err
+	}
+
+	d.println("")
+	d.println("Demo finished: attached in %d ms, detached in %d ms", attachTime.Milliseconds(), detachTime.Milliseconds())
+	return nil
+}
+
+func (d *demo) header() {
+	d.println("csi-attacher demo")
+	d.println("=================")
+	d.println("A local kube-apiserver (envtest), the fake CSI driver %q served in this", driverName)
+	d.println("process, and the csi-attacher binary built from this repository. One volume")
+	d.println("is attached to a node and detached again; every change is printed as it happens.")
+	d.println("")
+}
+
+// ---------------------------------------------------------------------------
+// Setup.
+
+// startControlPlane starts kube-apiserver and etcd and writes a kubeconfig.
+func (d *demo) startControlPlane(ctx context.Context) (*rest.Config, string, error) {
+	assets, err := assetsDir()
+	if err != nil {
+		return nil, "", err
+	}
+	d.step("starting the control plane (kube-apiserver and etcd from %s)", assets)
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: assets,
+		ErrorIfCRDPathMissing: false,
+	}
+	if os.Getenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT") == "" {
+		// The default (20s) is short for a loaded two-core machine.
+		env.ControlPlaneStartTimeout = time.Minute
+	}
+	began := time.Now()
+	cfg, err := env.Start()
+	// Stop also cleans up after a partial start.
+	d.defer_(func() {
+		d.say("stopping the control plane")
+		if err := env.Stop(); err != nil {
+			d.say("warning: stopping the control plane: %v", err)
+		}
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("starting the control plane: %w", err)
+	}
+	if ctx.Err() != nil {
+		return nil, "", errInterrupted
+	}
+	user, err := env.AddUser(envtest.User{Name: "demo", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("adding the demo user: %w", err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("writing the kubeconfig: %w", err)
+	}
+	kubeconfig := filepath.Join(d.tmpDir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, data, 0o600); err != nil {
+		return nil, "", fmt.Errorf("writing the kubeconfig: %w", err)
+	}
+	d.detail("control plane ready at %s after %s", cfg.Host, since(began))
+	d.detail("kubeconfig: %s", kubeconfig)
+	return cfg, kubeconfig, nil
+}
+
+// assetsDir finds kube-apiserver and etcd: KUBEBUILDER_ASSETS, or else the
+// cache that hack/install-envtest.sh fills.
+func assetsDir() (string, error) {
+	hint := "run `make demo`, which builds them, or `KUBEBUILDER_ASSETS=$(hack/install-envtest.sh) go run ./hack/demo`"
+	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	if dir == "" {
+		if cache, err := os.UserCacheDir(); err == nil {
+			matches, _ := filepath.Glob(filepath.Join(cache, "csi-attacher", "envtest", "*", "kube-apiserver"))
+			if len(matches) > 0 {
+				slices.Sort(matches)
+				dir = filepath.Dir(matches[len(matches)-1])
+			}
+		}
+		if dir == "" {
+			return "", fmt.Errorf("KUBEBUILDER_ASSETS is not set and no envtest binaries were found in the cache; %s", hint)
+		}
+	}
+	for _, name := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			return "", fmt.Errorf("%s not found in %s (KUBEBUILDER_ASSETS); %s", name, dir, hint)
+		}
+	}
+	return dir, nil
+}
+
+// startDriver serves the fake CSI driver on a unix socket in the temporary
+// directory and prints every call it receives.
+func (d *demo) startDriver(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
+	socket := filepath.Join(d.tmpDir, "csi.sock")
+	d.step("starting the fake CSI driver %s on %s", driverName, socket)
+	cfg := fake.DefaultConfig(driverName)
+	var probes sync.Map // method+code -> printed once
+	cfg.OnCall = func(c fake.Call) {
+		// The attacher probes the driver every few seconds; print each
+		// kind of answer once so the interesting calls stand out.
+		if c.Method == fake.MethodProbe {
+			if _, seen := probes.LoadOrStore(c.Code, true); seen {
+				return
+			}
+		}
+		d.detail("driver: %s", formatCall(c))
+	}
+	d.driver = fake.New(cfg)
+	if err := d.driver.Start(socket); err != nil {
+		return fmt.Errorf("starting the fake CSI driver: %w", err)
+	}
+	d.defer_(func() {
+		d.say("stopping the fake CSI driver")
+		d.driver.Stop()
+	})
+	return nil
+}
+
+// formatCall prints one driver call without its secrets, e.g.
+// "ControllerPublishVolume volume=vol-demo-1 node=demo-node-id -> OK".
+func formatCall(c fake.Call) string {
+	var b strings.Builder
+	b.WriteString(c.Method)
+	if c.VolumeID != "" {
+		fmt.Fprintf(&b, " volume=%s", c.VolumeID)
+	}
+	if c.NodeID != "" {
+		fmt.Fprintf(&b, " node=%s", c.NodeID)
+	}
+	fmt.Fprintf(&b, " -> %s", c.Code)
+	if c.Method == fake.MethodPublish || c.Method == fake.MethodUnpublish {
+		fmt.Fprintf(&b, " (%s)", c.End.Sub(c.Start).Round(10*time.Microsecond))
+	}
+	if c.Method == fake.MethodProbe {
+		b.WriteString(" (repeated probes are not shown)")
+	}
+	return b.String()
+}
+
+// buildAttacher runs `go build` in the background; the function it returns
+// waits for the build and prints how long it took.
+func (d *demo) buildAttacher(ctx context.Context, root, bin string) func() error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return func() error { return fmt.Errorf("the go command is needed to build csi-attacher: %w", err) }
+	}
+	var (
+		done chan struct{} = make(chan struct{})
+		took time.Duration
+		out  []byte
+	)
+	began := time.Now()
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, ".")
+	cmd.Dir = root
+	go func() {
+		out, err = cmd.CombinedOutput()
+		took = time.Since(began)
+		close(done)
+	}()
+	return func() error {
+		<-done
+		switch {
+		case ctx.Err() != nil:
+			return errInterrupted
+		case err != nil:
+			return fmt.Errorf("go build of csi-attacher in %s failed: %w\n%s", root, err, bytes.TrimSpace(out))
+		}
+		d.detail("built in %s", took.Round(10*time.Millisecond))
+		return nil
+	}
+}
+
+// repoRoot walks up from the working directory to the directory holding go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory; run the demo from the repository")
+		}
+		dir = parent
+	}
+}
+
+// startAttacher starts the attacher binary and waits for its /readyz.
+func (d *demo) startAttacher(ctx context.Context, bin, kubeconfig string) error {
+	ports, err := freePorts(2)
+	if err != nil {
+		return err
+	}
+	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1])
+	args := []string{
+		"--csi-address=" + filepath.Join(d.tmpDir, "csi.sock"),
+		"--kubeconfig=" + kubeconfig,
+		"--leader-election=false",
+		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", ports[0]),
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]),
+		"--v=2",
+	}
+	d.step("starting csi-attacher %s", strings.Join(args, " "))
+	d.detail("attacher log: %s", d.logPath)
+
+	logFile, err := os.Create(d.logPath)
+	if err != nil {
+		return fmt.Errorf("creating the attacher log: %w", err)
+	}
+	var out io.Writer = logFile
+	var echo *lineWriter
+	if d.verbose {
+		echo = &lineWriter{line: func(s string) { d.detail("attacher: %s", s) }}
+		out = io.MultiWriter(logFile, echo)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	isolate(cmd)
+	began := time.Now()
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return fmt.Errorf("starting csi-attacher: %w", err)
+	}
+	d.attacher = cmd
+	d.attacherDone = make(chan struct{})
+	go func() {
+		d.attacherErr = cmd.Wait()
+		if echo != nil {
+			echo.flush()
+		}
+		_ = logFile.Close()
+		close(d.attacherDone)
+	}()
+	d.defer_(d.stopAttacher)
+
+	httpClient := &http.Client{Timeout: time.Second}
+	err = d.waitFor(ctx, "csi-attacher was not ready (/readyz) within "+stepTimeout.String(), func() bool {
+		resp, err := httpClient.Get(readyz)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if err != nil {
+		return err
+	}
+	d.detail("attacher ready (%s returned 200 after %s)", readyz, since(began))
+	return nil
+}
+
+// stopAttacher sends SIGTERM and waits for the attacher's graceful shutdown.
+func (d *demo) stopAttacher() {
+	select {
+	case <-d.attacherDone:
+		d.say("csi-attacher had already exited: %s", exitStatus(d.attacherErr))
+		return
+	default:
+	}
+	d.say("stopping csi-attacher (SIGTERM)")
+	began := time.Now()
+	_ = d.attacher.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.attacherDone:
+	case <-time.After(attacherStopTimeout):
+		d.say("csi-attacher did not stop within %s, killing it", attacherStopTimeout)
+		_ = d.attacher.Process.Kill()
+		<-d.attacherDone
+	}
+	d.say("csi-attacher stopped after %s: %s", since(began), exitStatus(d.attacherErr))
+}
+
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// ---------------------------------------------------------------------------
+// Observing the objects.
+
+// vaState is what the demo shows of the VolumeAttachment.
+type vaState struct {
+	exists             bool
+	deleting           bool
+	finalizers         []string
+	nodeID             string
+	attached           bool
+	attachmentMetadata map[string]string
+	attachError        string
+	detachError        string
+}
+
+// pvState is what the demo shows of the PersistentVolume.
+type pvState struct {
+	exists     bool
+	deleting   bool
+	finalizers []string
+}
+
+// objEvent is the current state of the VolumeAttachment or the
+// PersistentVolume, nil when it does not exist.
+type objEvent struct {
+	obj client.Object
+	pv  bool // which object: the PV (true) or the VA
+}
+
+// startWatching lists and watches the two objects by name; the events are
+// applied by waitFor on the main goroutine, so the output follows the order
+// in which the API server reported the changes.
+func (d *demo) startWatching(ctx context.Context, cfg *rest.Config) error {
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: clientgoscheme.Scheme})
+	if err != nil {
+		return fmt.Errorf("creating the API client: %w", err)
+	}
+	d.c = c
+	d.events = make(chan objEvent, 256)
+	wctx, cancel := context.WithCancel(ctx)
+	d.defer_(cancel)
+	go d.watchLoop(wctx, vaName, false, func() client.ObjectList { return &storagev1.VolumeAttachmentList{} })
+	go d.watchLoop(wctx, pvName, true, func() client.ObjectList { return &corev1.PersistentVolumeList{} })
+	return nil
+}
+
+// watchLoop lists one object by name, then watches it from the list's
+// resource version; it starts over whenever the watch ends.
+func (d *demo) watchLoop(ctx context.Context, name string, pv bool, newList func() client.ObjectList) {
+	sel := fields.OneTermEqualSelector("metadata.name", name)
+	send := func(obj client.Object) bool {
+		select {
+		case d.events <- objEvent{obj: obj, pv: pv}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	pause := func() bool {
+		select {
+		case <-time.After(200 * time.Millisecond):
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for ctx.Err() == nil {
+		list := newList()
+		if err := d.c.List(ctx, list, client.MatchingFieldsSelector{Selector: sel}); err != nil {
+			pause()
+			continue
+		}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			return
+		}
+		var current client.Object
+		if len(items) > 0 {
+			current, _ = items[0].(client.Object)
+		}
+		if !send(current) {
+			return
+		}
+		w, err := d.c.Watch(ctx, newList(), &client.ListOptions{
+			FieldSelector: sel,
+			Raw:           &metav1.ListOptions{ResourceVersion: list.GetResourceVersion()},
+		})
+		if err != nil {
+			pause()
+			continue
+		}
+	events:
+		for ev := range w.ResultChan() {
+			switch ev.Type {
+			case watch.Added, watch.Modified:
+				obj, _ := ev.Object.(client.Object)
+				if !send(obj) {
+					break events
+				}
+			case watch.Deleted:
+				if !send(nil) {
+					break events
+				}
+			case watch.Error:
+				break events // list again
+			}
+		}
+		w.Stop()
+	}
+}
+
+// apply records a new state and prints what changed.
+func (d *demo) apply(ev objEvent) {
+	if ev.pv {
+		pv, _ := ev.obj.(*corev1.PersistentVolume)
+		d.applyPV(pv)
+		return
+	}
+	va, _ := ev.obj.(*storagev1.VolumeAttachment)
+	d.applyVA(va)
+}
+
+func (d *demo) applyVA(va *storagev1.VolumeAttachment) {
+	var s vaState
+	if va != nil {
+		s = vaState{
+			exists:             true,
+			deleting:           va.DeletionTimestamp != nil,
+			finalizers:         va.Finalizers,
+			nodeID:             va.Annotations[volume.NodeIDAnnotation],
+			attached:           va.Status.Attached,
+			attachmentMetadata: va.Status.AttachmentMetadata,
+		}
+		if e := va.Status.AttachError; e != nil {
+			s.attachError = e.Message
+		}
+		if e := va.Status.DetachError; e != nil {
+			s.detachError = e.Message
+		}
+	}
+	old := d.va
+	d.va = s
+	obj := "VolumeAttachment " + vaName
+	if !s.exists {
+		if old.exists {
+			d.vaGoneAt = time.Now()
+			d.event(obj, "deleted, gone from the API server")
+		}
+		return
+	}
+	if !slices.Equal(old.finalizers, s.finalizers) {
+		d.event(obj, "finalizers=%s", formatList(s.finalizers))
+	}
+	if old.nodeID != s.nodeID {
+		d.event(obj, "annotation %s=%q", volume.NodeIDAnnotation, s.nodeID)
+	}
+	if old.attachError != s.attachError && s.attachError != "" {
+		d.event(obj, "status.attachError=%q", s.attachError)
+	}
+	if old.detachError != s.detachError && s.detachError != "" {
+		d.event(obj, "status.detachError=%q", s.detachError)
+	}
+	if !maps.Equal(old.attachmentMetadata, s.attachmentMetadata) {
+		d.event(obj, "status.attachmentMetadata=%s", formatMap(s.attachmentMetadata))
+	}
+	if old.attached != s.attached {
+		if s.attached && d.attachedAt.IsZero() {
+			d.attachedAt = time.Now()
+		}
+		d.event(obj, "status.attached=%t", s.attached)
+	}
+	if !old.deleting && s.deleting {
+		d.event(obj, "deletionTimestamp set, the finalizer holds it until the volume is detached")
+	}
+}
+
+func (d *demo) applyPV(pv *corev1.PersistentVolume) {
+	var s pvState
+	if pv != nil {
+		s = pvState{exists: true, deleting: pv.DeletionTimestamp != nil, finalizers: pv.Finalizers}
+	}
+	old := d.pv
+	d.pv = s
+	obj := "PersistentVolume " + pvName
+	if !s.exists {
+		if old.exists {
+			d.event(obj, "deleted, gone from the API server")
+		}
+		return
+	}
+	if !slices.Equal(old.finalizers, s.finalizers) {
+		d.event(obj, "finalizers=%s", formatList(s.finalizers))
+	}
+	if !old.deleting && s.deleting {
+		d.event(obj, "deletionTimestamp set, waiting for the finalizers to be removed")
+	}
+}
+
+// waitFor applies object events until cond holds. It fails with failure
+// after stepTimeout, when ctx ends or when the attacher exits.
+func (d *demo) waitFor(ctx context.Context, failure string, cond func() bool) error {
+	timeout := time.NewTimer(stepTimeout)
+	defer timeout.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case ev := <-d.events: // nil channel before startWatching: never ready
+			d.apply(ev)
+		case <-tick.C:
+		case <-d.attacherDone: // likewise nil before the attacher starts
+			return fmt.Errorf("csi-attacher exited unexpectedly (%s) while waiting: %s", exitStatus(d.attacherErr), failure)
+		case <-timeout.C:
+			return errors.New(failure)
+		case <-ctx.Done():
+			return errInterrupted
+		}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// The scenario.
+
+// attach creates the objects and waits for the attacher to attach the volume.
+func (d *demo) attach(ctx context.Context) (time.Duration, error) {
+	d.step("creating a CSINode, a PersistentVolume and a VolumeAttachment")
+	csiNode := &storagev1.CSINode{
+		ObjectMeta: metav1.ObjectMeta{Name: nodeName},
+		Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{
+			{Name: driverName, NodeID: nodeID},
+		}},
+	}
+	if err := d.c.Create(ctx, csiNode); err != nil {
+		return 0, fmt.Errorf("creating CSINode %s: %w", nodeName, err)
+	}
+	d.detail("created CSINode %s: driver %s has nodeID %s", nodeName, driverName, nodeID)
+
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: pvName},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
+				Driver:       driverName,
+				VolumeHandle: volumeID,
+				FSType:       "ext4",
+			}},
+		},
+	}
+	if err := d.c.Create(ctx, pv); err != nil {
+		return 0, fmt.Errorf("creating PersistentVolume %s: %w", pvName, err)
+	}
+	d.detail("created PersistentVolume %s: CSI driver %s, volumeHandle %s, 1Gi, RWO, ext4", pvName, driverName, volumeID)
+
+	va := &storagev1.VolumeAttachment{
+		ObjectMeta: metav1.ObjectMeta{Name: vaName},
+		Spec: storagev1.VolumeAttachmentSpec{
+			Attacher: driverName,
+			NodeName: nodeName,
+			Source:   storagev1.VolumeAttachmentSource{PersistentVolumeName: new(pvName)},
+		},
+	}
+	created := time.Now()
+	if err := d.c.Create(ctx, va); err != nil {
+		return 0, fmt.Errorf("creating VolumeAttachment %s: %w", vaName, err)
+	}
+	d.detail("created VolumeAttachment %s: attacher %s, node %s, PersistentVolume %s", vaName, driverName, nodeName, pvName)
+
+	if err := d.waitFor(ctx, "VolumeAttachment "+vaName+" was not attached within "+stepTimeout.String(),
+		func() bool { return d.va.attached }); err != nil {
+		return 0, err
+	}
+	attachTime := d.attachedAt.Sub(created)
+	finalizer := volume.FinalizerName(driverName)
+	if err := d.waitFor(ctx, "PersistentVolume "+pvName+" did not get the finalizer "+finalizer+" within "+stepTimeout.String(),
+		func() bool { return slices.Contains(d.pv.finalizers, finalizer) }); err != nil {
+		return 0, err
+	}
+	d.detail("attached %d ms after the VolumeAttachment was created", attachTime.Milliseconds())
+
+	d.printPublishRecord()
+	d.printVAStatus(ctx)
+	return attachTime, nil
+}
+
+// printPublishRecord shows what the driver was asked to do.
+func (d *demo) printPublishRecord() {
+	var call *fake.Call
+	for _, c := range d.driver.Calls() {
+		if c.Method == fake.MethodPublish && c.VolumeID == volumeID {
+			call = &c
+		}
+	}
+	d.println("")
+	if call == nil {
+		d.println("  The driver has no ControllerPublishVolume call for %s on record.", volumeID)
+		return
+	}
+	capability := "none"
+	if vc := call.Capability; vc != nil {
+		capability = vc.GetAccessMode().GetMode().String()
+		if m := vc.GetMount(); m != nil {
+			capability += ", mount fsType=" + m.GetFsType()
+		} else if vc.GetBlock() != nil {
+			capability += ", block"
+		}
+	}
+	d.println("  Driver record of the ControllerPublishVolume call:")
+	d.table([][2]string{
+		{"volume ID", call.VolumeID},
+		{"node ID", call.NodeID},
+		{"readonly", fmt.Sprint(call.ReadOnly)},
+		{"capability", capability},
+		{"volume context", formatMap(call.VolumeContext)},
+		{"result", fmt.Sprintf("%s in %s", call.Code, call.End.Sub(call.Start).Round(10*time.Microsecond))},
+		{"published to", formatList(d.driver.Published(volumeID))},
+	})
+}
+
+// printVAStatus shows the VolumeAttachment as the API server has it.
+func (d *demo) printVAStatus(ctx context.Context) {
+	va := &storagev1.VolumeAttachment{}
+	d.println("")
+	if err := d.c.Get(ctx, client.ObjectKey{Name: vaName}, va); err != nil {
+		d.println("  Could not read VolumeAttachment %s: %v", vaName, err)
+		d.println("")
+		return
+	}
+	attachError := "none"
+	if e := va.Status.AttachError; e != nil {
+		attachError = e.Message
+	}
+	d.println("  VolumeAttachment %s:", vaName)
+	d.table([][2]string{
+		{"spec.attacher", va.Spec.Attacher},
+		{"spec.nodeName", va.Spec.NodeName},
+		{"finalizers", formatList(va.Finalizers)},
+		{"node-id annotation", va.Annotations[volume.NodeIDAnnotation]},
+		{"status.attached", fmt.Sprint(va.Status.Attached)},
+		{"attachmentMetadata", formatMap(va.Status.AttachmentMetadata)},
+		{"attachError", attachError},
+	})
+	d.println("")
+}
+
+// detach deletes the VolumeAttachment and waits until it is gone.
+func (d *demo) detach(ctx context.Context) (time.Duration, error) {
+	d.step("deleting VolumeAttachment %s", vaName)
+	began := time.Now()
+	va := &storagev1.VolumeAttachment{ObjectMeta: metav1.ObjectMeta{Name: vaName}}
+	if err := d.c.Delete(ctx, va); err != nil {
+		return 0, fmt.Errorf("deleting VolumeAttachment %s: %w", vaName, err)
+	}
+	if err := d.waitFor(ctx, "the driver got no ControllerUnpublishVolume call for "+volumeID+" within "+stepTimeout.String(),
+		func() bool { return d.driver.CallCount(fake.MethodUnpublish, volumeID) > 0 }); err != nil {
+		return 0, err
+	}
+	if err := d.waitFor(ctx, "VolumeAttachment "+vaName+" was not detached and removed within "+stepTimeout.String(),
+		func() bool { return !d.va.exists }); err != nil {
+		return 0, err
+	}
+	detachTime := d.vaGoneAt.Sub(began)
+	d.detail("detached and removed %d ms after the delete", detachTime.Milliseconds())
+	return detachTime, nil
+}
+
+// deletePV deletes the PersistentVolume, waits until the attacher has
+// released it, and checks that the driver has nothing published.
+func (d *demo) deletePV(ctx context.Context) error {
+	d.step("deleting PersistentVolume %s", pvName)
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: pvName}}
+	if err := d.c.Delete(ctx, pv); err != nil {
+		return fmt.Errorf("deleting PersistentVolume %s: %w", pvName, err)
+	}
+	finalizer := volume.FinalizerName(driverName)
+	if err := d.waitFor(ctx, "PersistentVolume "+pvName+" still had the finalizer "+finalizer+" after "+stepTimeout.String(),
+		func() bool { return !slices.Contains(d.pv.finalizers, finalizer) }); err != nil {
+		return err
+	}
+	if err := d.waitFor(ctx, "PersistentVolume "+pvName+" was not removed within "+stepTimeout.String(),
+		func() bool { return !d.pv.exists }); err != nil {
+		return err
+	}
+	published := d.driver.Published(volumeID)
+	d.detail("driver: Published(%q) = %s", volumeID, formatList(published))
+	if len(published) > 0 {
+		return fmt.Errorf("volume %s is still published to %v after the detach", volumeID, published)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Cleanup and failure.
+
+// defer_ registers a cleanup step; cleanup runs them in reverse order.
+func (d *demo) defer_(f func()) { d.cleanups = append(d.cleanups, f) }
+
+func (d *demo) cleanup(ok bool) {
+	if len(d.cleanups) > 0 || d.tmpDir != "" {
+		d.println("")
+		d.step("cleaning up")
+	}
+	for i := len(d.cleanups) - 1; i >= 0; i-- {
+		d.cleanups[i]()
+	}
+	if d.tmpDir == "" {
+		return
+	}
+	if ok && os.Getenv("DEMO_KEEP") != "1" {
+		_ = os.RemoveAll(d.tmpDir)
+		d.say("removed %s", d.tmpDir)
+		return
+	}
+	d.say("kept %s (kubeconfig, attacher log)", d.tmpDir)
+}
+
+// fail prints the error and, if the attacher ran, the end of its log.
+func (d *demo) fail(err error) {
+	d.println("")
+	if errors.Is(err, errInterrupted) {
+		d.println("Demo interrupted.")
+		return
+	}
+	if d.attacher == nil {
+		d.println("Demo failed: %v", err)
+		return
+	}
+	d.println("Demo failed: %v; attacher log: %s", err, d.logPath)
+	lines, rerr := tail(d.logPath, logTail)
+	if rerr != nil {
+		d.println("  (could not read the attacher log: %v)", rerr)
+		return
+	}
+	d.println("Last %d lines of the attacher log:", len(lines))
+	for _, l := range lines {
+		d.println("  %s", l)
+	}
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return lines, sc.Err()
+}
+
+// ---------------------------------------------------------------------------
+// Output.
+
+// println prints a line without a time stamp.
+func (d *demo) println(format string, args ...any) {
+	d.out.Lock()
+	defer d.out.Unlock()
+	fmt.Printf(format+"\n", args...)
+}
+
+// stamped prints a line after the time since the demo started.
+func (d *demo) stamped(format string, args ...any) {
+	elapsed := time.Since(d.start).Seconds()
+	d.out.Lock()
+	defer d.out.Unlock()
+	fmt.Printf("[%6.2fs] %s\n", elapsed, fmt.Sprintf(format, args...))
+}
+
+// step starts a section.
+func (d *demo) step(format string, args ...any) { d.stamped("==> "+format, args...) }
+
+// detail is a line inside a section.
+func (d *demo) detail(format string, args ...any) { d.stamped("    "+format, args...) }
+
+// say is a plain progress line.
+func (d *demo) say(format string, args ...any) { d.detail(format, args...) }
+
+// event is a change of one of the watched objects.
+func (d *demo) event(object, format string, args ...any) {
+	d.detail("%-27s %s", object+":", fmt.Sprintf(format, args...))
+}
+
+// table prints aligned key/value rows.
+func (d *demo) table(rows [][2]string) {
+	width := 0
+	for _, r := range rows {
+		width = max(width, len(r[0]))
+	}
+	for _, r := range rows {
+		d.println("    %-*s  %s", width, r[0], r[1])
+	}
+}
+
+func formatList(items []string) string {
+	if len(items) == 0 {
+		return "[]"
+	}
+	return "[" + strings.Join(items, ", ") + "]"
+}
+
+func formatMap(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+": "+m[k])
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+func since(t time.Time) time.Duration {
+	return time.Since(t).Round(10 * time.Millisecond)
+}
+
+// lineWriter calls line for every complete line written to it.
+type lineWriter struct {
+	mu   sync.Mutex
+	buf  []byte
+	line func(string)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.line(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.line(string(w.buf))
+		w.buf = nil
+	}
+}

@@ -1,0 +1,14 @@
+package main
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// isolate puts the attacher in its own process group, so that Ctrl-C in the
+// terminal reaches only the demo, which then stops the attacher in order
+// (SIGTERM, graceful shutdown) before the control plane. If the demo itself
+// dies, the kernel sends the attacher SIGTERM.
+func isolate(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+}

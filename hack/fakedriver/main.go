@@ -1,0 +1,89 @@
+// Command fakedriver serves the fake CSI driver (internal/csi/fake) on a
+// unix socket, for the demo and the benchmark.
+//
+// Every call is logged to stderr as one line, without secrets. SIGTERM or
+// SIGINT stops the server and removes the socket.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+)
+
+func main() {
+	address := flag.String("csi-address", "/tmp/fake-csi.sock", "unix socket to listen on: /path or unix:///path")
+	name := flag.String("driver-name", fake.DefaultName, "driver name returned by GetPluginInfo")
+	noPublish := flag.Bool("no-publish", false, "do not announce PUBLISH_UNPUBLISH_VOLUME (the attacher then runs in trivial mode)")
+	noReadonly := flag.Bool("no-readonly", false, "do not announce PUBLISH_READONLY")
+	publishLatency := flag.Duration("publish-latency", 0, "delay of every ControllerPublishVolume call")
+	unpublishLatency := flag.Duration("unpublish-latency", 0, "delay of every ControllerUnpublishVolume call")
+	quiet := flag.Bool("quiet", false, "do not log each call (for benchmarks with many calls)")
+	flag.Parse()
+
+	logger := log.New(os.Stderr, "fakedriver: ", log.LstdFlags|log.Lmicroseconds)
+	if flag.NArg() > 0 {
+		logger.Fatalf("unexpected arguments %q", flag.Args())
+	}
+	for flagName, d := range map[string]time.Duration{"--publish-latency": *publishLatency, "--unpublish-latency": *unpublishLatency} {
+		if d < 0 {
+			logger.Fatalf("%s must not be negative, got %s", flagName, d)
+		}
+	}
+	ep, err := csi.ParseAddress(*address)
+	if err != nil {
+		logger.Fatalf("--csi-address: %v", err)
+	}
+	if ep.Network != "unix" {
+		logger.Fatalf("--csi-address %q: the fake driver only listens on unix sockets", *address)
+	}
+
+	cfg := fake.DefaultConfig(*name)
+	cfg.PublishUnpublish = !*noPublish
+	cfg.PublishReadonly = !*noReadonly
+	if !*quiet {
+		cfg.OnCall = func(c fake.Call) { logger.Print(formatCall(c)) }
+	}
+	drv := fake.New(cfg)
+	drv.SetLatency(fake.MethodPublish, "", *publishLatency)
+	drv.SetLatency(fake.MethodUnpublish, "", *unpublishLatency)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := drv.Start(ep.Address); err != nil {
+		logger.Fatal(err)
+	}
+	logger.Printf("serving driver %q on %s (publish=%t readonly=%t publish-latency=%s unpublish-latency=%s)",
+		*name, drv.Address(), cfg.PublishUnpublish, cfg.PublishReadonly, *publishLatency, *unpublishLatency)
+	<-ctx.Done()
+	logger.Print("signal received, stopping")
+	drv.Stop()
+	logger.Printf("stopped; %d volumes published at exit", len(drv.Publications()))
+}
+
+// formatCall prints one call on one line. Secrets are deliberately absent;
+// only their count is shown so a missing secret is still visible.
+func formatCall(c fake.Call) string {
+	s := fmt.Sprintf("%s code=%s duration=%s", c.Method, c.Code, c.End.Sub(c.Start).Round(time.Microsecond))
+	if c.VolumeID != "" {
+		s += fmt.Sprintf(" volume=%q", c.VolumeID)
+	}
+	if c.NodeID != "" {
+		s += fmt.Sprintf(" node=%q", c.NodeID)
+	}
+	if c.Capability != nil {
+		s += fmt.Sprintf(" readonly=%t mode=%s", c.ReadOnly, c.Capability.GetAccessMode().GetMode())
+	}
+	if len(c.Secrets) > 0 {
+		s += fmt.Sprintf(" secrets=%d", len(c.Secrets))
+	}
+	return s
+}

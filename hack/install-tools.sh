@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs a pinned Go tool into a cache outside the clone and prints its path.
+#
+#   hack/install-tools.sh kustomize    -> .../csi-attacher/bin/kustomize-v5.8.2
+#
+# The tools are built from the Go module proxy with the local Go toolchain
+# (`go install module@version`), so nothing but the proxy has to be reachable.
+# The file names carry the version, so bumping a pin below installs the new
+# version beside the old one and a second run is a no-op. No symlinks: the
+# printed path is the binary itself.
+#
+# Only the path goes to stdout; progress goes to stderr, so
+# `$(hack/install-tools.sh kustomize) build config/default` works.
+set -euo pipefail
+
+# Pins. kustomize v5.8.2 is the newest release whose go.mod (go 1.26.0,
+# sigs.k8s.io/kustomize/api v0.21.2) builds with go1.26; v5.8.3 needs go1.27.
+#
+# golangci-lint is deliberately not offered: v2.15.0 built from the proxy took
+# over 12 minutes on 2 busy cores, too slow for a tool `make test` depends on.
+KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.8.2}"
+
+CACHE_ROOT="${CSI_ATTACHER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/csi-attacher}"
+BIN_DIR="${CACHE_ROOT}/bin"
+
+log() { echo "install-tools: $*" >&2; }
+
+usage() {
+  echo "usage: $0 kustomize" >&2
+  exit 2
+}
+
+[[ $# -eq 1 ]] || usage
+
+case "$1" in
+  kustomize)
+    name=kustomize
+    version="${KUSTOMIZE_VERSION}"
+    package=sigs.k8s.io/kustomize/kustomize/v5
+    ;;
+  *)
+    usage
+    ;;
+esac
+
+target="${BIN_DIR}/${name}-${version}"
+if [[ -x "${target}" ]]; then
+  echo "${target}"
+  exit 0
+fi
+
+mkdir -p "${BIN_DIR}"
+# Build into a private directory next to the target, then rename: concurrent
+# runs never see a half-written binary.
+work="$(mktemp -d "${BIN_DIR}/.${name}.XXXXXX")"
+trap 'rm -rf "${work}"' EXIT
+
+log "building ${package}@${version} (once; cached in ${BIN_DIR})"
+# Run outside any module so the repository's go.mod has no say.
+(cd "${work}" && GOBIN="${work}" GOFLAGS=-buildvcs=false go install "${package}@${version}" >&2)
+mv -f "${work}/${name}" "${target}"
+
+log "${name} ${version} ready"
+echo "${target}"

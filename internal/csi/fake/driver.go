@@ -1,0 +1,507 @@
+package fake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path"
+	"slices"
+	"sync"
+	"time"
+
+	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// Method names accepted by InjectError, InjectErrorAfter, SetLatency,
+// CallCount and MaxConcurrent. They are the short gRPC method names, as
+// recorded in Call.Method.
+const (
+	MethodProbe                     = "Probe"
+	MethodGetPluginInfo             = "GetPluginInfo"
+	MethodGetPluginCapabilities     = "GetPluginCapabilities"
+	MethodControllerGetCapabilities = "ControllerGetCapabilities"
+	MethodPublish                   = "ControllerPublishVolume"
+	MethodUnpublish                 = "ControllerUnpublishVolume"
+	MethodListVolumes               = "ListVolumes"
+)
+
+// DefaultName is the driver name used when Config.Name is empty.
+const DefaultName = "fake.csi.example.com"
+
+// DefaultVendorVersion is the vendor version used when Config.VendorVersion is empty.
+const DefaultVendorVersion = "1.0.0"
+
+// stopGrace bounds how long Stop waits for in-flight calls before it cuts
+// the connections; tests stop drivers often and must not hang on a call
+// that sleeps for minutes.
+const stopGrace = 2 * time.Second
+
+// Config selects the identity and the capabilities the driver announces.
+type Config struct {
+	// Name is returned by GetPluginInfo. Default DefaultName.
+	Name string
+	// VendorVersion is returned by GetPluginInfo. Default DefaultVendorVersion.
+	VendorVersion string
+	// ControllerService announces the CONTROLLER_SERVICE plugin capability.
+	ControllerService bool
+	// PublishUnpublish announces PUBLISH_UNPUBLISH_VOLUME. Without it
+	// ControllerPublishVolume and ControllerUnpublishVolume answer
+	// Unimplemented, as a real driver without attach support would.
+	PublishUnpublish bool
+	// PublishReadonly announces PUBLISH_READONLY.
+	PublishReadonly bool
+	// SingleNodeMultiWriter announces SINGLE_NODE_MULTI_WRITER.
+	SingleNodeMultiWriter bool
+	// ListVolumes announces LIST_VOLUMES. Without it ListVolumes answers
+	// Unimplemented.
+	ListVolumes bool
+	// ListVolumesPublishedNodes announces LIST_VOLUMES_PUBLISHED_NODES.
+	// Without it ListVolumes entries carry no published node IDs.
+	ListVolumesPublishedNodes bool
+	// OnCall, when set, is called after every call with a copy of its
+	// record. It runs on the gRPC goroutine without any lock held, so it
+	// may call back into the Driver. Used by hack/fakedriver to log calls.
+	OnCall func(Call)
+}
+
+// DefaultConfig returns a Config for the named driver with every capability on.
+func DefaultConfig(name string) Config {
+	return Config{
+		Name:                      name,
+		VendorVersion:             DefaultVendorVersion,
+		ControllerService:         true,
+		PublishUnpublish:          true,
+		PublishReadonly:           true,
+		SingleNodeMultiWriter:     true,
+		ListVolumes:               true,
+		ListVolumesPublishedNodes: true,
+	}
+}
+
+// Call is the record of one gRPC call received by the driver.
+type Call struct {
+	// Method is the short method name, e.g. MethodPublish.
+	Method   string
+	VolumeID string
+	NodeID   string
+	ReadOnly bool
+	// Capability is a copy of the request's volume capability.
+	Capability *csipb.VolumeCapability
+	// Secrets and VolumeContext are copies of the request's maps; nil when
+	// the request had none.
+	Secrets       map[string]string
+	VolumeContext map[string]string
+	// Code is the gRPC code returned to the caller; OK while in flight.
+	Code codes.Code
+	// Start and End bracket the call; End is zero while in flight.
+	Start, End time.Time
+}
+
+// key selects a method, optionally narrowed to one volume ("" = any).
+type key struct {
+	method   string
+	volumeID string
+}
+
+// fault is one injected error.
+type fault struct {
+	code      codes.Code
+	remaining int // <0: until cleared
+}
+
+// Driver is the fake CSI driver. Create it with New; the zero value is not usable.
+type Driver struct {
+	csipb.UnimplementedIdentityServer
+	csipb.UnimplementedControllerServer
+
+	cfg Config
+
+	// mu guards everything below. It is never held while sleeping or while
+	// calling Config.OnCall.
+	mu             sync.Mutex
+	server         *grpc.Server
+	socketPath     string
+	ready          bool
+	volumes        map[string]map[string]struct{} // volume ID -> set of node IDs
+	publishContext map[string]map[string]string
+	faultsBefore   map[key]*fault
+	faultsAfter    map[key]*fault
+	latency        map[key]time.Duration
+	calls          []*Call
+	inFlight       map[string]int
+	maxInFlight    map[string]int
+}
+
+// New returns a stopped driver; call Start to serve it.
+func New(cfg Config) *Driver {
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	if cfg.VendorVersion == "" {
+		cfg.VendorVersion = DefaultVendorVersion
+	}
+	return &Driver{
+		cfg:            cfg,
+		ready:          true,
+		volumes:        map[string]map[string]struct{}{},
+		publishContext: map[string]map[string]string{},
+		faultsBefore:   map[key]*fault{},
+		faultsAfter:    map[key]*fault{},
+		latency:        map[key]time.Duration{},
+		inFlight:       map[string]int{},
+		maxInFlight:    map[string]int{},
+	}
+}
+
+// Name returns the driver name announced by GetPluginInfo.
+func (d *Driver) Name() string { return d.cfg.Name }
+
+// Start removes a stale socket file at socketPath, listens on it and serves
+// in a background goroutine. It fails if the driver is already running.
+func (d *Driver) Start(socketPath string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.server != nil {
+		return fmt.Errorf("fake CSI driver already serving on %s", d.socketPath)
+	}
+	// A previous process (or a killed test) may have left the socket file
+	// behind; listening would then fail with "address already in use".
+	if err := os.Remove(socketPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing stale socket %s: %w", socketPath, err)
+	}
+	lis, err := net.Listen("unix", socketPath)
+	if err != nil {
+		return fmt.Errorf("listening on unix socket %s: %w", socketPath, err)
+	}
+	srv := grpc.NewServer(grpc.UnaryInterceptor(d.intercept))
+	csipb.RegisterIdentityServer(srv, d)
+	csipb.RegisterControllerServer(srv, d)
+	d.server = srv
+	d.socketPath = socketPath
+	go func() {
+		// Serve returns when Stop is called; any other error means the
+		// listener broke, which the next call will reveal to the test.
+		_ = srv.Serve(lis)
+	}()
+	return nil
+}
+
+// Stop stops serving: it lets in-flight calls finish for a short while, then
+// closes every connection, and removes the socket file. All state is kept,
+// so Start may be called again to simulate a driver restart. Stop on a
+// stopped driver does nothing.
+func (d *Driver) Stop() {
+	d.mu.Lock()
+	srv, socketPath := d.server, d.socketPath
+	d.server = nil
+	d.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		srv.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(stopGrace):
+		srv.Stop()
+		<-done
+	}
+	_ = os.Remove(socketPath)
+}
+
+// Address returns the gRPC address of the socket, "unix://<path>". It is
+// valid once Start has been called.
+func (d *Driver) Address() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return "unix://" + d.socketPath
+}
+
+// InjectError makes the next `times` calls of method (for volumeID, or any
+// volume when volumeID is "") fail with code before any state change.
+// times <= 0 means until ClearFaults. A later injection for the same method
+// and volume replaces the earlier one.
+func (d *Driver) InjectError(method, volumeID string, code codes.Code, times int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.faultsBefore[key{method, volumeID}] = newFault(code, times)
+}
+
+// InjectErrorAfter is like InjectError, but the call first takes effect
+// (the volume is published or unpublished) and only then fails: it
+// simulates a driver that attached the volume but returned an error or a
+// timeout.
+func (d *Driver) InjectErrorAfter(method, volumeID string, code codes.Code, times int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.faultsAfter[key{method, volumeID}] = newFault(code, times)
+}
+
+func newFault(code codes.Code, times int) *fault {
+	if times <= 0 {
+		times = -1
+	}
+	return &fault{code: code, remaining: times}
+}
+
+// SetLatency delays every call of method (for volumeID, or any volume when
+// volumeID is "") by latency before it is handled. The delay ends early
+// with DeadlineExceeded or Canceled when the caller's context ends; the call
+// then has no effect. A volume-specific latency wins over the any-volume
+// one. Zero removes the setting.
+func (d *Driver) SetLatency(method, volumeID string, latency time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if latency <= 0 {
+		delete(d.latency, key{method, volumeID})
+		return
+	}
+	d.latency[key{method, volumeID}] = latency
+}
+
+// SetReady sets the ready field returned by Probe. New drivers are ready.
+func (d *Driver) SetReady(ready bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ready = ready
+}
+
+// SetPublishContext sets the publish context returned for volumeID. The
+// default is {"devicePath": "/dev/fake/<volumeID>"}; nil restores it.
+func (d *Driver) SetPublishContext(volumeID string, pc map[string]string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if pc == nil {
+		delete(d.publishContext, volumeID)
+		return
+	}
+	d.publishContext[volumeID] = maps.Clone(pc)
+}
+
+// ClearFaults removes every injected error and latency and makes the
+// driver ready again. Publications and the call record are kept.
+func (d *Driver) ClearFaults() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	clear(d.faultsBefore)
+	clear(d.faultsAfter)
+	clear(d.latency)
+	d.ready = true
+}
+
+// Calls returns a copy of the call record, in the order the calls arrived.
+func (d *Driver) Calls() []Call {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]Call, len(d.calls))
+	for i, c := range d.calls {
+		out[i] = c.clone()
+	}
+	return out
+}
+
+// CallCount counts the recorded calls of method for volumeID ("" = any volume).
+func (d *Driver) CallCount(method, volumeID string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, c := range d.calls {
+		if c.Method == method && (volumeID == "" || c.VolumeID == volumeID) {
+			n++
+		}
+	}
+	return n
+}
+
+// ResetCalls empties the call record and the MaxConcurrent peaks.
+// Calls in flight finish normally but are not recorded.
+func (d *Driver) ResetCalls() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = nil
+	clear(d.maxInFlight)
+	// Peaks restart from what is in flight now, so they stay truthful.
+	for m, n := range d.inFlight {
+		d.maxInFlight[m] = n
+	}
+}
+
+// Published returns the sorted node IDs volumeID is published to.
+func (d *Driver) Published(volumeID string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return sortedNodes(d.volumes[volumeID])
+}
+
+// Publications returns every volume that is published somewhere, mapped to
+// its sorted node IDs.
+func (d *Driver) Publications() map[string][]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string][]string{}
+	for vol, nodes := range d.volumes {
+		if len(nodes) > 0 {
+			out[vol] = sortedNodes(nodes)
+		}
+	}
+	return out
+}
+
+// DetachBehindBack removes a publication without any call, as if an
+// administrator had detached the volume on the storage backend.
+func (d *Driver) DetachBehindBack(volumeID, nodeID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.volumes[volumeID], nodeID)
+}
+
+// MaxConcurrent returns the highest number of calls of method seen in
+// flight at the same time (since New or ResetCalls).
+func (d *Driver) MaxConcurrent(method string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.maxInFlight[method]
+}
+
+func sortedNodes(set map[string]struct{}) []string {
+	if len(set) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+func (c *Call) clone() Call {
+	out := *c
+	out.Secrets = maps.Clone(c.Secrets)
+	out.VolumeContext = maps.Clone(c.VolumeContext)
+	if c.Capability != nil {
+		out.Capability = proto.Clone(c.Capability).(*csipb.VolumeCapability)
+	}
+	return out
+}
+
+// newCall extracts the interesting fields of any CSI request. Requests
+// carry them under the same getter names, so small interfaces suffice.
+func newCall(method string, req any) *Call {
+	c := &Call{Method: method, Start: time.Now()}
+	if r, ok := req.(interface{ GetVolumeId() string }); ok {
+		c.VolumeID = r.GetVolumeId()
+	}
+	if r, ok := req.(interface{ GetNodeId() string }); ok {
+		c.NodeID = r.GetNodeId()
+	}
+	if r, ok := req.(interface{ GetReadonly() bool }); ok {
+		c.ReadOnly = r.GetReadonly()
+	}
+	if r, ok := req.(interface {
+		GetVolumeCapability() *csipb.VolumeCapability
+	}); ok && r.GetVolumeCapability() != nil {
+		c.Capability = proto.Clone(r.GetVolumeCapability()).(*csipb.VolumeCapability)
+	}
+	if r, ok := req.(interface{ GetSecrets() map[string]string }); ok {
+		c.Secrets = maps.Clone(r.GetSecrets())
+	}
+	if r, ok := req.(interface{ GetVolumeContext() map[string]string }); ok {
+		c.VolumeContext = maps.Clone(r.GetVolumeContext())
+	}
+	return c
+}
+
+// intercept wraps every call with the test machinery: record, concurrency
+// tracking, latency, injected faults. The handlers below only hold the
+// driver's plain semantics.
+func (d *Driver) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	method := path.Base(info.FullMethod)
+	call := newCall(method, req)
+
+	d.mu.Lock()
+	d.calls = append(d.calls, call)
+	d.inFlight[method]++
+	d.maxInFlight[method] = max(d.maxInFlight[method], d.inFlight[method])
+	delay := d.lookupLatency(method, call.VolumeID)
+	d.mu.Unlock()
+
+	resp, err := d.serve(ctx, req, call, delay, handler)
+
+	d.mu.Lock()
+	d.inFlight[method]--
+	call.Code = status.Code(err)
+	call.End = time.Now()
+	record := call.clone()
+	d.mu.Unlock()
+
+	if d.cfg.OnCall != nil {
+		d.cfg.OnCall(record)
+	}
+	return resp, err
+}
+
+func (d *Driver) serve(ctx context.Context, req any, call *Call, delay time.Duration, handler grpc.UnaryHandler) (any, error) {
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	d.mu.Lock()
+	code, hit := takeFault(d.faultsBefore, call.Method, call.VolumeID)
+	d.mu.Unlock()
+	if hit {
+		return nil, status.Errorf(code, "injected error (before) for %s volume %q", call.Method, call.VolumeID)
+	}
+	resp, err := handler(ctx, req)
+	if err != nil {
+		return resp, err
+	}
+	d.mu.Lock()
+	code, hit = takeFault(d.faultsAfter, call.Method, call.VolumeID)
+	d.mu.Unlock()
+	if hit {
+		return nil, status.Errorf(code, "injected error (after) for %s volume %q", call.Method, call.VolumeID)
+	}
+	return resp, nil
+}
+
+// lookupLatency prefers a volume-specific setting. Callers hold d.mu.
+func (d *Driver) lookupLatency(method, volumeID string) time.Duration {
+	if volumeID != "" {
+		if l, ok := d.latency[key{method, volumeID}]; ok {
+			return l
+		}
+	}
+	return d.latency[key{method, ""}]
+}
+
+// takeFault consumes one use of the matching fault, preferring a
+// volume-specific one. Callers hold d.mu.
+func takeFault(faults map[key]*fault, method, volumeID string) (codes.Code, bool) {
+	k := key{method, volumeID}
+	f, ok := faults[k]
+	if !ok && volumeID != "" {
+		k = key{method, ""}
+		f, ok = faults[k]
+	}
+	if !ok {
+		return codes.OK, false
+	}
+	if f.remaining > 0 {
+		f.remaining--
+		if f.remaining == 0 {
+			delete(faults, k)
+		}
+	}
+	return f.code, true
+}

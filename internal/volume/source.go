@@ -1,0 +1,104 @@
+package volume
+
+import (
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+)
+
+// Errors of SourceOf. They are stable so that callers and tests can tell
+// a VolumeAttachment that can never work from one that waits for an object.
+var (
+	ErrBothSources    = errors.New("both InlineCSIVolumeSource and PersistentVolumeName specified in VA source")
+	ErrNeitherSource  = errors.New("neither InlineCSIVolumeSource nor PersistentVolumeName specified in VA source")
+	ErrNotCSI         = errors.New("spec contains a non-CSI volume source")
+	ErrEmptyHandle    = errors.New("CSI volume source has an empty volumeHandle")
+	ErrInlineNilCSI   = errors.New("inline volume spec contains nil CSI source")
+	ErrNoAccessModes  = errors.New("unsupported AccessMode combination: no access modes")
+	ErrWrongCSIDriver = errors.New("CSI volume source names another driver")
+)
+
+// Source is what a VolumeAttachment's source resolves to: the spec that
+// carries the CSI source, capabilities and mount options, and the name of
+// the PersistentVolume when there is one (empty for inline volumes).
+type Source struct {
+	// PVName is the PersistentVolume's name; empty for an inline spec.
+	PVName string
+	// Spec is the PersistentVolume's spec or the inline spec. It is never nil
+	// and its CSI field is never nil.
+	Spec *corev1.PersistentVolumeSpec
+}
+
+// CSI is the CSI part of the source.
+func (s Source) CSI() *corev1.CSIPersistentVolumeSource { return s.Spec.CSI }
+
+// Inline tells whether the source is an inline volume spec.
+func (s Source) Inline() bool { return s.PVName == "" }
+
+// PVNameOf returns the PersistentVolume a VolumeAttachment refers to, and
+// whether it has both or neither source.
+func PVNameOf(va *storagev1.VolumeAttachment) (string, error) {
+	src := va.Spec.Source
+	switch {
+	case src.PersistentVolumeName != nil && src.InlineVolumeSpec != nil:
+		return "", ErrBothSources
+	case src.PersistentVolumeName == nil && src.InlineVolumeSpec == nil:
+		return "", ErrNeitherSource
+	case src.PersistentVolumeName != nil:
+		if *src.PersistentVolumeName == "" {
+			return "", ErrNeitherSource
+		}
+		return *src.PersistentVolumeName, nil
+	default:
+		return "", nil
+	}
+}
+
+// InlineSource validates a VolumeAttachment's inline volume spec.
+func InlineSource(va *storagev1.VolumeAttachment, driver string) (Source, error) {
+	spec := va.Spec.Source.InlineVolumeSpec
+	if spec == nil || spec.CSI == nil {
+		return Source{}, ErrInlineNilCSI
+	}
+	if err := checkCSI(spec.CSI, driver); err != nil {
+		return Source{}, fmt.Errorf("inline volume spec: %w", err)
+	}
+	return Source{Spec: spec}, nil
+}
+
+// PVSource validates a PersistentVolume as the source of an attachment of
+// driver. The error names the PersistentVolume.
+func PVSource(pv *corev1.PersistentVolume, driver string) (Source, error) {
+	if pv.Spec.CSI == nil {
+		return Source{}, fmt.Errorf("PersistentVolume %q: %w", pv.Name, ErrNotCSI)
+	}
+	if err := checkCSI(pv.Spec.CSI, driver); err != nil {
+		return Source{}, fmt.Errorf("PersistentVolume %q: %w", pv.Name, err)
+	}
+	return Source{PVName: pv.Name, Spec: &pv.Spec}, nil
+}
+
+func checkCSI(src *corev1.CSIPersistentVolumeSource, driver string) error {
+	if src.VolumeHandle == "" {
+		return ErrEmptyHandle
+	}
+	if src.Driver != driver {
+		return fmt.Errorf("%w: %q, not %q", ErrWrongCSIDriver, src.Driver, driver)
+	}
+	return nil
+}
+
+// NodeID finds the driver's node ID in a CSINode.
+func NodeID(node *storagev1.CSINode, driver string) (string, error) {
+	for _, d := range node.Spec.Drivers {
+		if d.Name == driver {
+			if d.NodeID == "" {
+				return "", fmt.Errorf("CSINode %s has an empty node ID for driver %s", node.Name, driver)
+			}
+			return d.NodeID, nil
+		}
+	}
+	return "", fmt.Errorf("CSINode %s does not contain driver %s", node.Name, driver)
+}

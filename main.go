@@ -1,0 +1,215 @@
+// Command csi-attacher attaches and detaches the volumes of one CSI driver:
+// it watches VolumeAttachments whose spec.attacher names the driver and calls
+// ControllerPublishVolume / ControllerUnpublishVolume on the driver's socket.
+// It is a drop-in replacement for the kubernetes-csi external-attacher
+// sidecar: same flags, finalizers, annotation, Lease and metric names.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/csi-attacher/csi-attacher/controllers"
+	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/options"
+	"github.com/csi-attacher/csi-attacher/internal/volume"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "devel"
+
+// gracefulShutdown bounds how long in-flight reconciles (and their CSI
+// calls) may run after SIGTERM before the Lease is released.
+const gracefulShutdown = 30 * time.Second
+
+func main() {
+	opts, err := options.Parse(os.Args[1:], os.Getenv, os.ReadFile)
+	if errors.Is(err, flag.ErrHelp) {
+		options.Usage(os.Stdout)
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "csi-attacher: %v\n", err)
+		fmt.Fprintln(os.Stderr, "Run 'csi-attacher --help' for the list of flags.")
+		os.Exit(2)
+	}
+	if opts.ShowVersion {
+		fmt.Printf("%s %s\n", os.Args[0], version)
+		return
+	}
+	logger, err := options.NewLogger(opts, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "csi-attacher: %v\n", err)
+		os.Exit(2)
+	}
+	ctrl.SetLogger(logger)
+	setupLog := logger.WithName("setup")
+	for _, w := range opts.Warnings {
+		setupLog.Info("Configuration warning", "warning", w)
+	}
+	if err := run(ctrl.SetupSignalHandler(), opts, logger); err != nil {
+		setupLog.Error(err, "csi-attacher stopped")
+		os.Exit(1)
+	}
+}
+
+// run connects to the driver, builds the Manager and runs it until ctx ends.
+func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
+	setupLog := logger.WithName("setup")
+	setupLog.Info("Starting csi-attacher", "version", version, "csiAddress", opts.CSIAddress)
+
+	restConfig, err := kubeConfig(opts)
+	if err != nil {
+		return err
+	}
+
+	driver, err := csi.Connect(ctx, csi.Options{
+		Address:          opts.CSIAddress,
+		Timeout:          opts.Timeout,
+		ProbeTimeout:     opts.ProbeTimeout,
+		MaxGRPCLogLength: opts.MaxGRPCLogLength,
+		Logger:           logger.WithName("csi"),
+		Registry:         metrics.Registry,
+	})
+	if err != nil {
+		return fmt.Errorf("failed to connect to the CSI driver at %s: %w", opts.CSIAddress, err)
+	}
+	defer driver.Close()
+
+	caps := driver.Capabilities()
+	trivial := !caps.ControllerService || !caps.PublishUnpublish
+	setupLog.Info("CSI driver ready", "driver", driver.DriverName(), "vendorVersion", driver.VendorVersion(),
+		"mode", map[bool]string{true: "trivial (no ControllerPublishVolume)", false: "full"}[trivial],
+		"publishReadonly", caps.PublishReadonly, "singleNodeMultiWriter", caps.SingleNodeMultiWriter)
+
+	mgr, err := newManager(restConfig, opts, driver)
+	if err != nil {
+		return err
+	}
+	if err := controllers.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("failed to register field indexes: %w", err)
+	}
+	fresh := freshness.New()
+	workers := int(opts.WorkerThreads)
+	if err := (&controllers.VolumeAttachmentReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Attacher:                driver,
+		Recorder:                mgr.GetEventRecorder("csi-attacher"),
+		DriverName:              driver.DriverName(),
+		Trivial:                 trivial,
+		PublishReadonly:         caps.PublishReadonly,
+		SingleNodeMultiWriter:   caps.SingleNodeMultiWriter,
+		DefaultFSType:           opts.DefaultFSType,
+		MaxConcurrentReconciles: workers,
+		RetryIntervalStart:      opts.RetryIntervalStart,
+		RetryIntervalMax:        opts.RetryIntervalMax,
+		Freshness:               fresh,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up the VolumeAttachment controller: %w", err)
+	}
+	if !trivial {
+		if err := (&controllers.PersistentVolumeReconciler{
+			Client:                  mgr.GetClient(),
+			DriverName:              driver.DriverName(),
+			MaxConcurrentReconciles: workers,
+			RetryIntervalStart:      opts.RetryIntervalStart,
+			RetryIntervalMax:        opts.RetryIntervalMax,
+			Freshness:               fresh,
+		}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("failed to set up the PersistentVolume controller: %w", err)
+		}
+	}
+	if err := mgr.Add(driver.HealthMonitor(csi.DefaultHealthInterval)); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("csi-driver", driver.ReadyzCheck); err != nil {
+		return err
+	}
+	setupLog.Info("Starting manager", "leaderElection", opts.LeaderElection,
+		"lease", volume.LeaseName(driver.DriverName()), "workers", workers)
+	return mgr.Start(ctx)
+}
+
+func kubeConfig(opts *options.Options) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	if opts.Kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", opts.Kubeconfig)
+	} else {
+		cfg, err = ctrl.GetConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to load the Kubernetes client configuration: %w", err)
+	}
+	cfg.QPS = opts.EffectiveQPS()
+	cfg.Burst = opts.EffectiveBurst()
+	cfg.UserAgent = "csi-attacher/" + version
+	return cfg, nil
+}
+
+func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Client) (manager.Manager, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	metricsOpts := metricsserver.Options{BindAddress: opts.MetricsBindAddress(), ExtraHandlers: map[string]http.Handler{}}
+	if opts.MetricsPath != "" && opts.MetricsPath != "/metrics" {
+		metricsOpts.ExtraHandlers[opts.MetricsPath] = promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})
+	}
+	if _, single := opts.SingleHTTPEndpoint(); single {
+		// The reference attacher's manifests probe one address; serve the
+		// health endpoints next to the metrics there.
+		ping := healthz.CheckHandler{Checker: healthz.Ping}
+		metricsOpts.ExtraHandlers["/healthz"] = ping
+		metricsOpts.ExtraHandlers["/healthz/leader-election"] = ping
+		metricsOpts.ExtraHandlers["/readyz"] = healthz.CheckHandler{Checker: driver.ReadyzCheck}
+	}
+	resync := opts.Resync
+	shutdown := gracefulShutdown
+	leaseDuration, renewDeadline, retryPeriod := opts.LeaderElectionLeaseDuration, opts.LeaderElectionRenewDeadline, opts.LeaderElectionRetryPeriod
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        opts.HealthProbeBindAddress(),
+		LeaderElection:                opts.LeaderElection,
+		LeaderElectionID:              volume.LeaseName(driver.DriverName()),
+		LeaderElectionNamespace:       opts.LeaderElectionNamespaceResolved,
+		LeaderElectionLabels:          opts.LeaderElectionLabels,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &leaseDuration,
+		RenewDeadline:                 &renewDeadline,
+		RetryPeriod:                   &retryPeriod,
+		GracefulShutdownTimeout:       &shutdown,
+		Cache: cache.Options{
+			SyncPeriod:       &resync,
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the manager: %w", err)
+	}
+	return mgr, nil
+}
