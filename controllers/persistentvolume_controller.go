@@ -89,8 +89,11 @@ func (r *PersistentVolumeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *PersistentVolumeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	pv := &corev1.PersistentVolume{}
 	fresh, err := getFresh(ctx, r.Client, r.Freshness, req.NamespacedName, pv)
-	if err != nil || !fresh {
-		return ctrl.Result{RequeueAfter: staleRecheck}, client.IgnoreNotFound(err)
+	if err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !fresh {
+		return ctrl.Result{RequeueAfter: staleRecheck}, nil
 	}
 	if pv.DeletionTimestamp.IsZero() || !hasFinalizer(pv, r.finalizer) {
 		return ctrl.Result{}, nil

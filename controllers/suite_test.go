@@ -45,6 +45,7 @@ const (
 	fullDriver     = "full.csi.test"
 	noReadonly     = "noro.csi.test"
 	trivialDriver  = "trivial.csi.test"
+	countedDriver  = "counted.csi.test"
 	unknownDriver  = "other.csi.test"
 	defaultFSType  = "ext4"
 	fullDriverNode = "node-id-"
@@ -68,6 +69,10 @@ var _ = BeforeSuite(func() {
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 
 	testEnv = &envtest.Environment{BinaryAssetsDirectory: os.Getenv("KUBEBUILDER_ASSETS")}
+	// The pv-protection finalizer is removed by kube-controller-manager,
+	// which envtest does not run; without this PVs could never go away.
+	testEnv.ControlPlane.GetAPIServer().Configure().
+		Append("disable-admission-plugins", "StorageObjectInUseProtection")
 	var err error
 	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred(), "envtest needs kube-apiserver and etcd: run through `make test`, which builds them")
@@ -83,6 +88,7 @@ var _ = BeforeSuite(func() {
 	for _, c := range []fake.Config{full, noro, trivial} {
 		attachers[c.Name] = startAttacher(c)
 	}
+	attachers[countedDriver] = startAttacher(fake.DefaultConfig(countedDriver), writes.wrap)
 })
 
 var _ = AfterSuite(func() {
@@ -105,7 +111,7 @@ type testAttacher struct {
 	dir    string
 }
 
-func startAttacher(dc fake.Config) *testAttacher {
+func startAttacher(dc fake.Config, wrap ...func(client.WithWatch) client.WithWatch) *testAttacher {
 	GinkgoHelper()
 	dir, err := os.MkdirTemp("", "csi-envtest")
 	Expect(err).NotTo(HaveOccurred())
@@ -131,6 +137,13 @@ func startAttacher(dc fake.Config) *testAttacher {
 		// process has one Manager and unique controller names.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 		Cache:      cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		NewClient: func(config *rest.Config, options client.Options) (client.Client, error) {
+			c, err := client.NewWithWatch(config, options)
+			for _, w := range wrap {
+				c = w(c)
+			}
+			return c, err
+		},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controllers.SetupIndexes(ctx, mgr.GetFieldIndexer())).To(Succeed())

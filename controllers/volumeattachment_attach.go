@@ -51,7 +51,8 @@ func (r *VolumeAttachmentReconciler) reconcileAttach(ctx context.Context, va *st
 	log.FromContext(ctx).V(4).Info("Publishing volume", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
 	publishContext, err := r.Attacher.Publish(ctx, req)
 	if err != nil {
-		return r.attachFailed(ctx, va, fmt.Errorf("ControllerPublishVolume of volume %q to node %q failed: %w", req.VolumeID, req.NodeID, err))
+		// The CSI client's error already names the call, volume and node.
+		return r.attachFailed(ctx, va, err)
 	}
 	return r.markAttached(ctx, va, publishContext)
 }

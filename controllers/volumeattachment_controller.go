@@ -121,8 +121,11 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *VolumeAttachmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	va := &storagev1.VolumeAttachment{}
 	fresh, err := r.getFresh(ctx, req.NamespacedName, va)
-	if err != nil || !fresh {
-		return ctrl.Result{RequeueAfter: staleRecheck}, client.IgnoreNotFound(err)
+	if err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !fresh {
+		return ctrl.Result{RequeueAfter: staleRecheck}, nil
 	}
 	if va.Spec.Attacher != r.DriverName {
 		return ctrl.Result{}, nil

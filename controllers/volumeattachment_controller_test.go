@@ -221,7 +221,8 @@ var _ = Describe("VolumeAttachmentReconciler", func() {
 
 	It("saves a CSI error with its code, then clears it when a retry succeeds", func() {
 		handle := uniqueName("vol")
-		driver.InjectError(fake.MethodPublish, handle, codes.Internal, 2)
+		driver.InjectError(fake.MethodPublish, handle, codes.Internal, 0)
+		DeferCleanup(driver.ClearFaults)
 		pv := newPV(uniqueName("pv"), fullDriver, handle)
 		objs.create(ctx, pv)
 		va := newVA(uniqueName("va"), fullDriver, node, pv.Name)
@@ -230,19 +231,25 @@ var _ = Describe("VolumeAttachmentReconciler", func() {
 		Expect(got.Status.AttachError.ErrorCode).To(Equal(ptr.To(int32(codes.Internal))))
 		Expect(got.Finalizers).To(ContainElement(finalizer), "a failed publish may have attached: keep the finalizer")
 		expectWarningEvent(ctx, va.Name, "AttachFailed", "Internal")
+		failures := driver.CallCount(fake.MethodPublish, handle)
+		Expect(failures).To(BeNumerically(">=", 1))
+		driver.ClearFaults()
 		expectAttached(ctx, va.Name)
-		Expect(driver.CallCount(fake.MethodPublish, handle)).To(Equal(3))
+		Expect(driver.Published(handle)).To(Equal([]string{nodeID}))
+		Expect(driver.CallCount(fake.MethodPublish, handle)).To(BeNumerically("<=", failures+1), "one successful publish after the failures")
 	})
 
 	It("saves errorCode 8 for ResourceExhausted", func() {
 		handle := uniqueName("vol")
-		driver.InjectError(fake.MethodPublish, handle, codes.ResourceExhausted, 1)
+		driver.InjectError(fake.MethodPublish, handle, codes.ResourceExhausted, 0)
+		DeferCleanup(driver.ClearFaults)
 		pv := newPV(uniqueName("pv"), fullDriver, handle)
 		objs.create(ctx, pv)
 		va := newVA(uniqueName("va"), fullDriver, node, pv.Name)
 		objs.create(ctx, va)
 		got := expectAttachError(ctx, va.Name, "ResourceExhausted")
 		Expect(got.Status.AttachError.ErrorCode).To(Equal(ptr.To(int32(8))))
+		driver.ClearFaults()
 		expectAttached(ctx, va.Name)
 	})
 
@@ -283,7 +290,8 @@ var _ = Describe("VolumeAttachmentReconciler", func() {
 	It("keeps a detach error in detachError and the VA until Unpublish succeeds", func() {
 		pv, va := attachedPV()
 		handle := pv.Spec.CSI.VolumeHandle
-		driver.InjectError(fake.MethodUnpublish, handle, codes.Unavailable, 2)
+		driver.InjectError(fake.MethodUnpublish, handle, codes.Unavailable, 0)
+		DeferCleanup(driver.ClearFaults)
 		Expect(k8sClient.Delete(ctx, va)).To(Succeed())
 		Eventually(func(g Gomega) {
 			got, err := getVA(ctx, va.Name)
@@ -293,9 +301,12 @@ var _ = Describe("VolumeAttachmentReconciler", func() {
 			g.Expect(got.Finalizers).To(ContainElement(finalizer))
 		}).WithTimeout(eventually).WithPolling(pollInterval).Should(Succeed())
 		expectWarningEvent(ctx, va.Name, "DetachFailed", "Unavailable")
+		Consistently(func() error { _, err := getVA(ctx, va.Name); return err }).
+			WithTimeout(500 * time.Millisecond).WithPolling(pollInterval).Should(Succeed(), "the VA stays while Unpublish fails")
+		Expect(driver.Published(handle)).To(Equal([]string{nodeID}))
+		driver.ClearFaults()
 		expectGone(ctx, va)
 		Expect(driver.Published(handle)).To(BeEmpty())
-		Expect(driver.CallCount(fake.MethodUnpublish, handle)).To(Equal(3))
 	})
 
 	It("detaches with the annotated node ID when the CSINode is gone", func() {

@@ -33,7 +33,7 @@ func (r *VolumeAttachmentReconciler) reconcileDetach(ctx context.Context, va *st
 	}
 	log.FromContext(ctx).V(4).Info("Unpublishing volume", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
 	if err := r.Attacher.Unpublish(ctx, req); err != nil {
-		return r.detachFailed(ctx, va, fmt.Errorf("ControllerUnpublishVolume of volume %q from node %q failed: %w", req.VolumeID, req.NodeID, err))
+		return r.detachFailed(ctx, va, err)
 	}
 	return r.markDetached(ctx, va)
 }
