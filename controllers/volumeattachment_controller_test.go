@@ -302,7 +302,7 @@ var _ = Describe("VolumeAttachmentReconciler", func() {
 		}).WithTimeout(eventually).WithPolling(pollInterval).Should(Succeed())
 		expectWarningEvent(ctx, va.Name, "DetachFailed", "Unavailable")
 		Consistently(func() error { _, err := getVA(ctx, va.Name); return err }).
-			WithTimeout(500 * time.Millisecond).WithPolling(pollInterval).Should(Succeed(), "the VA stays while Unpublish fails")
+			WithTimeout(500*time.Millisecond).WithPolling(pollInterval).Should(Succeed(), "the VA stays while Unpublish fails")
 		Expect(driver.Published(handle)).To(Equal([]string{nodeID}))
 		driver.ClearFaults()
 		expectGone(ctx, va)

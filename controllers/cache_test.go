@@ -1,0 +1,169 @@
+package controllers_test
+
+import (
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/csi-attacher/csi-attacher/controllers"
+	"github.com/csi-attacher/csi-attacher/internal/volume"
+)
+
+const trimDriver = "trim.csi.test"
+
+func fullMeta(name string) metav1.ObjectMeta {
+	now := metav1.Now()
+	return metav1.ObjectMeta{
+		Name: name, UID: types.UID("uid-" + name), ResourceVersion: "42",
+		Labels:            map[string]string{"app": "db"},
+		Annotations:       map[string]string{"big": "annotation", volume.MigratedToAnnotation: trimDriver},
+		Finalizers:        []string{"example.com/other"},
+		DeletionTimestamp: &now,
+		ManagedFields:     []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+	}
+}
+
+func TestTrimVolumeAttachment(t *testing.T) {
+	trim := controllers.TrimVolumeAttachment(trimDriver)
+	tests := []struct {
+		name   string
+		in     *storagev1.VolumeAttachment
+		expect func(g Gomega, out *storagev1.VolumeAttachment)
+	}{{
+		name: "ours keeps everything but managedFields",
+		in: &storagev1.VolumeAttachment{ObjectMeta: fullMeta("a"), Spec: storagev1.VolumeAttachmentSpec{Attacher: trimDriver, NodeName: "n",
+			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: ptr.To("pv")}},
+			Status: storagev1.VolumeAttachmentStatus{Attached: true, AttachmentMetadata: map[string]string{"k": "v"}}},
+		expect: func(g Gomega, out *storagev1.VolumeAttachment) {
+			g.Expect(out.ManagedFields).To(BeNil())
+			g.Expect(out.Annotations).To(HaveKey("big"))
+			g.Expect(out.Finalizers).To(Equal([]string{"example.com/other"}))
+			g.Expect(out.Status.AttachmentMetadata).To(HaveKeyWithValue("k", "v"))
+		},
+	}, {
+		name: "another driver's keeps only what indexes and filters read",
+		in: &storagev1.VolumeAttachment{ObjectMeta: fullMeta("b"), Spec: storagev1.VolumeAttachmentSpec{Attacher: "other", NodeName: "n",
+			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: ptr.To("pv"), InlineVolumeSpec: &corev1.PersistentVolumeSpec{}}},
+			Status: storagev1.VolumeAttachmentStatus{Attached: true}},
+		expect: func(g Gomega, out *storagev1.VolumeAttachment) {
+			g.Expect(out.Name).To(Equal("b"))
+			g.Expect(out.ResourceVersion).To(Equal("42"))
+			g.Expect(out.DeletionTimestamp).NotTo(BeNil())
+			g.Expect(out.Spec.Attacher).To(Equal("other"))
+			g.Expect(out.Spec.NodeName).To(Equal("n"))
+			g.Expect(out.Spec.Source.PersistentVolumeName).To(Equal(ptr.To("pv")))
+			g.Expect(out.Spec.Source.InlineVolumeSpec).To(BeNil())
+			g.Expect(out.Annotations).To(BeNil())
+			g.Expect(out.Labels).To(BeNil())
+			g.Expect(out.Finalizers).To(BeNil())
+			g.Expect(out.Status).To(Equal(storagev1.VolumeAttachmentStatus{}))
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			out, err := trim(tc.in)
+			g.Expect(err).NotTo(HaveOccurred())
+			tc.expect(g, out.(*storagev1.VolumeAttachment))
+		})
+	}
+}
+
+func TestTrimPersistentVolume(t *testing.T) {
+	trim := controllers.TrimPersistentVolume(trimDriver)
+	ours := volume.FinalizerName(trimDriver)
+	spec := func(driver string) corev1.PersistentVolumeSpec {
+		return corev1.PersistentVolumeSpec{
+			Capacity:     corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes:  []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			MountOptions: []string{"noatime"},
+			VolumeMode:   ptr.To(corev1.PersistentVolumeBlock),
+			ClaimRef:     &corev1.ObjectReference{Name: "claim"},
+			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{}},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
+				Driver: driver, VolumeHandle: "h", FSType: "xfs", VolumeAttributes: map[string]string{"a": "b"},
+				ControllerPublishSecretRef: &corev1.SecretReference{Name: "s", Namespace: "ns"},
+			}},
+		}
+	}
+	tests := []struct {
+		name   string
+		in     *corev1.PersistentVolume
+		expect func(g Gomega, out *corev1.PersistentVolume)
+	}{{
+		name: "ours keeps what the CSI request and finalizer patches need",
+		in:   &corev1.PersistentVolume{ObjectMeta: fullMeta("p1"), Spec: spec(trimDriver)},
+		expect: func(g Gomega, out *corev1.PersistentVolume) {
+			g.Expect(out.Finalizers).To(Equal([]string{"example.com/other"}))
+			g.Expect(out.DeletionTimestamp).NotTo(BeNil())
+			g.Expect(out.Annotations).To(Equal(map[string]string{volume.MigratedToAnnotation: trimDriver}))
+			g.Expect(out.Labels).To(BeNil())
+			g.Expect(out.ManagedFields).To(BeNil())
+			g.Expect(out.Spec.CSI).To(Equal(spec(trimDriver).CSI))
+			g.Expect(out.Spec.AccessModes).To(Equal(spec(trimDriver).AccessModes))
+			g.Expect(out.Spec.MountOptions).To(Equal([]string{"noatime"}))
+			g.Expect(out.Spec.VolumeMode).To(Equal(ptr.To(corev1.PersistentVolumeBlock)))
+			g.Expect(out.Spec.ClaimRef).To(BeNil())
+			g.Expect(out.Spec.NodeAffinity).To(BeNil())
+			g.Expect(out.Spec.Capacity).To(BeNil())
+		},
+	}, {
+		name: "another driver's keeps the driver name only",
+		in:   &corev1.PersistentVolume{ObjectMeta: fullMeta("p2"), Spec: spec("other")},
+		expect: func(g Gomega, out *corev1.PersistentVolume) {
+			g.Expect(out.Name).To(Equal("p2"))
+			g.Expect(out.Finalizers).To(BeNil())
+			g.Expect(out.Spec.CSI).To(Equal(&corev1.CSIPersistentVolumeSource{Driver: "other"}))
+			g.Expect(out.Spec.AccessModes).To(BeNil())
+		},
+	}, {
+		name: "another driver's with our finalizer keeps the whole finalizer list",
+		in: func() *corev1.PersistentVolume {
+			pv := &corev1.PersistentVolume{ObjectMeta: fullMeta("p3"), Spec: spec("other")}
+			pv.Finalizers = append(pv.Finalizers, ours)
+			return pv
+		}(),
+		expect: func(g Gomega, out *corev1.PersistentVolume) {
+			g.Expect(out.Finalizers).To(Equal([]string{"example.com/other", ours}))
+		},
+	}, {
+		name: "in-tree keeps its source but not node affinity or claim",
+		in: &corev1.PersistentVolume{ObjectMeta: fullMeta("p4"), Spec: corev1.PersistentVolumeSpec{
+			NodeAffinity: &corev1.VolumeNodeAffinity{}, ClaimRef: &corev1.ObjectReference{},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{GCEPersistentDisk: &corev1.GCEPersistentDiskVolumeSource{PDName: "pd"}},
+		}},
+		expect: func(g Gomega, out *corev1.PersistentVolume) {
+			g.Expect(out.Spec.GCEPersistentDisk).NotTo(BeNil())
+			g.Expect(out.Spec.NodeAffinity).To(BeNil())
+			g.Expect(out.Spec.ClaimRef).To(BeNil())
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			out, err := trim(tc.in)
+			g.Expect(err).NotTo(HaveOccurred())
+			tc.expect(g, out.(*corev1.PersistentVolume))
+		})
+	}
+}
+
+func TestTrimCSINode(t *testing.T) {
+	g := NewWithT(t)
+	in := &storagev1.CSINode{ObjectMeta: fullMeta("n"), Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{
+		{Name: "other", NodeID: "x"},
+		{Name: trimDriver, NodeID: "id", TopologyKeys: []string{"zone"}, Allocatable: &storagev1.VolumeNodeResources{Count: ptr.To(int32(3))}},
+	}}}
+	out, err := controllers.TrimCSINode(trimDriver)(in)
+	g.Expect(err).NotTo(HaveOccurred())
+	node := out.(*storagev1.CSINode)
+	g.Expect(node.Name).To(Equal("n"))
+	g.Expect(node.Spec.Drivers).To(Equal([]storagev1.CSINodeDriver{{Name: trimDriver, NodeID: "id"}}))
+	g.Expect(node.Labels).To(BeNil())
+}
