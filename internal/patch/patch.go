@@ -53,12 +53,10 @@ func AddFinalizer(current []string, finalizer string) JSON {
 	}
 	const path = "/metadata/finalizers"
 	if len(current) == 0 {
-		var expected any // nil list: the field is absent
-		if current != nil {
-			expected = []string{}
-		}
+		// The API server drops an empty list, so "no finalizers" is always
+		// an absent field: test for null.
 		return JSON{
-			testOp{Op: "test", Path: path, Value: expected},
+			testOp{Op: "test", Path: path, Value: nil},
 			Op{Op: "add", Path: path, Value: []string{finalizer}},
 		}
 	}
@@ -89,7 +87,8 @@ func SetAnnotation(current map[string]string, key, value string) JSON {
 		return nil
 	}
 	const path = "/metadata/annotations"
-	if current == nil {
+	if len(current) == 0 {
+		// An empty map is absent on the server, as an empty list is.
 		return JSON{
 			testOp{Op: "test", Path: path, Value: nil},
 			Op{Op: "add", Path: path, Value: map[string]string{key: value}},

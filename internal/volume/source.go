@@ -81,11 +81,11 @@ func PVSource(pv *corev1.PersistentVolume, driver string) (Source, error) {
 }
 
 func checkCSI(src *corev1.CSIPersistentVolumeSource, driver string) error {
-	if src.VolumeHandle == "" {
-		return ErrEmptyHandle
-	}
 	if src.Driver != driver {
 		return fmt.Errorf("%w: %q, not %q", ErrWrongCSIDriver, src.Driver, driver)
+	}
+	if src.VolumeHandle == "" {
+		return ErrEmptyHandle
 	}
 	return nil
 }
