@@ -69,7 +69,7 @@ lint: ## Fail on unformatted Go files (listing them), then go vet.
 .PHONY: manifests-check
 manifests-check: ## Render every kustomization in config/ to check it builds.
 	$(KUSTOMIZE); \
-	for dir in config/rbac config/manager config/default config/samples; do \
+	for dir in config/rbac config/manager config/default config/samples config/flowcontrol; do \
 	  echo "kustomize build $$dir"; \
 	  "$$kustomize" build "$$dir" >/dev/null; \
 	done
