@@ -120,6 +120,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		SingleNodeMultiWriter:   caps.SingleNodeMultiWriter,
 		DefaultFSType:           opts.DefaultFSType,
 		MaxConcurrentReconciles: workers,
+		MaxInflightPerNode:      opts.MaxInflightPerNode,
 		RetryIntervalStart:      opts.RetryIntervalStart,
 		RetryIntervalMax:        opts.RetryIntervalMax,
 		Freshness:               fresh,

@@ -3,7 +3,9 @@ package controllers_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,7 +69,7 @@ var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 
-	testEnv = &envtest.Environment{BinaryAssetsDirectory: os.Getenv("KUBEBUILDER_ASSETS")}
+	testEnv = &envtest.Environment{BinaryAssetsDirectory: envtestAssets()}
 	// The pv-protection finalizer is removed by kube-controller-manager,
 	// which envtest does not run; without this PVs could never go away.
 	testEnv.ControlPlane.GetAPIServer().Configure().
@@ -87,8 +89,22 @@ var _ = BeforeSuite(func() {
 	for _, c := range []fake.Config{full, noro, trivial} {
 		attachers[c.Name] = startAttacher(c)
 	}
-	attachers[countedDriver] = startAttacher(fake.DefaultConfig(countedDriver), writes.wrap)
+	attachers[countedDriver] = startAttacher(fake.DefaultConfig(countedDriver), attacherOptions{wrap: writes.wrap})
 })
+
+// envtestAssets finds kube-apiserver and etcd: KUBEBUILDER_ASSETS (set by
+// `make test`), else the folder hack/install-envtest.sh fills, so a plain
+// `go test ./controllers` works once `make test` has run.
+func envtestAssets() string {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir
+	}
+	out, err := exec.Command("../hack/install-envtest.sh").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
 
 var _ = AfterSuite(func() {
 	for _, a := range attachers {
@@ -110,8 +126,29 @@ type testAttacher struct {
 	dir    string
 }
 
-func startAttacher(dc fake.Config, wrap ...func(client.WithWatch) client.WithWatch) *testAttacher {
+// attacherOptions vary one test attacher from the defaults.
+type attacherOptions struct {
+	wrap               func(client.WithWatch) client.WithWatch
+	timeout            time.Duration
+	workers            int
+	maxInflightPerNode int
+}
+
+func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 	GinkgoHelper()
+	o := attacherOptions{timeout: csiTimeout, workers: 10}
+	if len(opts) > 0 {
+		if opts[0].wrap != nil {
+			o.wrap = opts[0].wrap
+		}
+		if opts[0].timeout > 0 {
+			o.timeout = opts[0].timeout
+		}
+		if opts[0].workers > 0 {
+			o.workers = opts[0].workers
+		}
+		o.maxInflightPerNode = opts[0].maxInflightPerNode
+	}
 	dir, err := os.MkdirTemp("", "csi-envtest")
 	Expect(err).NotTo(HaveOccurred())
 	driver := fake.New(dc)
@@ -120,7 +157,7 @@ func startAttacher(dc fake.Config, wrap ...func(client.WithWatch) client.WithWat
 	ctx, cancel := context.WithCancel(context.Background())
 	cc, err := csi.Connect(ctx, csi.Options{
 		Address:      driver.Address(),
-		Timeout:      csiTimeout,
+		Timeout:      o.timeout,
 		ProbeTimeout: time.Second,
 		Logger:       logf.Log.WithName("csi").WithValues("driver", dc.Name),
 		Registry:     prometheus.NewRegistry(),
@@ -138,8 +175,8 @@ func startAttacher(dc fake.Config, wrap ...func(client.WithWatch) client.WithWat
 		Cache:      controllers.CacheOptions(dc.Name, nil),
 		NewClient: func(config *rest.Config, options client.Options) (client.Client, error) {
 			c, err := client.NewWithWatch(config, options)
-			for _, w := range wrap {
-				c = w(c)
+			if err == nil && o.wrap != nil {
+				c = o.wrap(c)
 			}
 			return c, err
 		},
@@ -158,7 +195,8 @@ func startAttacher(dc fake.Config, wrap ...func(client.WithWatch) client.WithWat
 		PublishReadonly:         caps.PublishReadonly,
 		SingleNodeMultiWriter:   caps.SingleNodeMultiWriter,
 		DefaultFSType:           defaultFSType,
-		MaxConcurrentReconciles: 10,
+		MaxConcurrentReconciles: o.workers,
+		MaxInflightPerNode:      o.maxInflightPerNode,
 		RetryIntervalStart:      retryStart,
 		RetryIntervalMax:        retryMax,
 		Freshness:               fresh,
@@ -167,7 +205,7 @@ func startAttacher(dc fake.Config, wrap ...func(client.WithWatch) client.WithWat
 		Expect((&controllers.PersistentVolumeReconciler{
 			Client:                  mgr.GetClient(),
 			DriverName:              cc.DriverName(),
-			MaxConcurrentReconciles: 10,
+			MaxConcurrentReconciles: o.workers,
 			RetryIntervalStart:      retryStart,
 			RetryIntervalMax:        retryMax,
 			Freshness:               fresh,

@@ -48,8 +48,12 @@ func (r *VolumeAttachmentReconciler) reconcileAttach(ctx context.Context, va *st
 		return r.attachFailed(ctx, va, err)
 	}
 
+	if !r.nodes.tryAcquire(va.Spec.NodeName) {
+		return errNodeBusy
+	}
 	log.FromContext(ctx).V(4).Info("Publishing volume", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
 	publishContext, err := r.Attacher.Publish(ctx, req)
+	r.nodes.release(va.Spec.NodeName)
 	if err != nil {
 		// The CSI client's error already names the call, volume and node.
 		return r.attachFailed(ctx, va, err)

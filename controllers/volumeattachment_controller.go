@@ -27,9 +27,11 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
-// VolumeAttachmentControllerName names the controller in logs and in the
-// work-queue metrics.
-const VolumeAttachmentControllerName = "volumeattachment"
+// Controller names, in logs and in the work-queue metrics.
+const (
+	VolumeAttachmentControllerName       = "volumeattachment"
+	VolumeAttachmentDetachControllerName = "volumeattachment-detach"
+)
 
 // Event reasons on VolumeAttachments.
 const (
@@ -74,8 +76,13 @@ type VolumeAttachmentReconciler struct {
 	// Freshness remembers our own writes so a reconcile never acts on a
 	// cached copy older than them. Created by SetupWithManager when nil.
 	Freshness *freshness.Tracker
+	// MaxInflightPerNode bounds concurrent CSI calls per node
+	// (--max-inflight-per-node); 0 means no limit.
+	MaxInflightPerNode int
 
 	finalizer string
+	locks     keyedMutex
+	nodes     *nodeLimiter
 }
 
 // SetupWithManager validates the configuration and registers the
@@ -95,18 +102,46 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Freshness == nil {
 		r.Freshness = freshness.New()
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	r.nodes = &nodeLimiter{limit: r.MaxInflightPerNode}
+	byName := func(o client.Object) string { return o.GetName() }
+	// Attach and detach have their own queues and workers, so a storm of
+	// slow or failing detaches never delays new attaches, nor the other way
+	// round. Both run the same level-based Reconcile; the per-object lock in
+	// Reconcile keeps them from working on one object at once.
+	if err := ctrl.NewControllerManagedBy(mgr).
 		Named(VolumeAttachmentControllerName).
-		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), vaChangeMatters())).
-		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByPV, func(o client.Object) string { return o.GetName() })),
+		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), vaChangeMatters(), deleting(false))).
+		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByPV, byName)),
 			builder.WithPredicates(specOrDeletionChanged())).
-		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByNode, func(o client.Object) string { return o.GetName() })),
+		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByNode, byName)),
 			builder.WithPredicates(specOrDeletionChanged())).
-		WithOptions(controller.Options{
-			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
-			RateLimiter:             rateLimiter(r.RetryIntervalStart, r.RetryIntervalMax),
-		}).
+		WithOptions(r.controllerOptions()).
+		Complete(r); err != nil {
+		return err
+	}
+	if r.Trivial {
+		// Nothing to undo: no finalizer, no detach.
+		return nil
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(VolumeAttachmentDetachControllerName).
+		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), vaChangeMatters(), deleting(true))).
+		WithOptions(r.controllerOptions()).
 		Complete(r)
+}
+
+func (r *VolumeAttachmentReconciler) controllerOptions() controller.Options {
+	return controller.Options{
+		MaxConcurrentReconciles: r.MaxConcurrentReconciles,
+		RateLimiter:             rateLimiter(r.RetryIntervalStart, r.RetryIntervalMax),
+	}
+}
+
+// deleting keeps the objects whose deletion state is want.
+func deleting(want bool) predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool {
+		return !o.GetDeletionTimestamp().IsZero() == want
+	})
 }
 
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=volumeattachments,verbs=get;list;watch;patch
@@ -119,6 +154,8 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile drives one VolumeAttachment of our driver one step towards its
 // desired state: attached while it exists, detached once it is deleted.
 func (r *VolumeAttachmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	unlock := r.locks.lock(req.Name)
+	defer unlock()
 	va := &storagev1.VolumeAttachment{}
 	fresh, err := r.getFresh(ctx, req.NamespacedName, va)
 	if err != nil {
@@ -135,12 +172,37 @@ func (r *VolumeAttachmentReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 	switch {
 	case r.Trivial:
-		return ctrl.Result{}, r.reconcileTrivial(ctx, va)
+		err = r.reconcileTrivial(ctx, va)
 	case va.DeletionTimestamp.IsZero():
-		return ctrl.Result{}, r.reconcileAttach(ctx, va)
+		err = r.reconcileAttach(ctx, va)
 	default:
-		return ctrl.Result{}, r.reconcileDetach(ctx, va)
+		err = r.reconcileDetach(ctx, va)
 	}
+	return r.retryPolicy(ctx, err)
+}
+
+// retryPolicy decides when a failed reconcile runs again. An error that may
+// still be in progress on the backend (timeouts, Unavailable, Aborted,
+// ResourceExhausted, Canceled), and any error of ours such as a missing
+// object, is returned for the exponential backoff from
+// --retry-interval-start. A final gRPC error (InvalidArgument, NotFound,
+// FailedPrecondition, ...) will not fix itself soon: it is retried at
+// --retry-interval-max, and at once when the VolumeAttachment, its PV or its
+// CSINode changes.
+func (r *VolumeAttachmentReconciler) retryPolicy(ctx context.Context, err error) (ctrl.Result, error) {
+	switch {
+	case err == nil:
+		return ctrl.Result{}, nil
+	case errors.Is(err, errNodeBusy):
+		return ctrl.Result{RequeueAfter: nodeBusyRetry}, nil
+	}
+	if code, ok := csi.Code(err); ok && csi.IsFinalError(err) {
+		// Not returned, so controller-runtime does not log it: log it here.
+		log.FromContext(ctx).Info("Operation failed with a final error; retrying at the longest interval",
+			"grpcCode", code.String(), "retryAfter", r.RetryIntervalMax.String(), "error", err.Error())
+		return ctrl.Result{RequeueAfter: r.RetryIntervalMax}, nil
+	}
+	return ctrl.Result{}, err
 }
 
 // reconcileTrivial marks the VolumeAttachment attached for a driver that

@@ -31,8 +31,13 @@ func (r *VolumeAttachmentReconciler) reconcileDetach(ctx context.Context, va *st
 	if err != nil {
 		return r.detachFailed(ctx, va, err)
 	}
+	if !r.nodes.tryAcquire(va.Spec.NodeName) {
+		return errNodeBusy
+	}
 	log.FromContext(ctx).V(4).Info("Unpublishing volume", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
-	if err := r.Attacher.Unpublish(ctx, req); err != nil {
+	err = r.Attacher.Unpublish(ctx, req)
+	r.nodes.release(va.Spec.NodeName)
+	if err != nil {
 		return r.detachFailed(ctx, va, err)
 	}
 	return r.markDetached(ctx, va)

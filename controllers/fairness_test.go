@@ -1,0 +1,147 @@
+package controllers_test
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	storagev1 "k8s.io/api/storage/v1"
+
+	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+)
+
+// startOwnAttacher runs an attacher for one test and stops it afterwards.
+func startOwnAttacher(name string, opts attacherOptions) *testAttacher {
+	GinkgoHelper()
+	a := startAttacher(fake.DefaultConfig(name), opts)
+	DeferCleanup(a.stop)
+	return a
+}
+
+var _ = Describe("Fairness between attach and detach", func() {
+	It("attaches a new volume in under a second while 300 slow detaches are queued", func() {
+		const (
+			driverName = "fair.csi.test"
+			detaches   = 300
+		)
+		ctx := context.Background()
+		objs := &tracker{}
+		a := startOwnAttacher(driverName, attacherOptions{workers: 10, timeout: 10 * time.Second})
+		DeferCleanup(objs.cleanup, ctx)
+		// Registered after the tracker's cleanup, so it runs first: let the
+		// queued detaches finish quickly before the objects are removed.
+		DeferCleanup(a.driver.SetLatency, fake.MethodUnpublish, "", time.Duration(0))
+
+		node := uniqueName("fair-node")
+		objs.create(ctx, newCSINode(node, driverName, "id-"+node))
+		var vas []*storagev1.VolumeAttachment
+		for i := 0; i < detaches; i++ {
+			pv := newPV(uniqueName("fair-pv"), driverName, uniqueName("fair-vol"))
+			objs.create(ctx, pv)
+			va := newVA(uniqueName("fair-va"), driverName, node, pv.Name)
+			objs.create(ctx, va)
+			vas = append(vas, va)
+		}
+		for _, va := range vas {
+			expectAttached(ctx, va.Name)
+		}
+
+		a.driver.SetLatency(fake.MethodUnpublish, "", 2*time.Second)
+		for _, va := range vas {
+			Expect(k8sClient.Delete(ctx, va)).To(Succeed())
+		}
+		// All workers of the detach queue are now busy for a minute.
+		Eventually(func() int { return a.driver.MaxConcurrent(fake.MethodUnpublish) }).
+			WithTimeout(eventually).Should(BeNumerically(">=", 10))
+
+		pv := newPV(uniqueName("fair-pv"), driverName, uniqueName("fair-vol"))
+		objs.create(ctx, pv)
+		va := newVA(uniqueName("fair-va"), driverName, node, pv.Name)
+		start := time.Now()
+		objs.create(ctx, va)
+		Eventually(func(g Gomega) {
+			got, err := getVA(ctx, va.Name)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got.Status.Attached).To(BeTrue())
+		}).WithTimeout(time.Second).WithPolling(10 * time.Millisecond).Should(Succeed())
+		GinkgoWriter.Printf("attach during a detach storm took %v\n", time.Since(start))
+		AddReportEntry("attach latency during 300 slow detaches", time.Since(start).String())
+	})
+})
+
+var _ = Describe("Per-node limit of concurrent CSI calls", func() {
+	It("never has more than --max-inflight-per-node calls in flight for one node", func() {
+		const (
+			driverName = "pernode.csi.test"
+			volumes    = 12
+		)
+		ctx := context.Background()
+		objs := &tracker{}
+		a := startOwnAttacher(driverName, attacherOptions{workers: 10, timeout: 10 * time.Second, maxInflightPerNode: 2})
+		DeferCleanup(objs.cleanup, ctx)
+		a.driver.SetLatency(fake.MethodPublish, "", 200*time.Millisecond)
+		a.driver.SetLatency(fake.MethodUnpublish, "", 200*time.Millisecond)
+
+		nodes := []string{uniqueName("pernode-a"), uniqueName("pernode-b")}
+		for _, n := range nodes {
+			objs.create(ctx, newCSINode(n, driverName, "id-"+n))
+		}
+		var vas []*storagev1.VolumeAttachment
+		for i := 0; i < volumes; i++ {
+			pv := newPV(uniqueName("pernode-pv"), driverName, uniqueName("pernode-vol"))
+			objs.create(ctx, pv)
+			va := newVA(uniqueName("pernode-va"), driverName, nodes[i%2], pv.Name)
+			objs.create(ctx, va)
+			vas = append(vas, va)
+		}
+		for _, va := range vas {
+			expectAttached(ctx, va.Name)
+		}
+		for _, va := range vas {
+			Expect(k8sClient.Delete(ctx, va)).To(Succeed())
+		}
+		for _, va := range vas {
+			expectGone(ctx, va)
+		}
+		perNode := maxOverlapByNode(a.driver.Calls())
+		Expect(perNode).To(HaveLen(2))
+		for node, peak := range perNode {
+			Expect(peak).To(Equal(2), "node %s", node)
+		}
+		// With two nodes the driver saw more than two calls at once in total.
+		Expect(a.driver.MaxConcurrent(fake.MethodPublish)).To(BeNumerically(">", 2))
+	})
+})
+
+// maxOverlapByNode is the highest number of Publish/Unpublish calls in
+// flight at once for each node, from the driver's record.
+func maxOverlapByNode(calls []fake.Call) map[string]int {
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	edges := map[string][]edge{}
+	for _, c := range calls {
+		if c.Method != fake.MethodPublish && c.Method != fake.MethodUnpublish {
+			continue
+		}
+		edges[c.NodeID] = append(edges[c.NodeID], edge{c.Start, 1}, edge{c.End, -1})
+	}
+	peaks := map[string]int{}
+	for node, es := range edges {
+		sort.Slice(es, func(i, j int) bool {
+			if es[i].at.Equal(es[j].at) {
+				return es[i].delta < es[j].delta
+			}
+			return es[i].at.Before(es[j].at)
+		})
+		cur := 0
+		for _, e := range es {
+			cur += e.delta
+			peaks[node] = max(peaks[node], cur)
+		}
+	}
+	return peaks
+}
