@@ -99,12 +99,20 @@ func main() {
 	err := d.run(ctx)
 	if errors.Is(err, errInterrupted) || (err != nil && ctx.Err() != nil) {
 		err = errInterrupted
-		d.println("")
-		d.say("interrupted, cleaning up")
+		d.say("interrupted")
 	}
-	d.cleanup(err == nil)
+	// The end of the attacher log is read before the attacher is stopped,
+	// so that it shows the failure rather than the shutdown.
+	var logLines []string
+	var logErr error
+	if err != nil && !errors.Is(err, errInterrupted) && d.attacher != nil {
+		logLines, logErr = tail(d.logPath, logTail)
+	}
+	// An interrupted demo leaves nothing behind either; a failed one keeps
+	// the attacher log.
+	d.cleanup(err == nil || errors.Is(err, errInterrupted))
 	if err != nil {
-		d.fail(err)
+		d.fail(err, logLines, logErr)
 		os.Exit(1)
 	}
 }
@@ -129,7 +137,8 @@ type demo struct {
 	attacherDone chan struct{} // closed when the attacher has exited
 	attacherErr  error         // its exit status, valid after attacherDone
 
-	events     chan objEvent
+	events     chan objEvent // object changes and driver calls, see waitFor
+	eventAt    time.Time     // arrival of the object event being applied
 	va         vaState
 	pv         pvState
 	attachedAt time.Time
@@ -138,6 +147,15 @@ type demo struct {
 
 func (d *demo) run(ctx context.Context) error {
 	d.header()
+	d.events = make(chan objEvent, 1024)
+	assets, err := assetsDir()
+	if err != nil {
+		return err
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
 
 	// The temporary directory holds the socket, so it must be short.
 	dir, err := os.MkdirTemp("", "csi-demo")
@@ -152,14 +170,10 @@ func (d *demo) run(ctx context.Context) error {
 	d.logPath = filepath.Join(dir, "csi-attacher.log")
 
 	// Build the attacher while the control plane starts; both take seconds.
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
 	bin := filepath.Join(dir, "csi-attacher")
 	build := d.buildAttacher(ctx, root, bin)
 
-	cfg, kubeconfig, err := d.startControlPlane(ctx)
+	cfg, kubeconfig, err := d.startControlPlane(ctx, assets)
 	if err != nil {
 		return err
 	}
@@ -196,9 +210,10 @@ func (d *demo) run(ctx context.Context) error {
 func (d *demo) header() {
 	d.println("csi-attacher demo")
 	d.println("=================")
-	d.println("A local kube-apiserver (envtest), the fake CSI driver %q served in this", driverName)
-	d.println("process, and the csi-attacher binary built from this repository. One volume")
-	d.println("is attached to a node and detached again; every change is printed as it happens.")
+	d.println("A local kube-apiserver (envtest), the fake CSI driver %q", driverName)
+	d.println("served in this process, and the csi-attacher binary built from this repository.")
+	d.println("One volume is attached to a node and detached again; every change the attacher")
+	d.println("makes is printed as it happens.")
 	d.println("")
 }
 
@@ -206,16 +221,18 @@ func (d *demo) header() {
 // Setup.
 
 // startControlPlane starts kube-apiserver and etcd and writes a kubeconfig.
-func (d *demo) startControlPlane(ctx context.Context) (*rest.Config, string, error) {
-	assets, err := assetsDir()
-	if err != nil {
-		return nil, "", err
-	}
+func (d *demo) startControlPlane(ctx context.Context, assets string) (*rest.Config, string, error) {
 	d.step("starting the control plane (kube-apiserver and etcd from %s)", assets)
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		ErrorIfCRDPathMissing: false,
 	}
+	// The API server's StorageObjectInUseProtection admission plugin puts
+	// kubernetes.io/pv-protection on every PersistentVolume, and only
+	// kube-controller-manager, which envtest does not run, removes it: the
+	// PV could never go away. Without the plugin the PV carries just the
+	// attacher's finalizer, which is what the demo is about.
+	env.ControlPlane.GetAPIServer().Configure().Append("disable-admission-plugins", "StorageObjectInUseProtection")
 	if os.Getenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT") == "" {
 		// The default (20s) is short for a loaded two-core machine.
 		env.ControlPlaneStartTimeout = time.Minute
@@ -249,29 +266,25 @@ func (d *demo) startControlPlane(ctx context.Context) (*rest.Config, string, err
 	}
 	d.detail("control plane ready at %s after %s", cfg.Host, since(began))
 	d.detail("kubeconfig: %s", kubeconfig)
+	d.detail("(admission plugin StorageObjectInUseProtection is off: no kube-controller-manager")
+	d.detail(" runs here to remove its kubernetes.io/pv-protection finalizer)")
 	return cfg, kubeconfig, nil
 }
 
-// assetsDir finds kube-apiserver and etcd: KUBEBUILDER_ASSETS, or else the
-// cache that hack/install-envtest.sh fills.
+// assetsDir returns the directory holding kube-apiserver and etcd:
+// KUBEBUILDER_ASSETS, or envtest's default when it is not set. It checks
+// that the binaries are there, so that a missing one gets a useful message.
 func assetsDir() (string, error) {
-	hint := "run `make demo`, which builds them, or `KUBEBUILDER_ASSETS=$(hack/install-envtest.sh) go run ./hack/demo`"
 	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	what := "KUBEBUILDER_ASSETS=" + dir
 	if dir == "" {
-		if cache, err := os.UserCacheDir(); err == nil {
-			matches, _ := filepath.Glob(filepath.Join(cache, "csi-attacher", "envtest", "*", "kube-apiserver"))
-			if len(matches) > 0 {
-				slices.Sort(matches)
-				dir = filepath.Dir(matches[len(matches)-1])
-			}
-		}
-		if dir == "" {
-			return "", fmt.Errorf("KUBEBUILDER_ASSETS is not set and no envtest binaries were found in the cache; %s", hint)
-		}
+		dir = "/usr/local/kubebuilder/bin" // envtest's default
+		what = "KUBEBUILDER_ASSETS is not set, and envtest's default " + dir
 	}
 	for _, name := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			return "", fmt.Errorf("%s not found in %s (KUBEBUILDER_ASSETS); %s", name, dir, hint)
+			return "", fmt.Errorf("%s has no %s; run `make demo`, which provides the envtest binaries, "+
+				"or `KUBEBUILDER_ASSETS=$(hack/install-envtest.sh) go run ./hack/demo`", what, name)
 		}
 	}
 	return dir, nil
@@ -286,7 +299,7 @@ func (d *demo) startDriver(ctx context.Context) error {
 	socket := filepath.Join(d.tmpDir, "csi.sock")
 	d.step("starting the fake CSI driver %s on %s", driverName, socket)
 	cfg := fake.DefaultConfig(driverName)
-	var probes sync.Map // method+code -> printed once
+	var probes sync.Map // code -> printed once
 	cfg.OnCall = func(c fake.Call) {
 		// The attacher probes the driver every few seconds; print each
 		// kind of answer once so the interesting calls stand out.
@@ -295,7 +308,14 @@ func (d *demo) startDriver(ctx context.Context) error {
 				return
 			}
 		}
-		d.detail("driver: %s", formatCall(c))
+		// Calls go through the same queue as the object changes, so that
+		// they are printed in the order they happened.
+		ev := objEvent{at: time.Now(), call: &c}
+		select {
+		case d.events <- ev:
+		default: // nobody is reading the queue: the demo is ending
+			d.printCall(ev)
+		}
 	}
 	d.driver = fake.New(cfg)
 	if err := d.driver.Start(socket); err != nil {
@@ -330,22 +350,29 @@ func formatCall(c fake.Call) string {
 }
 
 // buildAttacher runs `go build` in the background; the function it returns
-// waits for the build and prints how long it took.
+// waits for the build and prints how long it took. If the demo ends first,
+// cleanup stops the build.
 func (d *demo) buildAttacher(ctx context.Context, root, bin string) func() error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return func() error { return fmt.Errorf("the go command is needed to build csi-attacher: %w", err) }
 	}
 	var (
-		done chan struct{} = make(chan struct{})
-		took time.Duration
-		out  []byte
+		done     = make(chan struct{})
+		took     time.Duration
+		out      []byte
+		buildErr error
 	)
+	buildCtx, cancel := context.WithCancel(ctx)
+	d.defer_(func() {
+		cancel()
+		<-done
+	})
 	began := time.Now()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, ".")
+	cmd := exec.CommandContext(buildCtx, goBin, "build", "-o", bin, ".")
 	cmd.Dir = root
 	go func() {
-		out, err = cmd.CombinedOutput()
+		out, buildErr = cmd.CombinedOutput()
 		took = time.Since(began)
 		close(done)
 	}()
@@ -354,8 +381,8 @@ func (d *demo) buildAttacher(ctx context.Context, root, bin string) func() error
 		switch {
 		case ctx.Err() != nil:
 			return errInterrupted
-		case err != nil:
-			return fmt.Errorf("go build of csi-attacher in %s failed: %w\n%s", root, err, bytes.TrimSpace(out))
+		case buildErr != nil:
+			return fmt.Errorf("go build of csi-attacher in %s failed: %w\n%s", root, buildErr, bytes.TrimSpace(out))
 		}
 		d.detail("built in %s", took.Round(10*time.Millisecond))
 		return nil
@@ -509,10 +536,17 @@ type pvState struct {
 }
 
 // objEvent is the current state of the VolumeAttachment or the
-// PersistentVolume, nil when it does not exist.
+// PersistentVolume. obj is nil when a list found nothing; a deleted object
+// comes with its last state, so that the removal of the last finalizer is
+// shown too.
+//
+// A driver call travels the same way, in call.
 type objEvent struct {
-	obj client.Object
-	pv  bool // which object: the PV (true) or the VA
+	at      time.Time // when the change arrived
+	obj     client.Object
+	deleted bool
+	pv      bool // which object: the PV (true) or the VA
+	call    *fake.Call
 }
 
 // startWatching lists and watches the two objects by name; the events are
@@ -524,7 +558,6 @@ func (d *demo) startWatching(ctx context.Context, cfg *rest.Config) error {
 		return fmt.Errorf("creating the API client: %w", err)
 	}
 	d.c = c
-	d.events = make(chan objEvent, 256)
 	wctx, cancel := context.WithCancel(ctx)
 	d.defer_(cancel)
 	go d.watchLoop(wctx, vaName, false, func() client.ObjectList { return &storagev1.VolumeAttachmentList{} })
@@ -536,9 +569,9 @@ func (d *demo) startWatching(ctx context.Context, cfg *rest.Config) error {
 // resource version; it starts over whenever the watch ends.
 func (d *demo) watchLoop(ctx context.Context, name string, pv bool, newList func() client.ObjectList) {
 	sel := fields.OneTermEqualSelector("metadata.name", name)
-	send := func(obj client.Object) bool {
+	send := func(obj client.Object, deleted bool) bool {
 		select {
-		case d.events <- objEvent{obj: obj, pv: pv}:
+		case d.events <- objEvent{at: time.Now(), obj: obj, deleted: deleted, pv: pv}:
 			return true
 		case <-ctx.Done():
 			return false
@@ -566,7 +599,7 @@ func (d *demo) watchLoop(ctx context.Context, name string, pv bool, newList func
 		if len(items) > 0 {
 			current, _ = items[0].(client.Object)
 		}
-		if !send(current) {
+		if !send(current, false) {
 			return
 		}
 		w, err := d.c.Watch(ctx, newList(), &client.ListOptions{
@@ -582,11 +615,12 @@ func (d *demo) watchLoop(ctx context.Context, name string, pv bool, newList func
 			switch ev.Type {
 			case watch.Added, watch.Modified:
 				obj, _ := ev.Object.(client.Object)
-				if !send(obj) {
+				if !send(obj, false) {
 					break events
 				}
 			case watch.Deleted:
-				if !send(nil) {
+				obj, _ := ev.Object.(client.Object)
+				if !send(obj, true) {
 					break events
 				}
 			case watch.Error:
@@ -597,15 +631,31 @@ func (d *demo) watchLoop(ctx context.Context, name string, pv bool, newList func
 	}
 }
 
-// apply records a new state and prints what changed.
+// apply records a new state and prints what changed. A deleted object is
+// applied twice: its last state, then its absence.
 func (d *demo) apply(ev objEvent) {
+	if ev.call != nil {
+		d.printCall(ev)
+		return
+	}
+	d.eventAt = ev.at
 	if ev.pv {
 		pv, _ := ev.obj.(*corev1.PersistentVolume)
-		d.applyPV(pv)
+		if pv != nil {
+			d.applyPV(pv)
+		}
+		if ev.deleted || pv == nil {
+			d.applyPV(nil)
+		}
 		return
 	}
 	va, _ := ev.obj.(*storagev1.VolumeAttachment)
-	d.applyVA(va)
+	if va != nil {
+		d.applyVA(va)
+	}
+	if ev.deleted || va == nil {
+		d.applyVA(nil)
+	}
 }
 
 func (d *demo) applyVA(va *storagev1.VolumeAttachment) {
@@ -631,8 +681,8 @@ func (d *demo) applyVA(va *storagev1.VolumeAttachment) {
 	obj := "VolumeAttachment " + vaName
 	if !s.exists {
 		if old.exists {
-			d.vaGoneAt = time.Now()
-			d.event(obj, "deleted, gone from the API server")
+			d.vaGoneAt = d.eventAt
+			d.gone(obj, old.finalizers)
 		}
 		return
 	}
@@ -653,7 +703,7 @@ func (d *demo) applyVA(va *storagev1.VolumeAttachment) {
 	}
 	if old.attached != s.attached {
 		if s.attached && d.attachedAt.IsZero() {
-			d.attachedAt = time.Now()
+			d.attachedAt = d.eventAt
 		}
 		d.event(obj, "status.attached=%t", s.attached)
 	}
@@ -672,7 +722,7 @@ func (d *demo) applyPV(pv *corev1.PersistentVolume) {
 	obj := "PersistentVolume " + pvName
 	if !s.exists {
 		if old.exists {
-			d.event(obj, "deleted, gone from the API server")
+			d.gone(obj, old.finalizers)
 		}
 		return
 	}
@@ -684,6 +734,17 @@ func (d *demo) applyPV(pv *corev1.PersistentVolume) {
 	}
 }
 
+// gone reports that a watched object was deleted. The API server removes an
+// object in the same update that takes its last finalizer away, and the
+// deletion event carries the state before that update, so the removal of
+// the finalizers is shown here.
+func (d *demo) gone(obj string, lastFinalizers []string) {
+	if len(lastFinalizers) > 0 {
+		d.event(obj, "finalizers=[] (%s removed)", strings.Join(lastFinalizers, ", "))
+	}
+	d.event(obj, "deleted, gone from the API server")
+}
+
 // waitFor applies object events until cond holds. It fails with failure
 // after stepTimeout, when ctx ends or when the attacher exits.
 func (d *demo) waitFor(ctx context.Context, failure string, cond func() bool) error {
@@ -693,10 +754,10 @@ func (d *demo) waitFor(ctx context.Context, failure string, cond func() bool) er
 	defer tick.Stop()
 	for !cond() {
 		select {
-		case ev := <-d.events: // nil channel before startWatching: never ready
+		case ev := <-d.events:
 			d.apply(ev)
 		case <-tick.C:
-		case <-d.attacherDone: // likewise nil before the attacher starts
+		case <-d.attacherDone: // nil, never ready, before the attacher starts
 			return fmt.Errorf("csi-attacher exited unexpectedly (%s) while waiting: %s", exitStatus(d.attacherErr), failure)
 		case <-timeout.C:
 			return errors.New(failure)
@@ -781,9 +842,8 @@ func (d *demo) printPublishRecord() {
 			call = &c
 		}
 	}
-	d.println("")
 	if call == nil {
-		d.println("  The driver has no ControllerPublishVolume call for %s on record.", volumeID)
+		d.println("\n  The driver has no ControllerPublishVolume call for %s on record.", volumeID)
 		return
 	}
 	capability := "none"
@@ -795,8 +855,7 @@ func (d *demo) printPublishRecord() {
 			capability += ", block"
 		}
 	}
-	d.println("  Driver record of the ControllerPublishVolume call:")
-	d.table([][2]string{
+	d.table("Driver record of the ControllerPublishVolume call:", [][2]string{
 		{"volume ID", call.VolumeID},
 		{"node ID", call.NodeID},
 		{"readonly", fmt.Sprint(call.ReadOnly)},
@@ -810,18 +869,15 @@ func (d *demo) printPublishRecord() {
 // printVAStatus shows the VolumeAttachment as the API server has it.
 func (d *demo) printVAStatus(ctx context.Context) {
 	va := &storagev1.VolumeAttachment{}
-	d.println("")
 	if err := d.c.Get(ctx, client.ObjectKey{Name: vaName}, va); err != nil {
-		d.println("  Could not read VolumeAttachment %s: %v", vaName, err)
-		d.println("")
+		d.println("\n  Could not read VolumeAttachment %s: %v\n", vaName, err)
 		return
 	}
 	attachError := "none"
 	if e := va.Status.AttachError; e != nil {
 		attachError = e.Message
 	}
-	d.println("  VolumeAttachment %s:", vaName)
-	d.table([][2]string{
+	d.table("VolumeAttachment "+vaName+" as stored by the API server:", [][2]string{
 		{"spec.attacher", va.Spec.Attacher},
 		{"spec.nodeName", va.Spec.NodeName},
 		{"finalizers", formatList(va.Finalizers)},
@@ -896,16 +952,21 @@ func (d *demo) cleanup(ok bool) {
 	if d.tmpDir == "" {
 		return
 	}
-	if ok && os.Getenv("DEMO_KEEP") != "1" {
+	// The directory is kept when there is something to look at: the log of
+	// an attacher that ran in a failed demo, or on request.
+	if (ok || d.attacher == nil) && os.Getenv("DEMO_KEEP") != "1" {
 		_ = os.RemoveAll(d.tmpDir)
 		d.say("removed %s", d.tmpDir)
 		return
 	}
+	// The binary is large and can be rebuilt; the rest is small.
+	_ = os.Remove(filepath.Join(d.tmpDir, "csi-attacher"))
 	d.say("kept %s (kubeconfig, attacher log)", d.tmpDir)
 }
 
-// fail prints the error and, if the attacher ran, the end of its log.
-func (d *demo) fail(err error) {
+// fail prints the error and, if the attacher ran, the end of its log as it
+// was when the failure was detected.
+func (d *demo) fail(err error, logLines []string, logErr error) {
 	d.println("")
 	if errors.Is(err, errInterrupted) {
 		d.println("Demo interrupted.")
@@ -916,13 +977,12 @@ func (d *demo) fail(err error) {
 		return
 	}
 	d.println("Demo failed: %v; attacher log: %s", err, d.logPath)
-	lines, rerr := tail(d.logPath, logTail)
-	if rerr != nil {
-		d.println("  (could not read the attacher log: %v)", rerr)
+	if logErr != nil {
+		d.println("  (could not read the attacher log: %v)", logErr)
 		return
 	}
-	d.println("Last %d lines of the attacher log:", len(lines))
-	for _, l := range lines {
+	d.println("Last %d lines of the attacher log before the demo stopped it:", len(logLines))
+	for _, l := range logLines {
 		d.println("  %s", l)
 	}
 }
@@ -958,7 +1018,12 @@ func (d *demo) println(format string, args ...any) {
 
 // stamped prints a line after the time since the demo started.
 func (d *demo) stamped(format string, args ...any) {
-	elapsed := time.Since(d.start).Seconds()
+	d.stampedAt(time.Now(), format, args...)
+}
+
+// stampedAt prints a line after the time from the start of the demo to at.
+func (d *demo) stampedAt(at time.Time, format string, args ...any) {
+	elapsed := at.Sub(d.start).Seconds()
 	d.out.Lock()
 	defer d.out.Unlock()
 	fmt.Printf("[%6.2fs] %s\n", elapsed, fmt.Sprintf(format, args...))
@@ -973,20 +1038,30 @@ func (d *demo) detail(format string, args ...any) { d.stamped("    "+format, arg
 // say is a plain progress line.
 func (d *demo) say(format string, args ...any) { d.detail(format, args...) }
 
-// event is a change of one of the watched objects.
+// event prints a change of one of the watched objects, stamped with the
+// arrival of the event being applied. Main goroutine only.
 func (d *demo) event(object, format string, args ...any) {
-	d.detail("%-27s %s", object+":", fmt.Sprintf(format, args...))
+	d.stampedAt(d.eventAt, "    %-27s %s", object+":", fmt.Sprintf(format, args...))
 }
 
-// table prints aligned key/value rows.
-func (d *demo) table(rows [][2]string) {
+// printCall prints a driver call, stamped with the time it ended.
+func (d *demo) printCall(ev objEvent) {
+	d.stampedAt(ev.at, "    driver: %s", formatCall(*ev.call))
+}
+
+// table prints a title and aligned key/value rows in one piece, so that no
+// other output lands in the middle.
+func (d *demo) table(title string, rows [][2]string) {
 	width := 0
 	for _, r := range rows {
 		width = max(width, len(r[0]))
 	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n  %s", title)
 	for _, r := range rows {
-		d.println("    %-*s  %s", width, r[0], r[1])
+		fmt.Fprintf(&b, "\n    %-*s  %s", width, r[0], r[1])
 	}
+	d.println("%s", b.String())
 }
 
 func formatList(items []string) string {

@@ -1,0 +1,410 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+
+	"github.com/csi-attacher/csi-attacher/internal/volume"
+)
+
+// attacherProc is the running attacher.
+type attacherProc struct {
+	cmd  *exec.Cmd
+	pid  int
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, valid after done
+
+	peakKiB  atomic.Int64 // highest VmHWM seen
+	stopping atomic.Bool
+}
+
+// buildAttacher runs `go build` in the background; the function it returns
+// waits for the build.
+func (b *bench) buildAttacher(ctx context.Context, root, bin string) func() error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return func() error { return fmt.Errorf("the go command is needed to build csi-attacher: %w", err) }
+	}
+	version := "bench"
+	if out, err := exec.CommandContext(ctx, "git", "-C", root, "describe", "--tags", "--always", "--dirty").Output(); err == nil {
+		version = strings.TrimSpace(string(out))
+	}
+	b.rep.AttacherVersion = version
+	var (
+		done     = make(chan struct{})
+		took     time.Duration
+		out      []byte
+		buildErr error
+	)
+	began := time.Now()
+	cmd := exec.CommandContext(ctx, goBin, "build", "-ldflags", "-X main.version="+version, "-o", bin, ".")
+	cmd.Dir = root
+	go func() {
+		out, buildErr = cmd.CombinedOutput()
+		took = time.Since(began)
+		close(done)
+	}()
+	b.printf("==> building csi-attacher %s (go build -o %s ., in the background)", version, bin)
+	return func() error {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			<-done
+			return context.Cause(ctx)
+		}
+		if buildErr != nil {
+			return fmt.Errorf("go build of csi-attacher in %s failed: %w\n%s", root, buildErr, bytes.TrimSpace(out))
+		}
+		b.printf("    built in %.1f s", took.Seconds())
+		b.setupPhase("build attacher", took, "in parallel with the control plane")
+		return nil
+	}
+}
+
+// repoRoot walks up from the working directory to the directory holding go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory; run the benchmark from the repository")
+		}
+		dir = parent
+	}
+}
+
+// startAttacher starts the attacher and waits until it is ready, leads and
+// has started its controllers' workers.
+func (b *bench) startAttacher(ctx context.Context, bin string) error {
+	ports, err := freePorts(2)
+	if err != nil {
+		return err
+	}
+	args := []string{
+		"--csi-address=" + filepath.Join(b.tmpDir, "csi.sock"),
+		"--kubeconfig=" + b.kubeconfig,
+		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", ports[0]),
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]),
+	}
+	args = append(args, b.cfg.attacherArgs...)
+	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1])
+	if addr := lastFlag(b.cfg.attacherArgs, "http-endpoint", "metrics-address"); addr != "" {
+		// The reference-style single endpoint serves /readyz too.
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("cannot use --http-endpoint=%q: %w", addr, err)
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		readyz = "http://" + net.JoinHostPort(host, port) + "/readyz"
+	}
+	b.printf("==> starting csi-attacher %s", strings.Join(args, " "))
+	b.printf("    attacher log: %s", b.logPath)
+
+	logFile, err := os.Create(b.logPath)
+	if err != nil {
+		return fmt.Errorf("creating the attacher log: %w", err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	isolate(cmd)
+	began := time.Now()
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return fmt.Errorf("starting csi-attacher: %w", err)
+	}
+	a := &attacherProc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	b.att = a
+	go func() {
+		a.err = cmd.Wait()
+		_ = logFile.Close()
+		close(a.done)
+	}()
+	go a.sample()
+	b.defer_(b.stopAttacher)
+
+	httpClient := &http.Client{Timeout: time.Second}
+	if err := b.waitUntil(ctx, "csi-attacher was not ready ("+readyz+")", 0, func() bool {
+		resp, err := httpClient.Get(readyz)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}); err != nil {
+		return err
+	}
+	b.printf("    ready (%s) after %.1f s", readyz, time.Since(began).Seconds())
+
+	if leaderElection(b.cfg.attacherArgs) {
+		lease := volume.LeaseName(driverName)
+		sel := fields.OneTermEqualSelector("metadata.name", lease).String()
+		holder := ""
+		if err := b.waitUntil(ctx, "csi-attacher did not acquire the Lease "+lease, 0, func() bool {
+			list, err := b.cs.CoordinationV1().Leases(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: sel})
+			if err != nil {
+				return false
+			}
+			for _, l := range list.Items {
+				if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
+					holder = l.Namespace + "/" + l.Name + " held by " + *l.Spec.HolderIdentity
+					return true
+				}
+			}
+			return false
+		}); err != nil {
+			return err
+		}
+		b.printf("    leading (Lease %s) after %.1f s", holder, time.Since(began).Seconds())
+	}
+
+	// The controllers start their workers once their caches have synced;
+	// before that a VolumeAttachment would wait for the cache, not for the
+	// attacher's work. A missing log line only costs a warning.
+	if err := b.waitUntil(ctx, "", workersTimeout, func() bool { return workersStarted(b.logPath) }); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		b.printf("    warning: no \"Starting workers\" line for every controller in the attacher log after %s; going on", workersTimeout)
+	} else {
+		b.printf("    controllers started after %.1f s", time.Since(began).Seconds())
+	}
+	b.setupPhase("start attacher", time.Since(began), "until /readyz, the Lease and the controllers' workers")
+	return nil
+}
+
+// waitUntil polls cond every 100 ms. It fails when ctx ends, when the
+// attacher exits or, with a positive limit, after limit.
+func (b *bench) waitUntil(ctx context.Context, what string, limit time.Duration, cond func() bool) error {
+	var expired <-chan time.Time
+	if limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		expired = t.C
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-expired:
+			return fmt.Errorf("%s within %s", what, limit)
+		case <-b.att.done:
+			return fmt.Errorf("csi-attacher exited unexpectedly (%s) while waiting: %s", exitStatus(b.att.err), what)
+		case <-ctx.Done():
+			if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
+				return fmt.Errorf("%s: %w", what, cause)
+			}
+			return errInterrupted
+		}
+	}
+	return nil
+}
+
+var controllerKey = regexp.MustCompile(`"controller":\s*"([^"]+)"`)
+
+// workersStarted reports whether every controller that logged "Starting
+// EventSource" has also logged "Starting workers" (controller-runtime's
+// messages, in the text or the JSON format).
+func workersStarted(logPath string) bool {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sources, workers := map[string]bool{}, map[string]bool{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		var set map[string]bool
+		switch {
+		case strings.Contains(line, "Starting EventSource"):
+			set = sources
+		case strings.Contains(line, "Starting workers"):
+			set = workers
+		default:
+			continue
+		}
+		name := ""
+		if m := controllerKey.FindStringSubmatch(line); m != nil {
+			name = m[1]
+		}
+		set[name] = true
+	}
+	if len(workers) == 0 {
+		return false
+	}
+	for name := range sources {
+		if !workers[name] {
+			return false
+		}
+	}
+	return true
+}
+
+// sample records the attacher's peak RSS until it exits.
+func (a *attacherProc) sample() {
+	tick := time.NewTicker(rssSampleEvery)
+	defer tick.Stop()
+	for {
+		if kib, err := peakRSSKiB(a.pid); err == nil {
+			storeMax(&a.peakKiB, kib)
+		}
+		select {
+		case <-tick.C:
+		case <-a.done:
+			return
+		}
+	}
+}
+
+// stopAttacher sends SIGTERM, waits up to attacherStopTimeout for the
+// attacher to exit (then kills it) and records its exit and its totals.
+func (b *bench) stopAttacher() {
+	a := b.att
+	if a == nil || !a.stopping.CompareAndSwap(false, true) {
+		return
+	}
+	// A last sample before the process goes away.
+	if kib, err := peakRSSKiB(a.pid); err == nil {
+		storeMax(&a.peakKiB, kib)
+	}
+	began := time.Now()
+	select {
+	case <-a.done:
+		b.rep.AttacherExit = "had already exited: " + exitStatus(a.err)
+	default:
+		_ = a.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-a.done:
+			b.rep.AttacherExit = exitStatus(a.err)
+		case <-time.After(attacherStopTimeout):
+			_ = a.cmd.Process.Kill()
+			<-a.done
+			b.rep.AttacherExit = fmt.Sprintf("did not exit within %s of SIGTERM, killed", attacherStopTimeout)
+		}
+	}
+	b.rep.AttacherStopSeconds = seconds(time.Since(began))
+	if ps := a.cmd.ProcessState; ps != nil {
+		b.rep.AttacherExitCode = ps.ExitCode()
+		b.rep.AttacherCPUSeconds = round3((ps.UserTime() + ps.SystemTime()).Seconds())
+		storeMax(&a.peakKiB, exitedPeakRSSKiB(ps))
+	}
+	b.rep.AttacherPeakRSSMiB = round1(float64(a.peakKiB.Load()) / 1024)
+	b.printf("csi-attacher stopped after %.1f s: %s", b.rep.AttacherStopSeconds, b.rep.AttacherExit)
+}
+
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// lastFlag returns the value of the last of the named flags in args
+// ("-name=v", "--name=v", "-name v" or "--name v"), or "".
+func lastFlag(args []string, names ...string) string {
+	value := ""
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		for _, n := range names {
+			if name != n {
+				continue
+			}
+			if !hasValue && i+1 < len(args) {
+				i++
+				v = args[i]
+			}
+			value = v
+		}
+	}
+	return value
+}
+
+// leaderElection reports whether the attacher runs with leader election
+// (the default) given its extra flags.
+func leaderElection(args []string) bool {
+	on := true
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name != "leader-election" || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if !hasValue {
+			on = true
+			continue
+		}
+		if parsed, err := strconv.ParseBool(v); err == nil {
+			on = parsed
+		}
+	}
+	return on
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return lines, sc.Err()
+}

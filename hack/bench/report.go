@@ -1,0 +1,240 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+)
+
+// report is everything the benchmark measured; it is printed as the
+// BENCH_JSON line. Durations are in seconds.
+type report struct {
+	N                  int      `json:"n"`
+	PublishLatency     string   `json:"publish_latency"`
+	UnpublishLatency   string   `json:"unpublish_latency"`
+	OtherDriverObjects int      `json:"other_driver_objects"`
+	AttacherArgs       []string `json:"attacher_args"`
+	AttacherVersion    string   `json:"attacher_version"`
+
+	// The headline figures, repeated from Phases for scripts.
+	AttachSeconds    float64       `json:"attach_seconds"`
+	DetachSeconds    float64       `json:"detach_seconds"`
+	ReleaseSeconds   float64       `json:"release_seconds"`
+	WritesPerAttach  float64       `json:"writes_per_attach"`
+	WritesPerDetach  float64       `json:"writes_per_detach"`
+	WritesPerRelease float64       `json:"writes_per_release"`
+	AttachLatency    *latencyStats `json:"attach_latency"`
+
+	CSICalls           map[string]int `json:"csi_calls"`
+	CSIFailedCalls     map[string]int `json:"csi_failed_calls"`
+	DuplicatePublish   int            `json:"duplicate_publish"`
+	DuplicateUnpublish int            `json:"duplicate_unpublish"`
+	StillPublished     int            `json:"still_published"`
+	AttachErrors       int            `json:"vas_with_attach_error"`
+	DetachErrors       int            `json:"vas_with_detach_error"`
+
+	AttacherPeakRSSMiB  float64 `json:"attacher_peak_rss_mib"`
+	AttacherCPUSeconds  float64 `json:"attacher_cpu_seconds"`
+	AttacherExit        string  `json:"attacher_exit"`
+	AttacherExitCode    int     `json:"attacher_exit_code"`
+	AttacherStopSeconds float64 `json:"attacher_stop_seconds"`
+
+	Setup        []setupResult `json:"setup"`
+	Phases       []phaseResult `json:"phases"`
+	Machine      machine       `json:"machine"`
+	TotalSeconds float64       `json:"total_seconds"`
+}
+
+type setupResult struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+	Note    string  `json:"note,omitempty"`
+}
+
+type phaseResult struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+	Ops     int     `json:"ops"`
+	// The attacher's writes (all writes minus the benchmark's own and the
+	// background Lease writes), including failed ones.
+	WritesPerOp          float64        `json:"writes_per_op"`
+	Writes               int            `json:"writes"`
+	WritesByRequest      map[string]int `json:"writes_by_request"`
+	FailedWrites         int            `json:"failed_writes"`
+	FailedByRequest      map[string]int `json:"failed_writes_by_request"`
+	BackgroundWrites     map[string]int `json:"background_writes"`
+	OwnRequests          map[string]int `json:"benchmark_requests"`
+	Reads                int            `json:"reads"`
+	ReadsByRequest       map[string]int `json:"reads_by_request"`
+	TerminatedWatchers   map[string]int `json:"terminated_watchers,omitempty"`
+	CSICalls             map[string]int `json:"csi_calls"`
+	DuplicatePublish     int            `json:"duplicate_publish"`
+	DuplicateUnpublish   int            `json:"duplicate_unpublish"`
+	AttacherCPUSeconds   float64        `json:"attacher_cpu_seconds"`
+	SystemCPUBusyPercent float64        `json:"system_cpu_busy_percent"`
+	Latency              *latencyStats  `json:"latency"`
+	Warnings             []string       `json:"warnings,omitempty"`
+}
+
+// latencyStats are per-operation latencies in seconds.
+type latencyStats struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+type machine struct {
+	CPUs         int    `json:"cpus"`
+	MemTotalMiB  int64  `json:"mem_total_mib"`
+	GOOS         string `json:"goos"`
+	GOARCH       string `json:"goarch"`
+	GoVersion    string `json:"go_version"`
+	LoadAvgStart string `json:"loadavg_start"`
+	LoadAvgEnd   string `json:"loadavg_end"`
+}
+
+// computeLatency computes nearest-rank percentiles.
+func computeLatency(ds []time.Duration) *latencyStats {
+	if len(ds) == 0 {
+		return nil
+	}
+	slices.Sort(ds)
+	at := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(ds)))) - 1
+		return seconds(ds[min(max(i, 0), len(ds)-1)])
+	}
+	return &latencyStats{Count: len(ds), P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: seconds(ds[len(ds)-1])}
+}
+
+// printReport prints the table, the details and the BENCH_JSON line.
+func (b *bench) printReport() error {
+	r := &b.rep
+	for _, p := range r.Phases {
+		switch p.Name {
+		case "attach":
+			r.AttachSeconds, r.WritesPerAttach, r.AttachLatency = p.Seconds, p.WritesPerOp, p.Latency
+		case "detach":
+			r.DetachSeconds, r.WritesPerDetach = p.Seconds, p.WritesPerOp
+		case "release":
+			r.ReleaseSeconds, r.WritesPerRelease = p.Seconds, p.WritesPerOp
+		}
+	}
+
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\nResults: N=%d, publish latency %s, unpublish latency %s, %d objects of another driver, attacher %s %s\n",
+		r.N, r.PublishLatency, r.UnpublishLatency, r.OtherDriverObjects, r.AttacherVersion, formatArgs(r.AttacherArgs))
+	setup := make([]string, 0, len(r.Setup))
+	for _, s := range r.Setup {
+		item := fmt.Sprintf("%s %.1f s", s.Name, s.Seconds)
+		if s.Note != "" {
+			item += " (" + s.Note + ")"
+		}
+		setup = append(setup, item)
+	}
+	fmt.Fprintf(&sb, "setup: %s\n\n", strings.Join(setup, ", "))
+
+	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tseconds\twrites/op\tfailed writes\treads\tCSI calls\tdup calls\tattacher CPU s\tmachine busy\tp50 s\tp90 s\tp99 s\tmax s\t")
+	for _, p := range r.Phases {
+		lat := []string{"-", "-", "-", "-"}
+		if l := p.Latency; l != nil {
+			lat = []string{f3(l.P50), f3(l.P90), f3(l.P99), f3(l.Max)}
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%d\t%d\t%s\t%d\t%.2f\t%.0f%%\t%s\t%s\t%s\t%s\t\n",
+			p.Name, p.Seconds, p.WritesPerOp, p.FailedWrites, p.Reads, formatCSI(p.CSICalls),
+			p.DuplicatePublish+p.DuplicateUnpublish, p.AttacherCPUSeconds, p.SystemCPUBusyPercent,
+			lat[0], lat[1], lat[2], lat[3])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	sb.WriteString("(latency: attach = create request to status.attached seen; detach = delete request to VolumeAttachment gone; release = delete request to PV gone)\n\n")
+
+	fmt.Fprintf(&sb, "CSI calls: %s; failed: %s\n", formatCounts(r.CSICalls), formatCounts(r.CSIFailedCalls))
+	fmt.Fprintf(&sb, "duplicate ControllerPublishVolume: %d, duplicate ControllerUnpublishVolume: %d, volumes still published at the end: %d\n",
+		r.DuplicatePublish, r.DuplicateUnpublish, r.StillPublished)
+	fmt.Fprintf(&sb, "VolumeAttachments that showed an attachError: %d, a detachError: %d\n", r.AttachErrors, r.DetachErrors)
+	fmt.Fprintf(&sb, "csi-attacher: peak RSS %.1f MiB, CPU %.2f s (whole run), %s, %.1f s after SIGTERM\n",
+		r.AttacherPeakRSSMiB, r.AttacherCPUSeconds, r.AttacherExit, r.AttacherStopSeconds)
+	fmt.Fprintf(&sb, "machine: %d CPUs, %d MiB, %s %s/%s, load average %s at the start, %s at the end; total %.1f s\n",
+		r.Machine.CPUs, r.Machine.MemTotalMiB, r.Machine.GoVersion, r.Machine.GOOS, r.Machine.GOARCH,
+		r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd, r.TotalSeconds)
+	for _, p := range r.Phases {
+		for _, w := range p.Warnings {
+			fmt.Fprintf(&sb, "warning (%s): %s\n", p.Name, w)
+		}
+		if b.cfg.verbose {
+			fmt.Fprintf(&sb, "\n%s: API requests beyond the benchmark's own (%s)\n", p.Name, formatCounts(p.OwnRequests))
+			fmt.Fprintf(&sb, "  writes:             %s\n", formatCounts(p.WritesByRequest))
+			fmt.Fprintf(&sb, "  failed writes:      %s\n", formatCounts(p.FailedByRequest))
+			fmt.Fprintf(&sb, "  background writes:  %s (not counted)\n", formatCounts(p.BackgroundWrites))
+			fmt.Fprintf(&sb, "  reads:              %s\n", formatCounts(p.ReadsByRequest))
+			fmt.Fprintf(&sb, "  watchers closed by the API server (too slow): %s\n", formatCounts(p.TerminatedWatchers))
+			fmt.Fprintf(&sb, "  CSI calls:          %s\n", formatCounts(p.CSICalls))
+		}
+	}
+	fmt.Print(sb.String())
+
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if b.cfg.jsonPath != "" {
+		if err := os.WriteFile(b.cfg.jsonPath, append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", b.cfg.jsonPath, err)
+		}
+	}
+	fmt.Printf("BENCH_JSON %s\n", data)
+	return nil
+}
+
+// formatCSI shows the publish and unpublish calls of a phase.
+func formatCSI(calls map[string]int) string {
+	var parts []string
+	if n := calls[fake.MethodPublish]; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d publish", n))
+	}
+	if n := calls[fake.MethodUnpublish]; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d unpublish", n))
+	}
+	if len(parts) == 0 {
+		return "0"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func formatCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func formatArgs(args []string) string {
+	if len(args) == 0 {
+		return "(default flags)"
+	}
+	return strings.Join(args, " ")
+}
+
+func f3(v float64) string { return fmt.Sprintf("%.3f", v) }
+
+func seconds(d time.Duration) float64 { return round3(d.Seconds()) }
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+func round1(v float64) float64 { return math.Round(v*10) / 10 }
