@@ -8,7 +8,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
@@ -17,10 +16,9 @@ import (
 )
 
 const (
-	// cacheWait bounds how long a reconcile waits for the cache to catch up
-	// with our own last write; normally that takes milliseconds.
-	cacheWait = 2 * time.Second
-	// staleRecheck is when a reconcile that gave up waiting looks again.
+	// staleRecheck is when a reconcile that found the cache behind our own
+	// write looks again, in case the event that brings the newer copy is one
+	// the predicates drop.
 	staleRecheck = time.Second
 	// maxEventNote keeps Event notes within the API's 1 KiB limit.
 	maxEventNote = 1000
@@ -30,10 +28,10 @@ const (
 // last write. It is retried, never shown to users.
 var errCacheBehind = errors.New("cache has not caught up with the attacher's last write yet")
 
-// getFresh reads obj from the cache and, if the copy is older than our last
-// write to it, waits briefly for the newer copy. fresh is false when the
-// cache did not catch up in time; the caller then retries later instead of
-// acting on old data.
+// getFresh reads obj from the cache. fresh is false when the copy is older
+// than our own last write to it: the caller then does nothing with it. The
+// newer copy is on its way, and its arrival in the cache triggers the next
+// reconcile; waiting for it here would only hold a worker.
 func (r *VolumeAttachmentReconciler) getFresh(ctx context.Context, key types.NamespacedName, obj client.Object) (fresh bool, err error) {
 	return getFresh(ctx, r.Client, r.Freshness, key, obj)
 }
@@ -42,23 +40,7 @@ func getFresh(ctx context.Context, c client.Reader, t *freshness.Tracker, key ty
 	if err := c.Get(ctx, key, obj); err != nil {
 		return false, err
 	}
-	if t == nil || !t.Stale(obj.GetUID(), obj.GetResourceVersion()) {
-		return true, nil
-	}
-	var getErr error
-	err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, cacheWait, false, func(ctx context.Context) (bool, error) {
-		if getErr = c.Get(ctx, key, obj); getErr != nil {
-			return false, getErr
-		}
-		return !t.Stale(obj.GetUID(), obj.GetResourceVersion()), nil
-	})
-	switch {
-	case getErr != nil:
-		return false, getErr
-	case err != nil:
-		return false, nil
-	}
-	return true, nil
+	return t == nil || !t.Stale(obj.GetUID(), obj.GetResourceVersion()), nil
 }
 
 // sendJSONPatch sends p to obj, refreshes obj from the answer and records
