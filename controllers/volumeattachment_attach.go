@@ -191,7 +191,11 @@ func (r *VolumeAttachmentReconciler) markAttached(ctx context.Context, va *stora
 	}
 	va.Status.AttachError = nil
 	if err := r.patchStatus(ctx, va, base); err != nil {
-		return fmt.Errorf("failed to mark VolumeAttachment %q attached: %w", va.Name, err)
+		err = fmt.Errorf("volume published, but VolumeAttachment %q could not be marked attached: %w", va.Name, err)
+		// The status cannot carry this error (writing it is what failed), so
+		// the Event is where users see it.
+		r.event(va, corev1.EventTypeWarning, ReasonAttachFailed, "Attach", "%s", eventNote(err))
+		return err
 	}
 	log.FromContext(ctx).V(2).Info("Attached volume")
 	if hadError {
