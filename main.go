@@ -17,6 +17,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/connectivity"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -24,12 +26,13 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/csi-attacher/csi-attacher/controllers"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/options"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
@@ -96,7 +99,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		ProbeTimeout:     opts.ProbeTimeout,
 		MaxGRPCLogLength: opts.MaxGRPCLogLength,
 		Logger:           logger.WithName("csi"),
-		Registry:         metrics.Registry,
+		Registry:         ctrlmetrics.Registry,
 	})
 	if err != nil {
 		return fmt.Errorf("failed to connect to the CSI driver at %s: %w", opts.CSIAddress, err)
@@ -118,6 +121,10 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	}
 	fresh := freshness.New()
 	workers := int(opts.WorkerThreads)
+	m, err := setupMetrics(mgr, driver)
+	if err != nil {
+		return err
+	}
 	if err := (&controllers.VolumeAttachmentReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
@@ -133,6 +140,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		RetryIntervalStart:      opts.RetryIntervalStart,
 		RetryIntervalMax:        opts.RetryIntervalMax,
 		Freshness:               fresh,
+		Metrics:                 m,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the VolumeAttachment controller: %w", err)
 	}
@@ -162,6 +170,57 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	return mgr.Start(ctx)
 }
 
+// setupMetrics registers the csi_attacher_* metrics: the VolumeAttachment
+// state gauges are counted from the cache at scrape time, and the driver
+// gauges follow the CSI client's health.
+func setupMetrics(mgr manager.Manager, driver *csi.Client) (*metrics.Metrics, error) {
+	m := metrics.New(driver.DriverName())
+	if err := m.Register(ctrlmetrics.Registry); err != nil {
+		return nil, fmt.Errorf("failed to register metrics: %w", err)
+	}
+	finalizer := volume.FinalizerName(driver.DriverName())
+	reader := mgr.GetCache()
+	m.SetStateSource(func() (attached, attaching, detaching, failed int, err error) {
+		list := &storagev1.VolumeAttachmentList{}
+		if err := reader.List(context.Background(), list); err != nil {
+			return 0, 0, 0, 0, err
+		}
+		ours := list.Items[:0]
+		for _, va := range list.Items {
+			if va.Spec.Attacher == driver.DriverName() {
+				ours = append(ours, va)
+			}
+		}
+		attached, attaching, detaching, failed = metrics.Count(ours, finalizer)
+		return attached, attaching, detaching, failed, nil
+	})
+	err := mgr.Add(driverGauges{driver: driver, metrics: m})
+	return m, err
+}
+
+// driverGauges keeps the driver-ready and connection-up gauges current. It
+// runs on every replica, leader or not: a standby's driver matters too.
+type driverGauges struct {
+	driver  *csi.Client
+	metrics *metrics.Metrics
+}
+
+func (g driverGauges) NeedLeaderElection() bool { return false }
+
+func (g driverGauges) Start(ctx context.Context) error {
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	for {
+		g.metrics.SetDriverReady(g.driver.Ready())
+		g.metrics.SetConnectionUp(g.driver.ConnectionState() == connectivity.Ready)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
 func kubeConfig(opts *options.Options) (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error
@@ -186,7 +245,7 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 	}
 	metricsOpts := metricsserver.Options{BindAddress: opts.MetricsBindAddress(), ExtraHandlers: map[string]http.Handler{}}
 	if opts.MetricsPath != "" && opts.MetricsPath != "/metrics" {
-		metricsOpts.ExtraHandlers[opts.MetricsPath] = promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})
+		metricsOpts.ExtraHandlers[opts.MetricsPath] = promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{})
 	}
 	if _, single := opts.SingleHTTPEndpoint(); single {
 		// The reference attacher's manifests probe one address; serve the

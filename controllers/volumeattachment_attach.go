@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/patch"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
@@ -198,6 +200,7 @@ func (r *VolumeAttachmentReconciler) markAttached(ctx context.Context, va *stora
 		return err
 	}
 	log.FromContext(ctx).V(2).Info("Attached volume")
+	r.Metrics.ObserveAttach(time.Since(va.CreationTimestamp.Time))
 	if hadError {
 		r.event(va, corev1.EventTypeNormal, ReasonAttached, "Attach", "Volume attached to node %s after earlier failures", va.Spec.NodeName)
 	}
@@ -220,6 +223,7 @@ func (r *VolumeAttachmentReconciler) attachFailed(ctx context.Context, va *stora
 		log.FromContext(ctx).Error(err, "Failed to save attach error")
 	}
 	r.event(va, corev1.EventTypeWarning, ReasonAttachFailed, "Attach", "%s", eventNote(cause))
+	r.Metrics.OperationFailed(metrics.OperationAttach, cause)
 	return cause
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -79,6 +80,8 @@ type VolumeAttachmentReconciler struct {
 	// MaxInflightPerNode bounds concurrent CSI calls per node
 	// (--max-inflight-per-node); 0 means no limit.
 	MaxInflightPerNode int
+	// Metrics records attach and detach latency and errors. Optional.
+	Metrics *metrics.Metrics
 
 	finalizer string
 	locks     keyedMutex

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/patch"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
@@ -79,6 +81,9 @@ func (r *VolumeAttachmentReconciler) markDetached(ctx context.Context, va *stora
 		return r.detachFailed(ctx, va, fmt.Errorf("could not mark as detached: %w", err))
 	}
 	log.FromContext(ctx).V(2).Info("Detached volume")
+	if va.DeletionTimestamp != nil {
+		r.Metrics.ObserveDetach(time.Since(va.DeletionTimestamp.Time))
+	}
 	if hadError {
 		r.event(va, corev1.EventTypeNormal, ReasonDetached, "Detach", "Volume detached from node %s after earlier failures", va.Spec.NodeName)
 	}
@@ -111,5 +116,6 @@ func (r *VolumeAttachmentReconciler) detachFailed(ctx context.Context, va *stora
 		log.FromContext(ctx).Error(err, "Failed to save detach error")
 	}
 	r.event(va, corev1.EventTypeWarning, ReasonDetachFailed, "Detach", "%s", eventNote(cause))
+	r.Metrics.OperationFailed(metrics.OperationDetach, cause)
 	return cause
 }

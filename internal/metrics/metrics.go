@@ -1,0 +1,377 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	storagev1 "k8s.io/api/storage/v1"
+)
+
+// Namespace prefixes every metric of this package.
+const Namespace = "csi_attacher"
+
+// Full metric names.
+const (
+	// AttachDurationSeconds is a histogram of the time from a
+	// VolumeAttachment's creation to the attacher writing attached=true.
+	AttachDurationSeconds = Namespace + "_attach_duration_seconds"
+	// DetachDurationSeconds is a histogram of the time from a
+	// VolumeAttachment's deletion timestamp to the attacher removing its
+	// finalizer.
+	DetachDurationSeconds = Namespace + "_detach_duration_seconds"
+	// OperationErrorsTotal counts failed attaches and detaches by operation
+	// and gRPC code.
+	OperationErrorsTotal = Namespace + "_operation_errors_total"
+	// VolumeAttachments gauges the driver's VolumeAttachments by state.
+	VolumeAttachments = Namespace + "_volumeattachments"
+	// DriverReady is 1 while the driver answers Probe with ready, else 0.
+	DriverReady = Namespace + "_driver_ready"
+	// CSIConnectionUp is 1 while the gRPC connection to the driver is up,
+	// else 0.
+	CSIConnectionUp = Namespace + "_csi_connection_up"
+	// DriverOutagesTotal counts the times the driver became unreachable.
+	DriverOutagesTotal = Namespace + "_driver_outages_total"
+)
+
+// Label names.
+const (
+	// LabelDriverName is the constant label on every metric.
+	LabelDriverName = "driver_name"
+	// LabelOperation is OperationAttach or OperationDetach.
+	LabelOperation = "operation"
+	// LabelGRPCCode is a gRPC code name such as "DeadlineExceeded", or
+	// NoGRPCCode.
+	LabelGRPCCode = "grpc_code"
+	// LabelState is one of the State* values.
+	LabelState = "state"
+)
+
+// Values of the operation label.
+const (
+	OperationAttach = "attach"
+	OperationDetach = "detach"
+)
+
+// NoGRPCCode is the grpc_code of errors that carry no gRPC status: the
+// attacher's own errors, such as a missing PersistentVolume or secret.
+const NoGRPCCode = "none"
+
+// Values of the state label, as returned by State.
+const (
+	StateAttached  = "attached"
+	StateAttaching = "attaching"
+	StateDetaching = "detaching"
+	StateFailed    = "failed"
+)
+
+// DurationBuckets are the upper bounds, in seconds, of the attach and detach
+// histograms: 50 ms to 10 min, each about twice the one before, with round
+// values so that alert thresholds (e.g. 30 s, 1 min, 2 min) fall on a bound.
+var DurationBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600}
+
+// StateCounter counts the driver's VolumeAttachments by state. It is called
+// on every scrape, so it must be cheap (read an informer cache, not the API
+// server) and safe for concurrent use. When it returns an error the state
+// gauges are left out of that scrape rather than reporting wrong numbers.
+type StateCounter func() (attached, attaching, detaching, failed int, err error)
+
+// Metrics holds the attacher's collectors for one driver. Create it with
+// New and register it with Register. All methods are safe for concurrent
+// use, and the recording methods do nothing on a nil *Metrics, so a
+// reconciler built without metrics (e.g. in tests) needs no checks.
+type Metrics struct {
+	attach      prometheus.Histogram
+	detach      prometheus.Histogram
+	errors      *prometheus.CounterVec
+	driverReady prometheus.Gauge
+	connUp      prometheus.Gauge
+	outages     prometheus.Counter
+	states      *stateCollector
+
+	mu        sync.Mutex // guards connWasUp
+	connWasUp bool
+}
+
+// New builds the collectors for driver. Nothing is exported until Register.
+func New(driver string) *Metrics {
+	constLabels := prometheus.Labels{LabelDriverName: driver}
+	m := &Metrics{
+		attach: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: AttachDurationSeconds,
+			Help: "End-to-end attach latency in seconds: from the creation of a VolumeAttachment " +
+				"to this attacher writing status.attached=true, retries and queueing included. " +
+				"A high p99 means pods wait on volume attachment; compare with " +
+				"csi_sidecar_operations_seconds to tell a slow driver from a backlog in the attacher.",
+			Buckets:     DurationBuckets,
+			ConstLabels: constLabels,
+		}),
+		detach: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: DetachDurationSeconds,
+			Help: "End-to-end detach latency in seconds: from the deletion timestamp of a " +
+				"VolumeAttachment to this attacher removing its finalizer. A high p99 means " +
+				"volumes stay published to nodes they left and cannot move to a new node.",
+			Buckets:     DurationBuckets,
+			ConstLabels: constLabels,
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: OperationErrorsTotal,
+			Help: "Failed attach and detach attempts, by operation and by the gRPC code the driver " +
+				`returned ("none" for the attacher's own errors, such as a missing PersistentVolume, ` +
+				"secret or CSINode). A rising rate means volumes are not attaching or detaching; " +
+				"the code says whether to look at the driver (e.g. Internal, DeadlineExceeded) " +
+				"or at the Kubernetes objects (none).",
+			ConstLabels: constLabels,
+		}, []string{LabelOperation, LabelGRPCCode}),
+		driverReady: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: DriverReady,
+			Help: "1 if the CSI driver's last Probe answered ready, else 0. While 0 the attacher " +
+				"cannot attach or detach anything: look at the driver's own logs.",
+			ConstLabels: constLabels,
+		}),
+		connUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: CSIConnectionUp,
+			Help: "1 if the gRPC connection to the CSI driver socket is up, else 0. 0 means the " +
+				"driver container is down or the --csi-address socket is wrong.",
+			ConstLabels: constLabels,
+		}),
+		outages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: DriverOutagesTotal,
+			Help: "Times the connection to the CSI driver went from up to down since the attacher " +
+				"started. A steadily rising value means the driver is crash-looping or flapping.",
+			ConstLabels: constLabels,
+		}),
+		states: &stateCollector{desc: prometheus.NewDesc(VolumeAttachments,
+			"VolumeAttachments of this driver by state: attached, attaching (not attached yet, "+
+				"no error), detaching (being deleted, detach not finished) and failed (attach "+
+				"error and not attached, or detach error while deleting). A growing attaching "+
+				"count is a backlog; a non-zero failed count needs a look at the objects' "+
+				"status errors (kubectl describe volumeattachment).",
+			[]string{LabelState}, constLabels)},
+	}
+	// Pre-create every error series, so that the first error after a start
+	// shows up in rate() and increase() instead of creating a new series.
+	for _, op := range []string{OperationAttach, OperationDetach} {
+		m.errors.WithLabelValues(op, NoGRPCCode)
+		for c := codes.Canceled; c <= codes.Unauthenticated; c++ {
+			m.errors.WithLabelValues(op, c.String())
+		}
+	}
+	return m
+}
+
+func (m *Metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.attach, m.detach, m.errors, m.driverReady, m.connUp, m.outages, m.states}
+}
+
+// Register registers every collector with r. It is all or nothing: if one
+// collector cannot be registered (e.g. m, or another Metrics, is already
+// registered with r) the ones registered by this call are unregistered again
+// and the error is returned.
+func (m *Metrics) Register(r prometheus.Registerer) error {
+	if m == nil {
+		return errors.New("metrics: Register called on nil *Metrics")
+	}
+	if r == nil {
+		return errors.New("metrics: nil Registerer")
+	}
+	cs := m.collectors()
+	for i, c := range cs {
+		if err := r.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				r.Unregister(done)
+			}
+			return fmt.Errorf("registering csi_attacher metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// ObserveAttach records the end-to-end latency of one successful attach:
+// from the VolumeAttachment's creation timestamp to the write of
+// attached=true. A negative d (clock skew with the API server) counts as 0.
+func (m *Metrics) ObserveAttach(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.attach.Observe(seconds(d))
+}
+
+// ObserveDetach records the end-to-end latency of one successful detach:
+// from the VolumeAttachment's deletion timestamp to the removal of our
+// finalizer. A negative d (clock skew with the API server) counts as 0.
+func (m *Metrics) ObserveDetach(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.detach.Observe(seconds(d))
+}
+
+func seconds(d time.Duration) float64 {
+	if d < 0 {
+		return 0
+	}
+	return d.Seconds()
+}
+
+// OperationFailed counts one failed attempt of operation (OperationAttach or
+// OperationDetach). The grpc_code label is the code of the gRPC status err
+// carries, also when err wraps it (fmt.Errorf with %w), and NoGRPCCode when
+// it carries none. A nil err counts nothing.
+func (m *Metrics) OperationFailed(operation string, err error) {
+	if m == nil || err == nil {
+		return
+	}
+	m.errors.WithLabelValues(operation, GRPCCode(err)).Inc()
+}
+
+// GRPCCode returns the name of the gRPC code err carries (e.g.
+// "DeadlineExceeded"), looking through wrapped errors, or NoGRPCCode when err
+// carries no gRPC status. It is the grpc_code label of OperationFailed.
+func GRPCCode(err error) string {
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
+		return NoGRPCCode
+	}
+	st, ok := status.FromError(se.(error))
+	if !ok {
+		return NoGRPCCode
+	}
+	return st.Code().String()
+}
+
+// SetDriverReady sets csi_attacher_driver_ready to 1 or 0.
+func (m *Metrics) SetDriverReady(ready bool) {
+	if m == nil {
+		return
+	}
+	m.driverReady.Set(boolValue(ready))
+}
+
+// SetConnectionUp sets csi_attacher_csi_connection_up to 1 or 0. Each change
+// from up to down counts one outage in csi_attacher_driver_outages_total;
+// repeated calls with the same value, and a first call with false, count
+// nothing.
+func (m *Metrics) SetConnectionUp(up bool) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.connWasUp && !up {
+		m.outages.Inc()
+	}
+	m.connWasUp = up
+	m.connUp.Set(boolValue(up))
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// SetStateSource sets the function the csi_attacher_volumeattachments gauges
+// are computed from on every scrape. With a nil f (the default) the gauges
+// are not exported.
+func (m *Metrics) SetStateSource(f StateCounter) {
+	if m == nil {
+		return
+	}
+	if f == nil {
+		m.states.source.Store(nil)
+		return
+	}
+	m.states.source.Store(&f)
+}
+
+// stateCollector exports the state gauges from its StateCounter at scrape
+// time.
+type stateCollector struct {
+	desc   *prometheus.Desc
+	source atomic.Pointer[StateCounter]
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.source.Load()
+	if f == nil {
+		return
+	}
+	attached, attaching, detaching, failed, err := (*f)()
+	if err != nil {
+		return
+	}
+	for _, s := range []struct {
+		state string
+		n     int
+	}{
+		{StateAttached, attached},
+		{StateAttaching, attaching},
+		{StateDetaching, detaching},
+		{StateFailed, failed},
+	} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.n), s.state)
+	}
+}
+
+// State classifies a VolumeAttachment of the driver for the state gauges.
+// finalizer is the attacher's finalizer on VolumeAttachments
+// (volume.FinalizerName of the driver). In order:
+//
+//   - being deleted and our finalizer already gone (finalizer non-empty):
+//     "", the detach is done and the object only waits for other
+//     finalizers; it is not counted;
+//   - being deleted with status.detachError set: StateFailed;
+//   - being deleted: StateDetaching;
+//   - status.attached: StateAttached;
+//   - status.attachError set: StateFailed;
+//   - otherwise: StateAttaching.
+//
+// An empty finalizer skips the finalizer check, so every VolumeAttachment
+// being deleted counts as detaching or failed.
+func State(va *storagev1.VolumeAttachment, finalizer string) string {
+	if va.DeletionTimestamp != nil {
+		if finalizer != "" && !slices.Contains(va.Finalizers, finalizer) {
+			return ""
+		}
+		if va.Status.DetachError != nil {
+			return StateFailed
+		}
+		return StateDetaching
+	}
+	if va.Status.Attached {
+		return StateAttached
+	}
+	if va.Status.AttachError != nil {
+		return StateFailed
+	}
+	return StateAttaching
+}
+
+// Count tallies vas by State, for use in a StateCounter. Objects for which
+// State returns "" are not counted. The caller passes only the driver's
+// VolumeAttachments.
+func Count(vas []storagev1.VolumeAttachment, finalizer string) (attached, attaching, detaching, failed int) {
+	for i := range vas {
+		switch State(&vas[i], finalizer) {
+		case StateAttached:
+			attached++
+		case StateAttaching:
+			attaching++
+		case StateDetaching:
+			detaching++
+		case StateFailed:
+			failed++
+		}
+	}
+	return attached, attaching, detaching, failed
+}
