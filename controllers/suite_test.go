@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
@@ -132,6 +133,11 @@ type attacherOptions struct {
 	timeout            time.Duration
 	workers            int
 	maxInflightPerNode int
+	// restConfig, when set, is used instead of the suite's admin cfg (e.g.
+	// a user that holds only the attacher's RBAC rights).
+	restConfig *rest.Config
+	// logger, when set, replaces logf.Log for the CSI client and the Manager.
+	logger *logr.Logger
 }
 
 func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
@@ -148,6 +154,15 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 			o.workers = opts[0].workers
 		}
 		o.maxInflightPerNode = opts[0].maxInflightPerNode
+		o.restConfig = opts[0].restConfig
+		o.logger = opts[0].logger
+	}
+	restConfig, logger := cfg, logf.Log
+	if o.restConfig != nil {
+		restConfig = o.restConfig
+	}
+	if o.logger != nil {
+		logger = *o.logger
 	}
 	dir, err := os.MkdirTemp("", "csi-envtest")
 	Expect(err).NotTo(HaveOccurred())
@@ -159,14 +174,15 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		Address:      driver.Address(),
 		Timeout:      o.timeout,
 		ProbeTimeout: time.Second,
-		Logger:       logf.Log.WithName("csi").WithValues("driver", dc.Name),
+		Logger:       logger.WithName("csi").WithValues("driver", dc.Name),
 		Registry:     prometheus.NewRegistry(),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	caps := cc.Capabilities()
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme,
+		Logger:                 logger,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Several attachers run in one process here; in production each

@@ -2,6 +2,7 @@
 # Installs a pinned Go tool into a cache outside the clone and prints its path.
 #
 #   hack/install-tools.sh kustomize    -> .../csi-attacher/bin/kustomize-v5.8.2
+#   hack/install-tools.sh promtool     -> .../csi-attacher/bin/promtool-v0.316.0
 #
 # The tools are built from the Go module proxy with the local Go toolchain
 # (`go install module@version`), so nothing but the proxy has to be reachable.
@@ -19,6 +20,11 @@ set -euo pipefail
 # golangci-lint is deliberately not offered: v2.15.0 built from the proxy took
 # over 12 minutes on 2 busy cores, too slow for a tool `make test` depends on.
 KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.8.2}"
+# promtool v0.316.0 is Prometheus 3.16.0 (the Go module tags Prometheus v3.x.y
+# as v0.3xx.y); its go.mod says go 1.26.7 and has no replace directives, so
+# `go install` builds it with go1.26. It checks and unit-tests the alerting
+# rules in config/prometheus/rules (`make monitoring-check`).
+PROMTOOL_VERSION="${PROMTOOL_VERSION:-v0.316.0}"
 
 CACHE_ROOT="${CSI_ATTACHER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/csi-attacher}"
 BIN_DIR="${CACHE_ROOT}/bin"
@@ -26,7 +32,7 @@ BIN_DIR="${CACHE_ROOT}/bin"
 log() { echo "install-tools: $*" >&2; }
 
 usage() {
-  echo "usage: $0 kustomize" >&2
+  echo "usage: $0 kustomize|promtool" >&2
   exit 2
 }
 
@@ -37,6 +43,11 @@ case "$1" in
     name=kustomize
     version="${KUSTOMIZE_VERSION}"
     package=sigs.k8s.io/kustomize/kustomize/v5
+    ;;
+  promtool)
+    name=promtool
+    version="${PROMTOOL_VERSION}"
+    package=github.com/prometheus/prometheus/cmd/promtool
     ;;
   *)
     usage
