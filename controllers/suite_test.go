@@ -29,6 +29,7 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // Test timings: short CSI timeout and backoff so failure paths are quick.
@@ -125,6 +126,9 @@ type testAttacher struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	dir    string
+	// elected is closed once the Manager leads (at once without leader
+	// election).
+	elected <-chan struct{}
 }
 
 // attacherOptions vary one test attacher from the defaults.
@@ -138,7 +142,18 @@ type attacherOptions struct {
 	restConfig *rest.Config
 	// logger, when set, replaces logf.Log for the CSI client and the Manager.
 	logger *logr.Logger
+	// leaderElection runs the Manager with a Lease in "default", with short
+	// timings; releaseOnCancel says whether a stop gives the Lease up.
+	leaderElection  bool
+	releaseOnCancel bool
 }
+
+// Leader-election timings for tests: short, so handovers are quick.
+var (
+	testLeaseDuration = 3 * time.Second
+	testRenewDeadline = 2 * time.Second
+	testRetryPeriod   = 250 * time.Millisecond
+)
 
 func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 	GinkgoHelper()
@@ -156,6 +171,8 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		o.maxInflightPerNode = opts[0].maxInflightPerNode
 		o.restConfig = opts[0].restConfig
 		o.logger = opts[0].logger
+		o.leaderElection = opts[0].leaderElection
+		o.releaseOnCancel = opts[0].releaseOnCancel
 	}
 	restConfig, logger := cfg, logf.Log
 	if o.restConfig != nil {
@@ -181,8 +198,15 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 	caps := cc.Capabilities()
 
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:                 scheme,
-		Logger:                 logger,
+		Scheme:                        scheme,
+		Logger:                        logger,
+		LeaderElection:                o.leaderElection,
+		LeaderElectionID:              volume.LeaseName(dc.Name),
+		LeaderElectionNamespace:       "default",
+		LeaderElectionReleaseOnCancel: o.releaseOnCancel,
+		LeaseDuration:                 &testLeaseDuration,
+		RenewDeadline:                 &testRenewDeadline,
+		RetryPeriod:                   &testRetryPeriod,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Several attachers run in one process here; in production each
@@ -227,7 +251,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 			Freshness:               fresh,
 		}).SetupWithManager(mgr)).To(Succeed())
 	}
-	a := &testAttacher{driver: driver, client: cc, cancel: cancel, done: make(chan struct{}), dir: dir}
+	a := &testAttacher{driver: driver, client: cc, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected()}
 	go func() {
 		defer GinkgoRecover()
 		defer close(a.done)
