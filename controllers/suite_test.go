@@ -207,8 +207,8 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		LeaseDuration:                 &testLeaseDuration,
 		RenewDeadline:                 &testRenewDeadline,
 		RetryPeriod:                   &testRetryPeriod,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:        "0",
 		// Several attachers run in one process here; in production each
 		// process has one Manager and unique controller names.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
