@@ -29,6 +29,7 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -146,6 +147,8 @@ type attacherOptions struct {
 	// timings; releaseOnCancel says whether a stop gives the Lease up.
 	leaderElection  bool
 	releaseOnCancel bool
+	// metrics, when set, is given to the VolumeAttachment reconciler.
+	metrics *metrics.Metrics
 }
 
 // Leader-election timings for tests: short, so handovers are quick.
@@ -173,6 +176,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		o.logger = opts[0].logger
 		o.leaderElection = opts[0].leaderElection
 		o.releaseOnCancel = opts[0].releaseOnCancel
+		o.metrics = opts[0].metrics
 	}
 	restConfig, logger := cfg, logf.Log
 	if o.restConfig != nil {
@@ -237,6 +241,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		DefaultFSType:           defaultFSType,
 		MaxConcurrentReconciles: o.workers,
 		MaxInflightPerNode:      o.maxInflightPerNode,
+		Metrics:                 o.metrics,
 		RetryIntervalStart:      retryStart,
 		RetryIntervalMax:        retryMax,
 		Freshness:               fresh,

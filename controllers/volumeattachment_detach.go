@@ -96,7 +96,9 @@ func (r *VolumeAttachmentReconciler) markDetached(ctx context.Context, va *stora
 	va.Status.AttachmentMetadata = nil
 	va.Status.DetachError = nil
 	if err := r.patchStatus(ctx, va, base); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("failed to mark VolumeAttachment %q detached: %w", va.Name, err)
+		err = fmt.Errorf("volume detached, but VolumeAttachment %q could not be marked detached: %w", va.Name, err)
+		r.event(va, corev1.EventTypeWarning, ReasonDetachFailed, "Detach", "%s", eventNote(err))
+		return err
 	}
 	return nil
 }
