@@ -1,0 +1,100 @@
+package manifests
+
+import (
+	"os"
+	"slices"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
+)
+
+func load(t *testing.T, path string, into any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading %s: %v", path, err)
+	}
+	if err := yaml.UnmarshalStrict(data, into); err != nil {
+		t.Fatalf("parsing %s: %v", path, err)
+	}
+}
+
+func TestManagerDeploymentIsLockedDown(t *testing.T) {
+	g := NewWithT(t)
+	var d appsv1.Deployment
+	load(t, "../../config/manager/manager.yaml", &d)
+
+	pod := d.Spec.Template.Spec
+	g.Expect(pod.SecurityContext).NotTo(BeNil())
+	g.Expect(pod.SecurityContext.RunAsNonRoot).To(HaveValue(BeTrue()))
+	g.Expect(pod.SecurityContext.SeccompProfile).NotTo(BeNil())
+	g.Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
+
+	i := slices.IndexFunc(pod.Containers, func(c corev1.Container) bool { return c.Name == "csi-attacher" })
+	g.Expect(i).To(BeNumerically(">=", 0), "a container named csi-attacher")
+	c := pod.Containers[i]
+	sc := c.SecurityContext
+	g.Expect(sc).NotTo(BeNil())
+	g.Expect(sc.RunAsNonRoot).To(HaveValue(BeTrue()))
+	g.Expect(sc.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
+	g.Expect(sc.AllowPrivilegeEscalation).To(HaveValue(BeFalse()))
+	g.Expect(sc.Privileged).To(Or(BeNil(), HaveValue(BeFalse())))
+	g.Expect(sc.Capabilities).NotTo(BeNil())
+	g.Expect(sc.Capabilities.Drop).To(ContainElement(corev1.Capability("ALL")))
+	g.Expect(sc.Capabilities.Add).To(BeEmpty())
+	g.Expect(sc.SeccompProfile).NotTo(BeNil())
+	g.Expect(sc.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
+
+	g.Expect(c.Resources.Requests).To(HaveKey(corev1.ResourceCPU))
+	g.Expect(c.Resources.Requests).To(HaveKey(corev1.ResourceMemory))
+	g.Expect(c.Resources.Limits).To(HaveKey(corev1.ResourceMemory))
+
+	g.Expect(c.LivenessProbe).NotTo(BeNil())
+	g.Expect(c.LivenessProbe.HTTPGet).NotTo(BeNil())
+	g.Expect(c.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))
+	g.Expect(c.ReadinessProbe).NotTo(BeNil())
+	g.Expect(c.ReadinessProbe.HTTPGet).NotTo(BeNil())
+	g.Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
+}
+
+func TestRBACIsLeastPrivilege(t *testing.T) {
+	g := NewWithT(t)
+	var role rbacv1.ClusterRole
+	load(t, "../../config/rbac/role.yaml", &role)
+	g.Expect(role.Name).To(Equal("external-attacher-runner"), "the reference attacher's name, for drop-in swaps")
+
+	allowed := map[string][]string{
+		"/persistentvolumes":                      {"get", "list", "watch", "patch"},
+		"storage.k8s.io/volumeattachments":        {"get", "list", "watch", "patch"},
+		"storage.k8s.io/volumeattachments/status": {"patch"},
+		"storage.k8s.io/csinodes":                 {"get", "list", "watch"},
+		"/secrets":                                {"get"},
+		"/events":                                 {"create", "patch"},
+		"events.k8s.io/events":                    {"create", "patch"},
+	}
+	seen := map[string]bool{}
+	for _, rule := range role.Rules {
+		g.Expect(rule.Verbs).NotTo(ContainElement("*"))
+		g.Expect(rule.Verbs).NotTo(ContainElement("update"), "patch, never update, on shared objects")
+		g.Expect(rule.Verbs).NotTo(ContainElement("delete"))
+		for _, group := range rule.APIGroups {
+			for _, resource := range rule.Resources {
+				key := group + "/" + resource
+				verbs, ok := allowed[key]
+				g.Expect(ok).To(BeTrue(), "unexpected rule for %s", key)
+				g.Expect(verbs).To(ContainElements(rule.Verbs), "verbs on %s", key)
+				seen[key] = true
+			}
+		}
+	}
+	for key := range allowed {
+		if key == "/events" || key == "events.k8s.io/events" {
+			continue // either Events API is enough
+		}
+		g.Expect(seen).To(HaveKey(key), "missing rule for %s", key)
+	}
+}
