@@ -6,12 +6,20 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/patch"
 )
 
@@ -82,4 +90,41 @@ func eventNote(err error) string {
 		note = note[:maxEventNote-3] + "..."
 	}
 	return note
+}
+
+// operation describes attach or detach for error reporting.
+type operation struct {
+	action       string // Event action
+	failedReason string // Warning Event reason
+	metric       string // csi_attacher_operation_errors_total label
+	setError     func(*storagev1.VolumeAttachmentStatus, *storagev1.VolumeError)
+}
+
+var (
+	opAttach = operation{action: "Attach", failedReason: ReasonAttachFailed, metric: metrics.OperationAttach,
+		setError: func(s *storagev1.VolumeAttachmentStatus, e *storagev1.VolumeError) { s.AttachError = e }}
+	opDetach = operation{action: "Detach", failedReason: ReasonDetachFailed, metric: metrics.OperationDetach,
+		setError: func(s *storagev1.VolumeAttachmentStatus, e *storagev1.VolumeError) { s.DetachError = e }}
+)
+
+// failed makes a failure visible in the three places users look: the
+// VolumeAttachment status (with the gRPC code when there is one), a Warning
+// Event, and the metrics; controller-runtime logs the returned error.
+// Failing to save the status does not hide the original error.
+func (r *VolumeAttachmentReconciler) failed(ctx context.Context, va *storagev1.VolumeAttachment, op operation, cause error) error {
+	if errors.Is(cause, errCacheBehind) {
+		return cause
+	}
+	base := va.DeepCopy()
+	verr := &storagev1.VolumeError{Time: metav1.Now(), Message: cause.Error()}
+	if code, ok := csi.Code(cause); ok {
+		verr.ErrorCode = ptr.To(int32(code))
+	}
+	op.setError(&va.Status, verr)
+	if err := r.patchStatus(ctx, va, base); err != nil && !apierrors.IsNotFound(err) {
+		log.FromContext(ctx).Error(err, "Failed to save the error in the VolumeAttachment status", "operation", op.action)
+	}
+	r.event(va, corev1.EventTypeWarning, op.failedReason, op.action, "%s", eventNote(cause))
+	r.Metrics.OperationFailed(op.metric, cause)
+	return cause
 }

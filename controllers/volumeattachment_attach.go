@@ -9,15 +9,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
-	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/patch"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
@@ -208,23 +205,9 @@ func (r *VolumeAttachmentReconciler) markAttached(ctx context.Context, va *stora
 }
 
 // attachFailed saves the error in status.attachError, emits a Warning Event,
-// and returns the error so the controller retries with backoff. Failing to
-// save the error does not hide the original one.
+// and returns the error so the controller retries.
 func (r *VolumeAttachmentReconciler) attachFailed(ctx context.Context, va *storagev1.VolumeAttachment, cause error) error {
-	if errors.Is(cause, errCacheBehind) {
-		return cause
-	}
-	base := va.DeepCopy()
-	va.Status.AttachError = &storagev1.VolumeError{Time: metav1.Now(), Message: cause.Error()}
-	if code, ok := csi.Code(cause); ok {
-		va.Status.AttachError.ErrorCode = ptr.To(int32(code))
-	}
-	if err := r.patchStatus(ctx, va, base); err != nil {
-		log.FromContext(ctx).Error(err, "Failed to save attach error")
-	}
-	r.event(va, corev1.EventTypeWarning, ReasonAttachFailed, "Attach", "%s", eventNote(cause))
-	r.Metrics.OperationFailed(metrics.OperationAttach, cause)
-	return cause
+	return r.failed(ctx, va, opAttach, cause)
 }
 
 // sendPatch sends a JSON patch and remembers the written version.

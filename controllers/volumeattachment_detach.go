@@ -2,19 +2,15 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
-	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/patch"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
@@ -104,20 +100,7 @@ func (r *VolumeAttachmentReconciler) markDetached(ctx context.Context, va *stora
 }
 
 // detachFailed saves the error in status.detachError, emits a Warning Event
-// and returns the error for a retry with backoff.
+// and returns the error so the controller retries.
 func (r *VolumeAttachmentReconciler) detachFailed(ctx context.Context, va *storagev1.VolumeAttachment, cause error) error {
-	if errors.Is(cause, errCacheBehind) {
-		return cause
-	}
-	base := va.DeepCopy()
-	va.Status.DetachError = &storagev1.VolumeError{Time: metav1.Now(), Message: cause.Error()}
-	if code, ok := csi.Code(cause); ok {
-		va.Status.DetachError.ErrorCode = ptr.To(int32(code))
-	}
-	if err := r.patchStatus(ctx, va, base); err != nil && !apierrors.IsNotFound(err) {
-		log.FromContext(ctx).Error(err, "Failed to save detach error")
-	}
-	r.event(va, corev1.EventTypeWarning, ReasonDetachFailed, "Detach", "%s", eventNote(cause))
-	r.Metrics.OperationFailed(metrics.OperationDetach, cause)
-	return cause
+	return r.failed(ctx, va, opDetach, cause)
 }
