@@ -157,6 +157,11 @@ func deleting(want bool) predicate.Predicate {
 // Reconcile drives one VolumeAttachment of our driver one step towards its
 // desired state: attached while it exists, detached once it is deleted.
 func (r *VolumeAttachmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	// On shutdown the Manager cancels ctx, then waits for reconciles to
+	// return. An operation already started runs to its end instead (the
+	// CSI call is bounded by --timeout), so a publish that reached the driver
+	// gets its status written rather than being cut off half way.
+	ctx = context.WithoutCancel(ctx)
 	unlock := r.locks.lock(req.Name)
 	defer unlock()
 	va := &storagev1.VolumeAttachment{}
