@@ -31,6 +31,7 @@ import (
 
 	"github.com/csi-attacher/csi-attacher/controllers"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/doctor"
 	"github.com/csi-attacher/csi-attacher/internal/freshness"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/options"
@@ -50,6 +51,9 @@ const gracefulShutdown = 30 * time.Second
 const defaultGCPercent = 50
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "doctor" {
+		os.Exit(doctor.Main(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}

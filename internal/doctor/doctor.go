@@ -1,0 +1,558 @@
+package doctor
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/csi-attacher/csi-attacher/internal/csi"
+)
+
+// Status is the verdict of one check.
+type Status string
+
+// Verdicts, in increasing order of gravity except SKIP, which only says the
+// check could not run.
+const (
+	StatusOK   Status = "OK"
+	StatusWarn Status = "WARN"
+	StatusFail Status = "FAIL"
+	StatusSkip Status = "SKIP"
+)
+
+// Check names, as printed after the verdict.
+const (
+	CheckDriverName      = "driver"
+	CheckModeName        = "mode"
+	CheckAPIName         = "api"
+	CheckRightsName      = "rights"
+	CheckCSIDriverName   = "csidriver"
+	CheckCSINodesName    = "csinodes"
+	CheckAttachmentsName = "attachments"
+)
+
+// Limits of the listings.
+const (
+	// MaxListed is the most objects named by one verdict.
+	MaxListed = 10
+	// MaxErrorLength is the most characters of an error message quoted.
+	MaxErrorLength = 200
+	// StuckAfter is how long a VolumeAttachment may be deleting, or waiting
+	// for its first attach, before it counts as stuck.
+	StuckAfter = 10 * time.Minute
+)
+
+// Result is one verdict.
+type Result struct {
+	// Check is the check's name, e.g. "rights".
+	Check string `json:"check"`
+	// Status is the verdict.
+	Status Status `json:"status"`
+	// Message says what was found and, unless the verdict is OK, what to do.
+	Message string `json:"message"`
+	// Details are the listed items (capabilities, nodes, VolumeAttachments).
+	Details []string `json:"details,omitempty"`
+}
+
+// String renders the verdict line, without the details.
+func (r Result) String() string {
+	return fmt.Sprintf("%-4s %s: %s", r.Status, r.Check, r.Message)
+}
+
+// DriverInfo is what the driver announced at connect.
+type DriverInfo struct {
+	Name          string
+	VendorVersion string
+	Capabilities  csi.Capabilities
+}
+
+// DriverProbe is the outcome of connecting to the driver.
+type DriverProbe struct {
+	// Address is the endpoint as given, in canonical form when it parsed.
+	Address string
+	// Wait is how long we waited for the driver.
+	Wait time.Duration
+	// SocketMissing is set when the address is a unix socket whose file
+	// does not exist.
+	SocketMissing bool
+	// Info is set when the connection succeeded.
+	Info *DriverInfo
+	// Err is set when it failed.
+	Err error
+}
+
+// CheckDriver turns the connection outcome into the "driver" verdict and,
+// when connected, the "mode" verdict.
+func CheckDriver(p DriverProbe) []Result {
+	if p.Err != nil || p.Info == nil {
+		msg := fmt.Sprintf("cannot reach the CSI driver at %s within %s: %v", p.Address, p.Wait, p.Err)
+		if p.SocketMissing {
+			msg = fmt.Sprintf("cannot reach the CSI driver at %s within %s: the socket file does not exist", p.Address, p.Wait)
+		}
+		return []Result{{
+			Check:  CheckDriverName,
+			Status: StatusFail,
+			Message: msg + ". Check that the driver's controller container is running and healthy, that it " +
+				"serves on this socket, and that --csi-address names the socket in the volume both containers mount",
+		}}
+	}
+	info := p.Info
+	version := info.VendorVersion
+	if version == "" {
+		version = "(no vendor version)"
+	}
+	driver := Result{
+		Check:   CheckDriverName,
+		Status:  StatusOK,
+		Message: fmt.Sprintf("%s %s at %s", info.Name, version, p.Address),
+		Details: []string{
+			"plugin capabilities: " + joinOrNone(pluginCapabilities(info.Capabilities)),
+			"controller capabilities: " + joinOrNone(controllerCapabilities(info.Capabilities)),
+		},
+	}
+	return []Result{driver, Mode(info.Capabilities)}
+}
+
+// Mode describes how the attacher would run against a driver with caps.
+func Mode(caps csi.Capabilities) Result {
+	r := Result{Check: CheckModeName, Status: StatusOK}
+	switch {
+	case !caps.ControllerService:
+		r.Message = "trivial: the driver has no CONTROLLER_SERVICE, so VolumeAttachments are marked attached " +
+			"without calling it (a driver that needs no attach usually sets attachRequired: false in its CSIDriver instead)"
+		return r
+	case !caps.PublishUnpublish:
+		r.Message = "trivial: the driver lacks PUBLISH_UNPUBLISH_VOLUME, so VolumeAttachments are marked attached " +
+			"without calling it (a driver that needs no attach usually sets attachRequired: false in its CSIDriver instead)"
+		return r
+	}
+	r.Message = "full: ControllerPublishVolume on attach, ControllerUnpublishVolume on detach"
+	if caps.PublishReadonly {
+		r.Details = append(r.Details, "readonly: passed through to ControllerPublishVolume (PUBLISH_READONLY)")
+	} else {
+		r.Details = append(r.Details, "readonly: never sent, the driver lacks PUBLISH_READONLY (the kubelet still mounts read-only)")
+	}
+	if caps.SingleNodeMultiWriter {
+		r.Details = append(r.Details, "access modes: ReadWriteOnce -> SINGLE_NODE_MULTI_WRITER, "+
+			"ReadWriteOncePod -> SINGLE_NODE_SINGLE_WRITER (SINGLE_NODE_MULTI_WRITER)")
+	} else {
+		r.Details = append(r.Details, "access modes: ReadWriteOnce and ReadWriteOncePod -> SINGLE_NODE_WRITER "+
+			"(the driver lacks SINGLE_NODE_MULTI_WRITER)")
+	}
+	return r
+}
+
+func pluginCapabilities(c csi.Capabilities) []string {
+	if c.ControllerService {
+		return []string{"CONTROLLER_SERVICE"}
+	}
+	return nil
+}
+
+func controllerCapabilities(c csi.Capabilities) []string {
+	var out []string
+	for _, cc := range []struct {
+		on   bool
+		name string
+	}{
+		{c.PublishUnpublish, "PUBLISH_UNPUBLISH_VOLUME"},
+		{c.PublishReadonly, "PUBLISH_READONLY"},
+		{c.ListVolumes, "LIST_VOLUMES"},
+		{c.ListVolumesPublishedNodes, "LIST_VOLUMES_PUBLISHED_NODES"},
+		{c.SingleNodeMultiWriter, "SINGLE_NODE_MULTI_WRITER"},
+	} {
+		if cc.on {
+			out = append(out, cc.name)
+		}
+	}
+	return out
+}
+
+func joinOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// APIInfo is the outcome of reaching the API server.
+type APIInfo struct {
+	// Host is the API server URL.
+	Host string
+	// Version is the server's git version, e.g. v1.37.2.
+	Version string
+	// User and Groups are who the API server says we are; empty when it
+	// could not tell.
+	User   string
+	Groups []string
+	// ConfigErr is set when no client configuration could be loaded.
+	ConfigErr error
+	// Err is set when the API server could not be reached.
+	Err error
+}
+
+// CheckAPI is the "api" verdict.
+func CheckAPI(a APIInfo) Result {
+	r := Result{Check: CheckAPIName}
+	switch {
+	case a.ConfigErr != nil:
+		r.Status = StatusFail
+		r.Message = fmt.Sprintf("cannot load the Kubernetes client configuration: %v. "+
+			"Pass --kubeconfig, set KUBECONFIG, or run inside the cluster with a service account", a.ConfigErr)
+	case a.Err != nil:
+		r.Status = StatusFail
+		r.Message = fmt.Sprintf("cannot reach the API server at %s: %v. "+
+			"Check the kubeconfig's server and credentials, or the pod's network and service account", a.Host, a.Err)
+	default:
+		r.Status = StatusOK
+		r.Message = fmt.Sprintf("Kubernetes %s at %s", a.Version, a.Host)
+		if a.User != "" {
+			r.Message += ", as user " + a.User
+			if len(a.Groups) > 0 {
+				r.Message += " (groups " + strings.Join(a.Groups, ", ") + ")"
+			}
+		}
+	}
+	return r
+}
+
+// Right is one API permission the attacher needs.
+type Right struct {
+	Group       string `json:"group"`
+	Resource    string `json:"resource"`
+	Subresource string `json:"subresource,omitempty"`
+	Verb        string `json:"verb"`
+	// Namespace is empty for cluster-scoped resources and for rights needed
+	// in every namespace.
+	Namespace string `json:"namespace,omitempty"`
+	// Name narrows the right to one object (the Lease).
+	Name string `json:"name,omitempty"`
+	// GrantedBy names the object of config/rbac that grants it.
+	GrantedBy string `json:"grantedBy"`
+}
+
+// Where the rights are granted in config/rbac.
+const (
+	clusterRoleRef = "ClusterRole external-attacher-runner (config/rbac/role.yaml)"
+	roleRef        = "Role external-attacher-cfg (config/rbac/leader_election_role.yaml)"
+)
+
+// String names the right the way kubectl auth can-i would take it.
+func (r Right) String() string {
+	res := r.Resource
+	if r.Subresource != "" {
+		res += "/" + r.Subresource
+	}
+	if r.Group != "" {
+		res += "." + r.Group
+	}
+	if r.Name != "" {
+		res += "/" + r.Name
+	}
+	s := r.Verb + " " + res
+	if r.Namespace != "" {
+		s += " in namespace " + r.Namespace
+	}
+	return s
+}
+
+// RequiredRights lists every API right the attacher uses. The Lease rights
+// are only needed with leader election; leaseName may be empty when the
+// driver name is unknown.
+func RequiredRights(leaderElection bool, leaseNamespace, leaseName string) []Right {
+	var rights []Right
+	add := func(group, resource, sub, ns, name, grantedBy string, verbs ...string) {
+		for _, v := range verbs {
+			rights = append(rights, Right{Group: group, Resource: resource, Subresource: sub, Verb: v,
+				Namespace: ns, Name: name, GrantedBy: grantedBy})
+		}
+	}
+	add("", "persistentvolumes", "", "", "", clusterRoleRef, "get", "list", "watch", "patch")
+	add("storage.k8s.io", "volumeattachments", "", "", "", clusterRoleRef, "get", "list", "watch", "patch")
+	add("storage.k8s.io", "volumeattachments", "status", "", "", clusterRoleRef, "patch")
+	add("storage.k8s.io", "csinodes", "", "", "", clusterRoleRef, "get", "list", "watch")
+	// Secrets are read one by one, in whatever namespace the StorageClass names.
+	add("", "secrets", "", "", "", clusterRoleRef, "get")
+	// Events about cluster-scoped objects go to the default namespace.
+	add("events.k8s.io", "events", "", "default", "", clusterRoleRef, "create", "patch")
+	if leaderElection {
+		// A name cannot narrow create, so only get and update carry it.
+		add("coordination.k8s.io", "leases", "", leaseNamespace, leaseName, roleRef, "get", "update")
+		add("coordination.k8s.io", "leases", "", leaseNamespace, "", roleRef, "create")
+	}
+	return rights
+}
+
+// RightCheck is the answer of one SelfSubjectAccessReview.
+type RightCheck struct {
+	Right   Right
+	Allowed bool
+	// Reason is the authorizer's explanation, often empty.
+	Reason string
+	// Err is set when the review itself failed.
+	Err error
+}
+
+// CheckRights gives one OK verdict when every right is granted, else one
+// FAIL per missing right (or per review that failed). user, when known, is
+// named in the verdicts. leaderElection only adds a note when it is off.
+func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result {
+	who := "us"
+	if user != "" {
+		who = user
+	}
+	var out []Result
+	for _, c := range checks {
+		switch {
+		case c.Err != nil:
+			out = append(out, Result{Check: CheckRightsName, Status: StatusFail,
+				Message: fmt.Sprintf("could not check %s: %v", c.Right, c.Err)})
+		case !c.Allowed:
+			msg := fmt.Sprintf("%s may not %s: grant it in the %s", who, c.Right, c.Right.GrantedBy)
+			if c.Right.Namespace != "" && c.Right.GrantedBy == roleRef {
+				msg += " bound in namespace " + c.Right.Namespace
+			}
+			if c.Reason != "" {
+				msg += " (" + c.Reason + ")"
+			}
+			out = append(out, Result{Check: CheckRightsName, Status: StatusFail, Message: msg})
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	if len(checks) == 0 {
+		return []Result{{Check: CheckRightsName, Status: StatusSkip, Message: "no rights were checked"}}
+	}
+	msg := fmt.Sprintf("all %d API rights the attacher needs are granted to %s", len(checks), who)
+	if !leaderElection {
+		msg += " (Lease rights not checked: --leader-election=false)"
+	}
+	return []Result{{Check: CheckRightsName, Status: StatusOK, Message: msg}}
+}
+
+// CheckCSIDriver is the "csidriver" verdict; d is nil when the driver has
+// no CSIDriver object.
+func CheckCSIDriver(driverName string, d *storagev1.CSIDriver) Result {
+	r := Result{Check: CheckCSIDriverName, Status: StatusOK}
+	switch {
+	case d == nil:
+		r.Message = fmt.Sprintf("no CSIDriver object %s: Kubernetes then requires attach, so VolumeAttachments are "+
+			"created for its volumes (create the object to make attachRequired explicit)", driverName)
+	case d.Spec.AttachRequired == nil:
+		r.Message = fmt.Sprintf("CSIDriver %s does not set attachRequired, which defaults to true", driverName)
+	case *d.Spec.AttachRequired:
+		r.Message = fmt.Sprintf("CSIDriver %s has attachRequired=true", driverName)
+	default:
+		r.Status = StatusWarn
+		r.Message = fmt.Sprintf("CSIDriver %s has attachRequired=false: Kubernetes will never create "+
+			"VolumeAttachments for this driver, so the attacher has nothing to do. If the driver needs "+
+			"ControllerPublishVolume, recreate the CSIDriver with attachRequired: true (the field is immutable)", driverName)
+	}
+	return r
+}
+
+// CheckCSINodes is the "csinodes" verdict: nodes whose CSINode has no entry
+// for the driver cannot have its volumes attached.
+func CheckCSINodes(driverName string, nodes []storagev1.CSINode) Result {
+	r := Result{Check: CheckCSINodesName}
+	if len(nodes) == 0 {
+		r.Status = StatusWarn
+		r.Message = "there are no CSINodes at all: the kubelets have not registered any node (is this the right cluster?)"
+		return r
+	}
+	var missing []string
+	for _, n := range nodes {
+		if !slices.ContainsFunc(n.Spec.Drivers, func(d storagev1.CSINodeDriver) bool { return d.Name == driverName }) {
+			missing = append(missing, n.Name)
+		}
+	}
+	if len(missing) == 0 {
+		r.Status = StatusOK
+		r.Message = fmt.Sprintf("all %d CSINodes have driver %s", len(nodes), driverName)
+		return r
+	}
+	slices.Sort(missing)
+	r.Status = StatusWarn
+	r.Message = fmt.Sprintf("%d of %d CSINodes lack driver %s: volumes cannot be attached to them until the "+
+		"driver's node plugin registers there (check its DaemonSet and node-driver-registrar on those nodes; "+
+		"ignore nodes the driver does not run on)", len(missing), len(nodes), driverName)
+	r.Details = limit(missing)
+	return r
+}
+
+// CheckVolumeAttachments is the "attachments" verdict over the
+// VolumeAttachments of the driver (others in vas are ignored) at time now.
+func CheckVolumeAttachments(driverName string, vas []storagev1.VolumeAttachment, now time.Time) Result {
+	r := Result{Check: CheckAttachmentsName}
+	var failed, deleting, pending []string
+	total := 0
+	sorted := slices.Clone(vas)
+	slices.SortFunc(sorted, func(a, b storagev1.VolumeAttachment) int { return strings.Compare(a.Name, b.Name) })
+	for _, va := range sorted {
+		if va.Spec.Attacher != driverName {
+			continue
+		}
+		total++
+		where := describeVA(&va)
+		var age time.Duration
+		if va.DeletionTimestamp != nil {
+			age = now.Sub(va.DeletionTimestamp.Time)
+		}
+		longDeleting := va.DeletionTimestamp != nil && age > StuckAfter
+		switch {
+		case va.Status.AttachError != nil || va.Status.DetachError != nil:
+			var parts []string
+			if longDeleting {
+				parts = append(parts, "deleting for "+round(age))
+			}
+			if e := va.Status.AttachError; e != nil {
+				parts = append(parts, "attach error: "+trim(e.Message))
+			}
+			if e := va.Status.DetachError; e != nil {
+				parts = append(parts, "detach error: "+trim(e.Message))
+			}
+			failed = append(failed, where+": "+strings.Join(parts, "; "))
+		case longDeleting:
+			deleting = append(deleting, fmt.Sprintf("%s: deleting for %s, finalizers %s", where, round(age),
+				strings.Join(va.Finalizers, ", ")))
+		case va.DeletionTimestamp == nil && !va.Status.Attached && now.Sub(va.CreationTimestamp.Time) > StuckAfter:
+			pending = append(pending, fmt.Sprintf("%s: not attached after %s and no error", where,
+				round(now.Sub(va.CreationTimestamp.Time))))
+		}
+	}
+	if len(failed)+len(deleting)+len(pending) == 0 {
+		r.Status = StatusOK
+		r.Message = fmt.Sprintf("%d VolumeAttachments of %s, none failing or stuck", total, driverName)
+		return r
+	}
+	r.Status = StatusWarn
+	var what []string
+	if len(failed) > 0 {
+		what = append(what, fmt.Sprintf("%d with errors", len(failed)))
+	}
+	if len(deleting) > 0 {
+		what = append(what, fmt.Sprintf("%d deleting for more than %s", len(deleting), round(StuckAfter)))
+	}
+	if len(pending) > 0 {
+		what = append(what, fmt.Sprintf("%d not attached after %s without an error", len(pending), round(StuckAfter)))
+	}
+	r.Message = fmt.Sprintf("%d of %d VolumeAttachments of %s need attention: %s.", len(failed)+len(deleting)+len(pending),
+		total, driverName, strings.Join(what, ", "))
+	if len(failed) > 0 {
+		r.Message += " Errors are retried with backoff; fix their cause (driver logs, kubectl describe volumeattachment NAME)."
+	}
+	if len(deleting) > 0 {
+		r.Message += " A detach that never finishes keeps the finalizer: look for its detach errors in the attacher's logs."
+	}
+	if len(pending) > 0 {
+		r.Message += " VolumeAttachments waiting without an error mean no attacher is processing them: is one running and leading?"
+	}
+	r.Details = limit(slices.Concat(failed, deleting, pending))
+	return r
+}
+
+// describeVA names a VolumeAttachment with its volume and node.
+func describeVA(va *storagev1.VolumeAttachment) string {
+	var vol string
+	switch {
+	case va.Spec.Source.PersistentVolumeName != nil:
+		vol = "pv " + *va.Spec.Source.PersistentVolumeName
+	case va.Spec.Source.InlineVolumeSpec != nil:
+		vol = "inline volume"
+	default:
+		vol = "no source"
+	}
+	return fmt.Sprintf("%s (%s, node %s)", va.Name, vol, va.Spec.NodeName)
+}
+
+// CheckFetch turns a failed read of the API into a verdict: SKIP when the
+// user may not read the objects (the rights check says what the attacher
+// itself lacks), FAIL otherwise.
+func CheckFetch(check, what string, err error) Result {
+	if apierrors.IsForbidden(err) {
+		return Result{Check: check, Status: StatusSkip,
+			Message: fmt.Sprintf("not allowed to %s: run doctor as a user who may (e.g. with an admin's --kubeconfig)", what)}
+	}
+	return Result{Check: check, Status: StatusFail, Message: fmt.Sprintf("cannot %s: %v", what, err)}
+}
+
+// Skip is a SKIP verdict for a check that could not run.
+func Skip(check, why string) Result {
+	return Result{Check: check, Status: StatusSkip, Message: why}
+}
+
+// limit keeps the first MaxListed items and says how many were left out.
+func limit(items []string) []string {
+	if len(items) <= MaxListed {
+		return items
+	}
+	out := slices.Clone(items[:MaxListed])
+	return append(out, fmt.Sprintf("... and %d more", len(items)-MaxListed))
+}
+
+// trim shortens an error message to MaxErrorLength characters, on one line.
+func trim(msg string) string {
+	msg = strings.Join(strings.Fields(msg), " ")
+	if utf8.RuneCountInString(msg) <= MaxErrorLength {
+		return msg
+	}
+	runes := []rune(msg)
+	return string(runes[:MaxErrorLength]) + "..."
+}
+
+// round prints a duration to the second.
+func round(d time.Duration) string {
+	return d.Round(time.Second).String()
+}
+
+// Summary counts verdicts.
+type Summary struct {
+	OK   int `json:"ok"`
+	Warn int `json:"warn"`
+	Fail int `json:"fail"`
+	Skip int `json:"skip"`
+}
+
+// Summarize counts the verdicts of results.
+func Summarize(results []Result) Summary {
+	var s Summary
+	for _, r := range results {
+		switch r.Status {
+		case StatusOK:
+			s.OK++
+		case StatusWarn:
+			s.Warn++
+		case StatusFail:
+			s.Fail++
+		case StatusSkip:
+			s.Skip++
+		}
+	}
+	return s
+}
+
+// ExitCode is 1 when a check failed, else 0: warnings alone do not fail.
+func (s Summary) ExitCode() int {
+	if s.Fail > 0 {
+		return 1
+	}
+	return 0
+}
+
+// String is the summary line.
+func (s Summary) String() string {
+	verdict := "healthy"
+	switch {
+	case s.Fail > 0:
+		verdict = "BROKEN"
+	case s.Warn > 0:
+		verdict = "healthy with warnings"
+	}
+	return fmt.Sprintf("doctor: %s: %d ok, %d warnings, %d failed, %d skipped", verdict, s.OK, s.Warn, s.Fail, s.Skip)
+}
