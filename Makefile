@@ -31,6 +31,7 @@ SHELL = /usr/bin/env bash -o pipefail
 GO_FILES = $$(git ls-files --cached --others --exclude-standard -- '*.go')
 # Pinned tools, built once into the cache outside the clone (see hack/install-tools.sh).
 KUSTOMIZE = kustomize="$$(hack/install-tools.sh kustomize)"
+PROMTOOL = promtool="$$(hack/install-tools.sh promtool)"
 # kube-apiserver and etcd for envtest, built once (see hack/install-envtest.sh).
 ENVTEST_ASSETS = assets="$$(hack/install-envtest.sh)"; export KUBEBUILDER_ASSETS="$$assets"
 
@@ -69,13 +70,19 @@ lint: ## Fail on unformatted Go files (listing them), then go vet.
 .PHONY: manifests-check
 manifests-check: ## Render every kustomization in config/ to check it builds.
 	$(KUSTOMIZE); \
-	for dir in config/rbac config/manager config/default config/samples config/flowcontrol; do \
+	for dir in config/rbac config/manager config/default config/samples config/flowcontrol config/prometheus; do \
 	  echo "kustomize build $$dir"; \
 	  "$$kustomize" build "$$dir" >/dev/null; \
 	done
 
+.PHONY: monitoring-check
+monitoring-check: ## Check the alerting rules in config/prometheus/rules and run their unit tests with promtool.
+	$(PROMTOOL); \
+	"$$promtool" check rules config/prometheus/rules/attacher.rules.yaml; \
+	"$$promtool" test rules config/prometheus/rules/attacher.rules.test.yaml
+
 .PHONY: test
-test: lint manifests-check ## Run the unit and envtest suites (TEST_PKGS, TEST_ARGS, GINKGO_ARGS).
+test: lint manifests-check monitoring-check ## Run the unit and envtest suites (TEST_PKGS, TEST_ARGS, GINKGO_ARGS).
 	$(ENVTEST_ASSETS); \
 	go test $(TEST_PKGS) -count=1 $(TEST_ARGS) $(if $(strip $(GINKGO_ARGS)),-args $(GINKGO_ARGS))
 
@@ -86,6 +93,10 @@ demo: ## Run the demo (hack/demo) against envtest and the fake driver.
 .PHONY: bench
 bench: ## Run the throughput benchmark (hack/bench) with BENCH_ARGS.
 	$(ENVTEST_ASSETS); go run ./hack/bench $(BENCH_ARGS)
+
+.PHONY: soak
+soak: ## Run the fault-injection soak (hack/soak, a few minutes; not part of test) with SOAK_ARGS.
+	$(ENVTEST_ASSETS); go run ./hack/soak $(SOAK_ARGS)
 
 .PHONY: fuzz
 fuzz: ## Run every Go fuzz target for FUZZTIME each.

@@ -23,7 +23,11 @@ KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.8.2}"
 # promtool v0.316.0 is Prometheus 3.16.0 (the Go module tags Prometheus v3.x.y
 # as v0.3xx.y); its go.mod says go 1.26.7 and has no replace directives, so
 # `go install` builds it with go1.26. It checks and unit-tests the alerting
-# rules in config/prometheus/rules (`make monitoring-check`).
+# rules in config/prometheus/rules (`make monitoring-check`). It is built with
+# the tag remove_all_sd, which leaves out Prometheus' service-discovery plugins
+# (the cloud SDKs: most of the build time, and nothing `promtool check rules`
+# or `promtool test rules` uses): a cold build took 7.5 minutes on 2 busy
+# cores, against more than 15 without the tag.
 PROMTOOL_VERSION="${PROMTOOL_VERSION:-v0.316.0}"
 
 CACHE_ROOT="${CSI_ATTACHER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/csi-attacher}"
@@ -43,11 +47,13 @@ case "$1" in
     name=kustomize
     version="${KUSTOMIZE_VERSION}"
     package=sigs.k8s.io/kustomize/kustomize/v5
+    tags=
     ;;
   promtool)
     name=promtool
     version="${PROMTOOL_VERSION}"
     package=github.com/prometheus/prometheus/cmd/promtool
+    tags=remove_all_sd
     ;;
   *)
     usage
@@ -66,9 +72,9 @@ mkdir -p "${BIN_DIR}"
 work="$(mktemp -d "${BIN_DIR}/.${name}.XXXXXX")"
 trap 'rm -rf "${work}"' EXIT
 
-log "building ${package}@${version} (once; cached in ${BIN_DIR})"
+log "building ${package}@${version}${tags:+ with tags ${tags}} (once; cached in ${BIN_DIR})"
 # Run outside any module so the repository's go.mod has no say.
-(cd "${work}" && GOBIN="${work}" GOFLAGS=-buildvcs=false go install "${package}@${version}" >&2)
+(cd "${work}" && GOBIN="${work}" GOFLAGS=-buildvcs=false go install ${tags:+-tags "${tags}"} "${package}@${version}" >&2)
 mv -f "${work}/${name}" "${target}"
 
 log "${name} ${version} ready"

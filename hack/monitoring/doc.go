@@ -1,0 +1,21 @@
+// Package monitoring holds only tests: they check the Prometheus and Grafana
+// files in config/prometheus against what the attacher really exports.
+//
+//   - config/prometheus/rules.yaml (the PrometheusRule) has the same rule
+//     groups as config/prometheus/rules/attacher.rules.yaml, the plain rule
+//     file that `make monitoring-check` runs `promtool check rules` and
+//     `promtool test rules` on;
+//   - every alert has a severity, a summary and a description that points to
+//     `csi-attacher doctor` and the README's troubleshooting section, and
+//     rules/attacher.rules.test.yaml has a firing and a quiet case for it;
+//   - every metric named in a rule or in a dashboard query is one the binary
+//     exports (internal/metrics, internal/csi, controller-runtime), with
+//     histogram series suffixes (_bucket, _sum, _count) only on histograms
+//     and label matchers only on labels the metric has;
+//   - config/prometheus/dashboard.json parses, every panel has a query, and
+//     the driver_name variable reads csi_attacher_driver_ready;
+//   - the ServiceMonitor selects the metrics Service of config/manager by
+//     its labels and port name.
+//
+// Run them with `go test ./hack/monitoring/` (part of `make test`).
+package monitoring
