@@ -75,6 +75,19 @@ func (r *VolumeAttachmentReconciler) event(obj runtime.Object, eventType, reason
 	if r.Recorder == nil {
 		return
 	}
+	if va, ok := obj.(*storagev1.VolumeAttachment); ok {
+		// A reference without resourceVersion: the recorder folds a
+		// repeated Event into one Event with a series only when the
+		// reference is identical, and every failure changes the VA's
+		// version (its status.attachError). With the version in it, a VA
+		// failing for hours would create one Event object per retry.
+		obj = &corev1.ObjectReference{
+			APIVersion: storagev1.SchemeGroupVersion.String(),
+			Kind:       "VolumeAttachment",
+			Name:       va.Name,
+			UID:        va.UID,
+		}
+	}
 	r.Recorder.Eventf(obj, nil, eventType, reason, action, note, args...)
 }
 

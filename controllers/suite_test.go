@@ -130,6 +130,9 @@ type testAttacher struct {
 	// elected is closed once the Manager leads (at once without leader
 	// election).
 	elected <-chan struct{}
+	// ownsDriver is false when the driver was passed in attacherOptions:
+	// stop then leaves it (and its socket directory) running.
+	ownsDriver bool
 }
 
 // attacherOptions vary one test attacher from the defaults.
@@ -149,6 +152,10 @@ type attacherOptions struct {
 	releaseOnCancel bool
 	// metrics, when set, is given to the VolumeAttachment reconciler.
 	metrics *metrics.Metrics
+	// driver, when set, is an already started fake driver to connect to
+	// instead of a new one (e.g. a restarted attacher on the same driver);
+	// its Config name must match. stop does not stop it.
+	driver *fake.Driver
 }
 
 // Leader-election timings for tests: short, so handovers are quick.
@@ -177,6 +184,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		o.leaderElection = opts[0].leaderElection
 		o.releaseOnCancel = opts[0].releaseOnCancel
 		o.metrics = opts[0].metrics
+		o.driver = opts[0].driver
 	}
 	restConfig, logger := cfg, logf.Log
 	if o.restConfig != nil {
@@ -185,10 +193,17 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 	if o.logger != nil {
 		logger = *o.logger
 	}
-	dir, err := os.MkdirTemp("", "csi-envtest")
-	Expect(err).NotTo(HaveOccurred())
-	driver := fake.New(dc)
-	Expect(driver.Start(filepath.Join(dir, "csi.sock"))).To(Succeed())
+	driver, ownsDriver := o.driver, o.driver == nil
+	var dir string
+	if ownsDriver {
+		var err error
+		dir, err = os.MkdirTemp("", "csi-envtest")
+		Expect(err).NotTo(HaveOccurred())
+		driver = fake.New(dc)
+		Expect(driver.Start(filepath.Join(dir, "csi.sock"))).To(Succeed())
+	} else {
+		dir = filepath.Dir(strings.TrimPrefix(driver.Address(), "unix://"))
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cc, err := csi.Connect(ctx, csi.Options{
@@ -256,7 +271,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 			Freshness:               fresh,
 		}).SetupWithManager(mgr)).To(Succeed())
 	}
-	a := &testAttacher{driver: driver, client: cc, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected()}
+	a := &testAttacher{driver: driver, client: cc, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
 	go func() {
 		defer GinkgoRecover()
 		defer close(a.done)
@@ -269,6 +284,9 @@ func (a *testAttacher) stop() {
 	a.cancel()
 	<-a.done
 	_ = a.client.Close()
+	if !a.ownsDriver {
+		return
+	}
 	a.driver.Stop()
 	_ = os.RemoveAll(a.dir)
 }

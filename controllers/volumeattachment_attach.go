@@ -191,10 +191,11 @@ func (r *VolumeAttachmentReconciler) markAttached(ctx context.Context, va *stora
 	va.Status.AttachError = nil
 	if err := r.patchStatus(ctx, va, base); err != nil {
 		err = fmt.Errorf("volume published, but VolumeAttachment %q could not be marked attached: %w", va.Name, err)
-		// The status cannot carry this error (writing it is what failed), so
-		// the Event is where users see it.
-		r.event(va, corev1.EventTypeWarning, ReasonAttachFailed, "Attach", "%s", eventNote(err))
-		return err
+		// The refused write may have been refused for what it carried (an
+		// oversized publish context fails validation): the error alone
+		// usually still fits, so save it from the unchanged status.
+		*va = *base
+		return r.attachFailed(ctx, va, err)
 	}
 	log.FromContext(ctx).V(2).Info("Attached volume")
 	r.Metrics.ObserveAttach(time.Since(va.CreationTimestamp.Time))
