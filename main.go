@@ -17,7 +17,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc/connectivity"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -198,31 +197,8 @@ func setupMetrics(mgr manager.Manager, driver *csi.Client) (*metrics.Metrics, er
 		attached, attaching, detaching, failed = metrics.Count(ours, finalizer)
 		return attached, attaching, detaching, failed, nil
 	})
-	err := mgr.Add(driverGauges{driver: driver, metrics: m})
+	err := mgr.Add(metrics.DriverGauges{Metrics: m, Driver: driver})
 	return m, err
-}
-
-// driverGauges keeps the driver-ready and connection-up gauges current. It
-// runs on every replica, leader or not: a standby's driver matters too.
-type driverGauges struct {
-	driver  *csi.Client
-	metrics *metrics.Metrics
-}
-
-func (g driverGauges) NeedLeaderElection() bool { return false }
-
-func (g driverGauges) Start(ctx context.Context) error {
-	ticker := time.NewTicker(time.Second)
-	defer ticker.Stop()
-	for {
-		g.metrics.SetDriverReady(g.driver.Ready())
-		g.metrics.SetConnectionUp(g.driver.ConnectionState() == connectivity.Ready)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		}
-	}
 }
 
 func kubeConfig(opts *options.Options) (*rest.Config, error) {

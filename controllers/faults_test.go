@@ -7,9 +7,11 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+	"github.com/csi-attacher/csi-attacher/internal/metrics"
 )
 
 var _ = Describe("Driver down and back", func() {
@@ -17,7 +19,8 @@ var _ = Describe("Driver down and back", func() {
 		const driverName = "outage.csi.test"
 		ctx := context.Background()
 		objs := &tracker{}
-		a := startOwnAttacher(driverName, attacherOptions{})
+		logger, logs := bufferLogger()
+		a := startOwnAttacher(driverName, attacherOptions{logger: logger})
 		DeferCleanup(objs.cleanup, ctx)
 		monitorCtx, stopMonitor := context.WithCancel(ctx)
 		DeferCleanup(stopMonitor)
@@ -25,7 +28,30 @@ var _ = Describe("Driver down and back", func() {
 			defer GinkgoRecover()
 			_ = a.client.HealthMonitor(100 * time.Millisecond).Start(monitorCtx)
 		}()
+		m := metrics.New(driverName)
+		registry := prometheus.NewRegistry()
+		Expect(m.Register(registry)).To(Succeed())
+		go func() {
+			defer GinkgoRecover()
+			_ = metrics.DriverGauges{Metrics: m, Driver: a.client, Interval: 50 * time.Millisecond}.Start(monitorCtx)
+		}()
+		gauge := func(name string) func() float64 {
+			return func() float64 {
+				families, err := registry.Gather()
+				Expect(err).NotTo(HaveOccurred())
+				for _, f := range families {
+					if f.GetName() == name {
+						if g := f.GetMetric()[0].GetGauge(); g != nil {
+							return g.GetValue()
+						}
+						return f.GetMetric()[0].GetCounter().GetValue()
+					}
+				}
+				return -1
+			}
+		}
 		Eventually(func() error { return a.client.ReadyzCheck(nil) }).WithTimeout(eventually).Should(Succeed())
+		Eventually(gauge(metrics.DriverReady)).WithTimeout(eventually).Should(BeEquivalentTo(1))
 
 		node := uniqueName("outage-node")
 		objs.create(ctx, newCSINode(node, driverName, "id-"+node))
@@ -33,6 +59,10 @@ var _ = Describe("Driver down and back", func() {
 		a.driver.Stop()
 		Eventually(func() error { return a.client.ReadyzCheck(nil) }).
 			WithTimeout(eventually).WithPolling(pollInterval).ShouldNot(Succeed(), "/readyz turns false while the driver is gone")
+		Eventually(gauge(metrics.DriverReady)).WithTimeout(eventually).Should(BeEquivalentTo(0))
+		Eventually(gauge(metrics.CSIConnectionUp)).WithTimeout(eventually).Should(BeEquivalentTo(0))
+		Eventually(gauge(metrics.DriverOutagesTotal)).WithTimeout(eventually).Should(BeEquivalentTo(1))
+		Eventually(logs.String).WithTimeout(eventually).Should(ContainSubstring("Lost connection to the CSI driver"))
 
 		pv := newPV(uniqueName("outage-pv"), driverName, uniqueName("outage-vol"))
 		objs.create(ctx, pv)
@@ -46,6 +76,9 @@ var _ = Describe("Driver down and back", func() {
 		Eventually(func() error { return a.client.ReadyzCheck(nil) }).
 			WithTimeout(eventually).WithPolling(pollInterval).Should(Succeed(), "/readyz turns true again")
 		expectAttached(ctx, va.Name)
+		Eventually(gauge(metrics.DriverReady)).WithTimeout(eventually).Should(BeEquivalentTo(1))
+		Expect(gauge(metrics.DriverOutagesTotal)()).To(BeEquivalentTo(1), "one outage counted")
+		Expect(logs.String()).To(ContainSubstring("The CSI driver is reachable and ready again"))
 		Expect(a.driver.Published(pv.Spec.CSI.VolumeHandle)).To(Equal([]string{"id-" + node}))
 		Expect(a.driver.CallCount(fake.MethodPublish, pv.Spec.CSI.VolumeHandle)).To(Equal(1), "calls while the driver was down never reached it")
 	})

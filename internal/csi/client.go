@@ -371,3 +371,6 @@ func (c *Client) ListVolumes(ctx context.Context, maxEntries int32) (map[string]
 		seen[token] = true
 	}
 }
+
+// ConnectionUp tells whether the gRPC channel to the driver is established.
+func (c *Client) ConnectionUp() bool { return c.conn.GetState() == connectivity.Ready }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -374,4 +375,43 @@ func Count(vas []storagev1.VolumeAttachment, finalizer string) (attached, attach
 		}
 	}
 	return attached, attaching, detaching, failed
+}
+
+// DriverHealth is what the driver gauges follow; the CSI client implements it.
+type DriverHealth interface {
+	// Ready is the last Probe's answer.
+	Ready() bool
+	// ConnectionUp tells whether the gRPC connection is established.
+	ConnectionUp() bool
+}
+
+// DriverGauges keeps csi_attacher_driver_ready, csi_attacher_csi_connection_up
+// and csi_attacher_driver_outages_total current. It is a manager.Runnable
+// that runs on every replica, leader or not: a standby's driver matters too.
+type DriverGauges struct {
+	Metrics  *Metrics
+	Driver   DriverHealth
+	Interval time.Duration
+}
+
+// NeedLeaderElection is false: the gauges are per replica.
+func (g DriverGauges) NeedLeaderElection() bool { return false }
+
+// Start samples the driver's health until ctx ends.
+func (g DriverGauges) Start(ctx context.Context) error {
+	interval := g.Interval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		g.Metrics.SetDriverReady(g.Driver.Ready())
+		g.Metrics.SetConnectionUp(g.Driver.ConnectionUp())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
 }
