@@ -198,7 +198,7 @@ func (r *VolumeAttachmentReconciler) markAttached(ctx context.Context, va *stora
 		return r.attachFailed(ctx, va, err)
 	}
 	log.FromContext(ctx).V(2).Info("Attached volume")
-	r.Metrics.ObserveAttach(time.Since(va.CreationTimestamp.Time))
+	r.Metrics.ObserveAttach(r.started.since("attach", va.Name, va.UID, va.CreationTimestamp, time.Now()))
 	if hadError {
 		r.event(va, corev1.EventTypeNormal, ReasonAttached, "Attach", "Volume attached to node %s after earlier failures", va.Spec.NodeName)
 	}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -86,6 +87,7 @@ type VolumeAttachmentReconciler struct {
 	finalizer string
 	locks     keyedMutex
 	nodes     *nodeLimiter
+	started   startTimes
 }
 
 // SetupWithManager validates the configuration and registers the
@@ -167,6 +169,9 @@ func (r *VolumeAttachmentReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	va := &storagev1.VolumeAttachment{}
 	fresh, err := r.getFresh(ctx, req.NamespacedName, va)
 	if err != nil {
+		if apierrors.IsNotFound(err) {
+			r.started.forget(req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !fresh {
@@ -232,11 +237,22 @@ func (r *VolumeAttachmentReconciler) reconcileTrivial(ctx context.Context, va *s
 	return nil
 }
 
-// ours keeps only VolumeAttachments of our driver.
+// ours keeps only VolumeAttachments of our driver. It also notes when an
+// attach or a detach is first seen, as the event arrives, so the latency
+// metrics include the time spent queued.
 func (r *VolumeAttachmentReconciler) ours() predicate.Predicate {
 	return predicate.NewPredicateFuncs(func(o client.Object) bool {
 		va, ok := o.(*storagev1.VolumeAttachment)
-		return ok && va.Spec.Attacher == r.DriverName
+		if !ok || va.Spec.Attacher != r.DriverName {
+			return false
+		}
+		switch {
+		case va.DeletionTimestamp.IsZero() && !va.Status.Attached:
+			r.started.observe("attach", va.Name, va.UID, time.Now())
+		case !va.DeletionTimestamp.IsZero() && hasFinalizer(va, r.finalizer):
+			r.started.observe("detach", va.Name, va.UID, time.Now())
+		}
+		return true
 	})
 }
 

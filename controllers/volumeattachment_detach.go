@@ -78,7 +78,7 @@ func (r *VolumeAttachmentReconciler) markDetached(ctx context.Context, va *stora
 	}
 	log.FromContext(ctx).V(2).Info("Detached volume")
 	if va.DeletionTimestamp != nil {
-		r.Metrics.ObserveDetach(time.Since(va.DeletionTimestamp.Time))
+		r.Metrics.ObserveDetach(r.started.since("detach", va.Name, va.UID, *va.DeletionTimestamp, time.Now()))
 	}
 	if hadError {
 		r.event(va, corev1.EventTypeNormal, ReasonDetached, "Detach", "Volume detached from node %s after earlier failures", va.Spec.NodeName)

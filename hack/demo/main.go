@@ -143,6 +143,8 @@ type demo struct {
 	pv         pvState
 	attachedAt time.Time
 	vaGoneAt   time.Time
+
+	metricsURL string // the attacher's /metrics
 }
 
 func (d *demo) run(ctx context.Context) error {
@@ -202,9 +204,38 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 
+	d.showMetrics(ctx)
 	d.println("")
 	d.println("Demo finished: attached in %d ms, detached in %d ms", attachTime.Milliseconds(), detachTime.Milliseconds())
 	return nil
+}
+
+// showMetrics prints the attacher's own metrics that the run moved: what an
+// operator would see on a dashboard. A failure to scrape is only reported.
+func (d *demo) showMetrics(ctx context.Context) {
+	d.step("the attacher's metrics (%s), csi_attacher_* samples that are not zero:", d.metricsURL)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.metricsURL, nil)
+	if err != nil {
+		d.detail("cannot scrape: %v", err)
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		d.detail("cannot scrape: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		d.detail("cannot scrape: %v", err)
+		return
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "csi_attacher_") || strings.HasSuffix(line, " 0") || strings.Contains(line, "_bucket{") {
+			continue
+		}
+		d.detail("%s", line)
+	}
 }
 
 func (d *demo) header() {
@@ -414,6 +445,7 @@ func (d *demo) startAttacher(ctx context.Context, bin, kubeconfig string) error 
 		return err
 	}
 	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1])
+	d.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0])
 	args := []string{
 		"--csi-address=" + filepath.Join(d.tmpDir, "csi.sock"),
 		"--kubeconfig=" + kubeconfig,

@@ -1,0 +1,59 @@
+package controllers
+
+import (
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// startTimes remembers when this process first saw an operation start, so
+// the end-to-end latency metrics are exact: creation and deletion timestamps
+// have one-second resolution, too coarse for operations that take
+// milliseconds. After a restart the object's own timestamp is used.
+type startTimes struct {
+	mu   sync.Mutex
+	seen map[string]seenAt
+}
+
+type seenAt struct {
+	uid types.UID
+	at  time.Time
+}
+
+// since returns how long ago the operation op on the object started: the
+// moment we first saw it, when that falls within two seconds of the object's
+// timestamp (so it is the same event), else the timestamp itself.
+func (s *startTimes) since(op, name string, uid types.UID, stamp metav1.Time, now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := stamp.Time
+	if e, ok := s.seen[op+"/"+name]; ok && e.uid == uid && !e.at.Before(stamp.Time) && e.at.Sub(stamp.Time) < 2*time.Second {
+		start = e.at
+	}
+	delete(s.seen, op+"/"+name)
+	return now.Sub(start)
+}
+
+// observe records the first sighting of op on the object.
+func (s *startTimes) observe(op, name string, uid types.UID, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil {
+		s.seen = map[string]seenAt{}
+	}
+	key := op + "/" + name
+	if e, ok := s.seen[key]; ok && e.uid == uid {
+		return
+	}
+	s.seen[key] = seenAt{uid: uid, at: now}
+}
+
+// forget drops what is known about an object that is gone.
+func (s *startTimes) forget(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.seen, "attach/"+name)
+	delete(s.seen, "detach/"+name)
+}
