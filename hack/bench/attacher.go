@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
+	"github.com/csi-attacher/csi-attacher/hack/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -78,28 +79,10 @@ func (b *bench) buildAttacher(ctx context.Context, root, bin string) func() erro
 	}
 }
 
-// repoRoot walks up from the working directory to the directory holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory; run the benchmark from the repository")
-		}
-		dir = parent
-	}
-}
-
 // startAttacher starts the attacher and waits until it is ready, leads and
 // has started its controllers' workers.
 func (b *bench) startAttacher(ctx context.Context, bin string) error {
-	ports, err := freePorts(2)
+	ports, err := testbed.FreePorts(2)
 	if err != nil {
 		return err
 	}
@@ -326,20 +309,6 @@ func exitStatus(err error) string {
 	return err.Error()
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 // lastFlag returns the value of the last of the named flags in args
 // ("-name=v", "--name=v", "-name v" or "--name v"), or "".
 func lastFlag(args []string, names ...string) string {
@@ -388,23 +357,4 @@ func leaderElection(args []string) bool {
 		}
 	}
 	return on
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return lines, sc.Err()
 }

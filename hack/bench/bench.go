@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/csi-attacher/csi-attacher/hack/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 )
 
@@ -89,7 +90,7 @@ func (b *bench) run(parent context.Context) error {
 	b.tmpDir = dir
 	b.logPath = filepath.Join(dir, "csi-attacher.log")
 
-	root, err := repoRoot()
+	root, err := testbed.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -412,7 +413,7 @@ func (b *bench) failure(err error) string {
 		return sb.String()
 	}
 	fmt.Fprintf(&sb, "attacher log: %s\n", b.logPath)
-	lines, rerr := tail(b.logPath, logTail)
+	lines, rerr := testbed.Tail(b.logPath, logTail)
 	if rerr != nil {
 		fmt.Fprintf(&sb, "  (could not read the attacher log: %v)\n", rerr)
 		return sb.String()

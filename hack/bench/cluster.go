@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/csi-attacher/csi-attacher/hack/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 )
 
@@ -35,7 +35,7 @@ import (
 // startControlPlane starts kube-apiserver and etcd, writes a kubeconfig for
 // the attacher and builds the benchmark's clients.
 func (b *bench) startControlPlane(ctx context.Context) error {
-	assets, err := assetsDir()
+	assets, err := testbed.AssetsDir("bench")
 	if err != nil {
 		return err
 	}
@@ -97,31 +97,6 @@ func (b *bench) startControlPlane(ctx context.Context) error {
 	b.printf("    control plane ready at %s after %.1f s", cfg.Host, took.Seconds())
 	b.setupPhase("control plane", took, "")
 	return nil
-}
-
-// assetsDir finds kube-apiserver and etcd: KUBEBUILDER_ASSETS, or else the
-// cache that hack/install-envtest.sh fills.
-func assetsDir() (string, error) {
-	hint := "run `make bench`, which builds them, or `KUBEBUILDER_ASSETS=$(hack/install-envtest.sh) go run ./hack/bench`"
-	dir := os.Getenv("KUBEBUILDER_ASSETS")
-	if dir == "" {
-		if cacheDir, err := os.UserCacheDir(); err == nil {
-			matches, _ := filepath.Glob(filepath.Join(cacheDir, "csi-attacher", "envtest", "*", "kube-apiserver"))
-			if len(matches) > 0 {
-				slices.Sort(matches)
-				dir = filepath.Dir(matches[len(matches)-1])
-			}
-		}
-		if dir == "" {
-			return "", fmt.Errorf("KUBEBUILDER_ASSETS is not set and no envtest binaries were found in the cache; %s", hint)
-		}
-	}
-	for _, name := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			return "", fmt.Errorf("%s not found in %s (KUBEBUILDER_ASSETS); %s", name, dir, hint)
-		}
-	}
-	return dir, nil
 }
 
 // startDriver serves the fake CSI driver in this process.

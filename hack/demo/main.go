@@ -29,14 +29,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -60,6 +58,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/csi-attacher/csi-attacher/hack/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
@@ -106,7 +105,7 @@ func main() {
 	var logLines []string
 	var logErr error
 	if err != nil && !errors.Is(err, errInterrupted) && d.attacher != nil {
-		logLines, logErr = tail(d.logPath, logTail)
+		logLines, logErr = testbed.Tail(d.logPath, logTail)
 	}
 	// An interrupted demo leaves nothing behind either; a failed one keeps
 	// the attacher log.
@@ -150,11 +149,11 @@ type demo struct {
 func (d *demo) run(ctx context.Context) error {
 	d.header()
 	d.events = make(chan objEvent, 1024)
-	assets, err := assetsDir()
+	assets, err := testbed.AssetsDir("demo")
 	if err != nil {
 		return err
 	}
-	root, err := repoRoot()
+	root, err := testbed.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -302,25 +301,6 @@ func (d *demo) startControlPlane(ctx context.Context, assets string) (*rest.Conf
 	return cfg, kubeconfig, nil
 }
 
-// assetsDir returns the directory holding kube-apiserver and etcd:
-// KUBEBUILDER_ASSETS, or envtest's default when it is not set. It checks
-// that the binaries are there, so that a missing one gets a useful message.
-func assetsDir() (string, error) {
-	dir := os.Getenv("KUBEBUILDER_ASSETS")
-	what := "KUBEBUILDER_ASSETS=" + dir
-	if dir == "" {
-		dir = "/usr/local/kubebuilder/bin" // envtest's default
-		what = "KUBEBUILDER_ASSETS is not set, and envtest's default " + dir
-	}
-	for _, name := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			return "", fmt.Errorf("%s has no %s; run `make demo`, which provides the envtest binaries, "+
-				"or `KUBEBUILDER_ASSETS=$(hack/install-envtest.sh) go run ./hack/demo`", what, name)
-		}
-	}
-	return dir, nil
-}
-
 // startDriver serves the fake CSI driver on a unix socket in the temporary
 // directory and prints every call it receives.
 func (d *demo) startDriver(ctx context.Context) error {
@@ -420,27 +400,9 @@ func (d *demo) buildAttacher(ctx context.Context, root, bin string) func() error
 	}
 }
 
-// repoRoot walks up from the working directory to the directory holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory; run the demo from the repository")
-		}
-		dir = parent
-	}
-}
-
 // startAttacher starts the attacher binary and waits for its /readyz.
 func (d *demo) startAttacher(ctx context.Context, bin, kubeconfig string) error {
-	ports, err := freePorts(2)
+	ports, err := testbed.FreePorts(2)
 	if err != nil {
 		return err
 	}
@@ -529,20 +491,6 @@ func exitStatus(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
-}
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // ---------------------------------------------------------------------------
@@ -1017,25 +965,6 @@ func (d *demo) fail(err error, logLines []string, logErr error) {
 	for _, l := range logLines {
 		d.println("  %s", l)
 	}
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return lines, sc.Err()
 }
 
 // ---------------------------------------------------------------------------

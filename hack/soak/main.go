@@ -66,6 +66,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/csi-attacher/csi-attacher/hack/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 )
 
@@ -145,7 +146,7 @@ func (s *soak) run(ctx context.Context) (bad bool, err error) {
 	logf("seed %d, %d volumes, %s of faults, temporary directory %s", s.cfg.seed, s.cfg.n, s.cfg.duration, s.tmp)
 
 	// Build the attacher while the control plane starts.
-	root, err := repoRoot()
+	root, err := testbed.RepoRoot()
 	if err != nil {
 		return false, err
 	}
@@ -251,23 +252,6 @@ func (s *soak) run(ctx context.Context) (bad bool, err error) {
 	}
 	logf("faults stopped; even slots keep a live VolumeAttachment, odd slots none")
 	return s.check(ctx)
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory; run from the repository")
-		}
-		dir = parent
-	}
 }
 
 func (s *soak) startAttacher(ctx context.Context, bin, kubeconfig string) (func(), error) {
