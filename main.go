@@ -123,7 +123,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := (&controllers.VolumeAttachmentReconciler{
+	vaReconciler := &controllers.VolumeAttachmentReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Attacher:                driver,
@@ -139,8 +139,14 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		RetryIntervalMax:        opts.RetryIntervalMax,
 		Freshness:               fresh,
 		Metrics:                 m,
-	}).SetupWithManager(mgr); err != nil {
+	}
+	if err := vaReconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the VolumeAttachment controller: %w", err)
+	}
+	if caps.ListVolumes && caps.ListVolumesPublishedNodes && !trivial {
+		if err := mgr.Add(vaReconciler.VolumeReconciler(driver, opts.ReconcileSync, int32(opts.MaxEntries))); err != nil {
+			return fmt.Errorf("failed to set up the ListVolumes reconciler: %w", err)
+		}
 	}
 	if !trivial {
 		if err := (&controllers.PersistentVolumeReconciler{

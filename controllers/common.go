@@ -10,6 +10,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -72,7 +73,12 @@ func sendJSONPatch(ctx context.Context, c client.Client, t *freshness.Tracker, o
 
 // event records an Event about obj when a recorder is configured.
 func (r *VolumeAttachmentReconciler) event(obj runtime.Object, eventType, reason, action, note string, args ...any) {
-	if r.Recorder == nil {
+	recordEvent(r.Recorder, obj, eventType, reason, action, note, args...)
+}
+
+// recordEvent is event for any recorder; rec may be nil.
+func recordEvent(rec events.EventRecorder, obj runtime.Object, eventType, reason, action, note string, args ...any) {
+	if rec == nil {
 		return
 	}
 	if va, ok := obj.(*storagev1.VolumeAttachment); ok {
@@ -88,7 +94,7 @@ func (r *VolumeAttachmentReconciler) event(obj runtime.Object, eventType, reason
 			UID:        va.UID,
 		}
 	}
-	r.Recorder.Eventf(obj, nil, eventType, reason, action, note, args...)
+	rec.Eventf(obj, nil, eventType, reason, action, note, args...)
 }
 
 // eventNote turns an error into an Event note: the gRPC code first when

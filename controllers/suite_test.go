@@ -156,6 +156,10 @@ type attacherOptions struct {
 	// instead of a new one (e.g. a restarted attacher on the same driver);
 	// its Config name must match. stop does not stop it.
 	driver *fake.Driver
+	// reconcileSync, when set, runs the ListVolumes reconciler with this
+	// interval (pages of one entry, so paging is exercised), if the
+	// driver's capabilities allow it, as main.go does.
+	reconcileSync time.Duration
 }
 
 // Leader-election timings for tests: short, so handovers are quick.
@@ -185,6 +189,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		o.releaseOnCancel = opts[0].releaseOnCancel
 		o.metrics = opts[0].metrics
 		o.driver = opts[0].driver
+		o.reconcileSync = opts[0].reconcileSync
 	}
 	restConfig, logger := cfg, logf.Log
 	if o.restConfig != nil {
@@ -244,7 +249,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 	Expect(controllers.SetupIndexes(ctx, mgr.GetFieldIndexer())).To(Succeed())
 	fresh := freshness.New()
 	trivial := !caps.PublishUnpublish
-	Expect((&controllers.VolumeAttachmentReconciler{
+	vaReconciler := &controllers.VolumeAttachmentReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Attacher:                cc,
@@ -260,7 +265,11 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		RetryIntervalStart:      retryStart,
 		RetryIntervalMax:        retryMax,
 		Freshness:               fresh,
-	}).SetupWithManager(mgr)).To(Succeed())
+	}
+	Expect(vaReconciler.SetupWithManager(mgr)).To(Succeed())
+	if o.reconcileSync > 0 && caps.ListVolumes && caps.ListVolumesPublishedNodes && !trivial {
+		Expect(mgr.Add(vaReconciler.VolumeReconciler(cc, o.reconcileSync, 1))).To(Succeed())
+	}
 	if !trivial {
 		Expect((&controllers.PersistentVolumeReconciler{
 			Client:                  mgr.GetClient(),

@@ -26,9 +26,25 @@ import (
 // finalizer, the VA finalizer with the node-ID annotation in one patch,
 // ControllerPublishVolume, and the status.
 func (r *VolumeAttachmentReconciler) reconcileAttach(ctx context.Context, va *storagev1.VolumeAttachment) error {
-	if va.Status.Attached {
+	// An attached volume is published again only when the ListVolumes
+	// reconciler found it detached behind our back. The flag is taken even
+	// for a VA not attached yet, so it cannot linger and cause a needless
+	// publish later.
+	forced := r.force.consume(va.Name)
+	if va.Status.Attached && !forced {
 		return nil
 	}
+	err := r.attach(ctx, va)
+	if err != nil && forced {
+		// attached=true still holds, so without the flag the retry would
+		// stop at the shortcut above.
+		r.force.mark(va.Name)
+	}
+	return err
+}
+
+// attach runs the attach sequence described at reconcileAttach.
+func (r *VolumeAttachmentReconciler) attach(ctx context.Context, va *storagev1.VolumeAttachment) error {
 	src, pv, err := r.source(ctx, va)
 	if err == nil && pv != nil && !pv.DeletionTimestamp.IsZero() {
 		err = fmt.Errorf("PersistentVolume %q is marked for deletion", pv.Name)
@@ -181,7 +197,7 @@ func (r *VolumeAttachmentReconciler) ensureVAFinalizer(ctx context.Context, va *
 // markAttached records the attachment in the status. Only fields that
 // change are sent; an unchanged status is not written at all.
 func (r *VolumeAttachmentReconciler) markAttached(ctx context.Context, va *storagev1.VolumeAttachment, publishContext map[string]string) error {
-	hadError := va.Status.AttachError != nil
+	hadError, reattach := va.Status.AttachError != nil, va.Status.Attached
 	base := va.DeepCopy()
 	va.Status.Attached = true
 	va.Status.AttachmentMetadata = nil
@@ -197,7 +213,12 @@ func (r *VolumeAttachmentReconciler) markAttached(ctx context.Context, va *stora
 		*va = *base
 		return r.attachFailed(ctx, va, err)
 	}
-	log.FromContext(ctx).V(2).Info("Attached volume")
+	log.FromContext(ctx).V(2).Info("Attached volume", "republished", reattach)
+	if reattach {
+		// A forced re-publish is no new attachment: keep it out of the
+		// attach latency.
+		return nil
+	}
 	r.Metrics.ObserveAttach(r.started.since("attach", va.Name, va.UID, va.CreationTimestamp, time.Now()))
 	if hadError {
 		r.event(va, corev1.EventTypeNormal, ReasonAttached, "Attach", "Volume attached to node %s after earlier failures", va.Spec.NodeName)

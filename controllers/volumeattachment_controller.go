@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/freshness"
@@ -85,9 +86,13 @@ type VolumeAttachmentReconciler struct {
 	Metrics *metrics.Metrics
 
 	finalizer string
-	locks     keyedMutex
-	nodes     *nodeLimiter
-	started   startTimes
+	// force and trigger connect the ListVolumes reconciler: it flags a
+	// VolumeAttachment for one forced sync and queues it here.
+	force   *forceSync
+	trigger chan event.GenericEvent
+	locks   keyedMutex
+	nodes   *nodeLimiter
+	started startTimes
 }
 
 // SetupWithManager validates the configuration and registers the
@@ -113,15 +118,23 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// slow or failing detaches never delays new attaches, nor the other way
 	// round. Both run the same level-based Reconcile; the per-object lock in
 	// Reconcile keeps them from working on one object at once.
-	if err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(VolumeAttachmentControllerName).
 		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), vaChangeMatters(), deleting(false))).
 		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByPV, byName)),
 			builder.WithPredicates(specOrDeletionChanged())).
 		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByNode, byName)),
 			builder.WithPredicates(specOrDeletionChanged())).
-		WithOptions(r.controllerOptions()).
-		Complete(r); err != nil {
+		WithOptions(r.controllerOptions())
+	if !r.Trivial {
+		// The ListVolumes reconciler's findings, attached or being deleted
+		// alike: Reconcile dispatches on the object's state, and the For
+		// predicates do not apply to a raw source.
+		r.force = newForceSync()
+		r.trigger = make(chan event.GenericEvent, triggerBuffer)
+		b = b.WatchesRawSource(source.Channel[client.Object](r.trigger, &handler.EnqueueRequestForObject{}))
+	}
+	if err := b.Complete(r); err != nil {
 		return err
 	}
 	if r.Trivial {

@@ -23,7 +23,7 @@ import (
 // (only when the object outlives our finalizer).
 func (r *VolumeAttachmentReconciler) reconcileDetach(ctx context.Context, va *storagev1.VolumeAttachment) error {
 	if !hasFinalizer(va, r.finalizer) {
-		return nil
+		return r.forcedDetach(ctx, va)
 	}
 	req, err := r.unpublishRequest(ctx, va)
 	if err != nil {
@@ -39,6 +39,33 @@ func (r *VolumeAttachmentReconciler) reconcileDetach(ctx context.Context, va *st
 		return r.detachFailed(ctx, va, err)
 	}
 	return r.markDetached(ctx, va)
+}
+
+// forcedDetach unpublishes a volume whose VolumeAttachment no longer has
+// our finalizer, when the ListVolumes reconciler found it still published
+// (another finalizer keeps the object). There is no finalizer to remove;
+// a failure keeps the flag so the retry unpublishes again.
+func (r *VolumeAttachmentReconciler) forcedDetach(ctx context.Context, va *storagev1.VolumeAttachment) error {
+	if !r.force.consume(va.Name) {
+		return nil
+	}
+	req, err := r.unpublishRequest(ctx, va)
+	if err != nil {
+		r.force.mark(va.Name)
+		return r.detachFailed(ctx, va, err)
+	}
+	if !r.nodes.tryAcquire(va.Spec.NodeName) {
+		r.force.mark(va.Name)
+		return errNodeBusy
+	}
+	log.FromContext(ctx).Info("Unpublishing volume still published after detach", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
+	err = r.Attacher.Unpublish(ctx, req)
+	r.nodes.release(va.Spec.NodeName)
+	if err != nil {
+		r.force.mark(va.Name)
+		return r.detachFailed(ctx, va, err)
+	}
+	return nil
 }
 
 func (r *VolumeAttachmentReconciler) unpublishRequest(ctx context.Context, va *storagev1.VolumeAttachment) (csi.UnpublishRequest, error) {

@@ -1,0 +1,241 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/csi-attacher/csi-attacher/internal/volume"
+)
+
+// Event reasons of the ListVolumes reconciler.
+const (
+	ReasonDetachedOutOfBand = "VolumeDetachedOutOfBand"
+	ReasonStillPublished    = "VolumeStillPublished"
+)
+
+// triggerBuffer lets a pass queue many VolumeAttachments without waiting
+// for the controller to drain each one.
+const triggerBuffer = 128
+
+// VolumeLister is the part of the CSI client the ListVolumes reconciler
+// needs: every volume with the node IDs it is published to.
+type VolumeLister interface {
+	ListVolumes(ctx context.Context, maxEntries int32) (map[string][]string, error)
+}
+
+// forceSync remembers the VolumeAttachments whose next reconcile must call
+// the driver even though their state looks settled: the driver disagrees
+// with the API. Each flag is used once.
+type forceSync struct {
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+func newForceSync() *forceSync { return &forceSync{names: map[string]bool{}} }
+
+func (f *forceSync) mark(name string) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.names[name] = true
+}
+
+// consume reports whether name was marked, and clears the mark.
+func (f *forceSync) consume(name string) bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	marked := f.names[name]
+	delete(f.names, name)
+	return marked
+}
+
+// VolumeReconciler compares the VolumeAttachments of one driver with what
+// the driver itself reports through ListVolumes, and sends the ones that
+// disagree back to the VolumeAttachment controller with a force flag. It
+// never calls ControllerPublish/Unpublish itself, so it cannot race the
+// controller's workers. Build it with VolumeAttachmentReconciler.VolumeReconciler.
+type VolumeReconciler struct {
+	// Client reads VolumeAttachments, PVs and CSINodes from the cache.
+	Client client.Reader
+	// Lister is the CSI client; each call is bounded by --timeout.
+	Lister VolumeLister
+	// DriverName selects our VolumeAttachments.
+	DriverName string
+	// Interval is --reconcile-sync, the pause between two passes.
+	Interval time.Duration
+	// MaxEntries is --max-entries, the ListVolumes page size.
+	MaxEntries int32
+	// Recorder emits drift Events on VolumeAttachments. Optional.
+	Recorder events.EventRecorder
+
+	finalizer string
+	force     *forceSync
+	trigger   chan<- event.GenericEvent
+}
+
+var _ manager.LeaderElectionRunnable = &VolumeReconciler{}
+
+// NeedLeaderElection: only the leader may act on what it finds.
+func (v *VolumeReconciler) NeedLeaderElection() bool { return true }
+
+// Start runs a pass every Interval until ctx ends. The first pass waits one
+// Interval, so it does not race the controllers' first reconciles at start
+// up; the next period starts only when a pass is over.
+func (v *VolumeReconciler) Start(ctx context.Context) error {
+	if v.Interval <= 0 {
+		return errors.New("VolumeReconciler: Interval must be positive")
+	}
+	timer := time.NewTimer(v.Interval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		v.pass(ctx)
+		timer.Reset(v.Interval)
+	}
+}
+
+// pass runs one comparison. A failure is logged and the next pass tries
+// again: the reconciler must never stop the process.
+func (v *VolumeReconciler) pass(ctx context.Context) {
+	logger := log.FromContext(ctx).WithName("listvolumes")
+	list := &storagev1.VolumeAttachmentList{}
+	if err := v.Client.List(ctx, list); err != nil {
+		logger.Error(err, "Failed to list VolumeAttachments; retrying at the next pass")
+		return
+	}
+	published, err := v.Lister.ListVolumes(ctx, v.MaxEntries)
+	if err != nil {
+		logger.Error(err, "ListVolumes failed; retrying at the next pass")
+		return
+	}
+	// The response can be huge: log its size, not its content.
+	logger.V(4).Info("ListVolumes pass", "volumes", len(published), "volumeAttachments", len(list.Items))
+	for i := range list.Items {
+		va := &list.Items[i]
+		if va.Spec.Attacher != v.DriverName {
+			continue
+		}
+		if err := v.check(ctx, va, published); err != nil {
+			logger.V(2).Info("Skipping VolumeAttachment in ListVolumes pass", "VolumeAttachment", va.Name, "error", err.Error())
+		}
+	}
+}
+
+// check compares one VolumeAttachment with the driver's view. Only two
+// disagreements matter; anything else (a healthy volume, one still being
+// attached or detached) is left to the controller, which already owns it.
+func (v *VolumeReconciler) check(ctx context.Context, va *storagev1.VolumeAttachment, published map[string][]string) error {
+	deleting := !va.DeletionTimestamp.IsZero()
+	ours := hasFinalizer(va, v.finalizer)
+	switch {
+	case !deleting && ours && va.Status.Attached:
+		handle, nodeID, err := v.target(ctx, va)
+		if err != nil || slices.Contains(published[handle], nodeID) {
+			return err
+		}
+		v.force1(ctx, va, handle, nodeID, ReasonDetachedOutOfBand,
+			"Volume %s is no longer published to node %s by the driver; publishing it again", handle, va.Spec.NodeName)
+	case deleting && !ours:
+		// Our detach is done, but another finalizer keeps the object and
+		// the driver still has the volume published there.
+		handle, nodeID, err := v.target(ctx, va)
+		if err != nil || !slices.Contains(published[handle], nodeID) {
+			return err
+		}
+		v.force1(ctx, va, handle, nodeID, ReasonStillPublished,
+			"Volume %s is still published to node %s although the VolumeAttachment is being deleted; unpublishing it", handle, va.Spec.NodeName)
+	}
+	return nil
+}
+
+// force1 flags the VolumeAttachment for one forced sync, reports the drift
+// and queues it in the VolumeAttachment controller.
+func (v *VolumeReconciler) force1(ctx context.Context, va *storagev1.VolumeAttachment, handle, nodeID, reason, note string, args ...any) {
+	log.FromContext(ctx).Info("Driver disagrees with the VolumeAttachment; forcing a sync", "reason", reason,
+		"VolumeAttachment", va.Name, "volumeHandle", handle, "nodeID", nodeID)
+	recordEvent(v.Recorder, va, corev1.EventTypeWarning, reason, "Reconcile", note, args...)
+	v.force.mark(va.Name)
+	select {
+	case v.trigger <- event.GenericEvent{Object: va}:
+	case <-ctx.Done():
+	}
+}
+
+// target resolves the volume handle and node ID the driver knows the
+// attachment by. The node ID comes from the annotation written at attach
+// time, which outlives the CSINode; the CSINode is the fallback.
+func (v *VolumeReconciler) target(ctx context.Context, va *storagev1.VolumeAttachment) (handle, nodeID string, err error) {
+	src, err := cachedSource(ctx, v.Client, va, v.DriverName)
+	if err != nil {
+		return "", "", err
+	}
+	if id := va.Annotations[volume.NodeIDAnnotation]; id != "" {
+		return src.CSI().VolumeHandle, id, nil
+	}
+	node := &storagev1.CSINode{}
+	if err := v.Client.Get(ctx, types.NamespacedName{Name: va.Spec.NodeName}, node); err != nil {
+		return "", "", fmt.Errorf("failed to read CSINode %q: %w", va.Spec.NodeName, err)
+	}
+	nodeID, err = volume.NodeID(node, v.DriverName)
+	return src.CSI().VolumeHandle, nodeID, err
+}
+
+// cachedSource resolves a VolumeAttachment's CSI source from the cache,
+// without the freshness check of the controller: a pass only reads.
+func cachedSource(ctx context.Context, c client.Reader, va *storagev1.VolumeAttachment, driver string) (volume.Source, error) {
+	pvName, err := volume.PVNameOf(va)
+	if err != nil {
+		return volume.Source{}, err
+	}
+	if pvName == "" {
+		return volume.InlineSource(va, driver)
+	}
+	pv := &corev1.PersistentVolume{}
+	if err := c.Get(ctx, types.NamespacedName{Name: pvName}, pv); err != nil {
+		return volume.Source{}, fmt.Errorf("failed to read PersistentVolume %q: %w", pvName, err)
+	}
+	return volume.PVSource(pv, driver)
+}
+
+// VolumeReconciler builds the ListVolumes reconciler wired to this
+// controller, for a driver with LIST_VOLUMES and
+// LIST_VOLUMES_PUBLISHED_NODES. It returns nil for a trivial driver, or
+// before SetupWithManager, when there is nothing to send its findings to.
+func (r *VolumeAttachmentReconciler) VolumeReconciler(lister VolumeLister, interval time.Duration, maxEntries int32) manager.Runnable {
+	if r.Trivial || r.trigger == nil || lister == nil {
+		return nil
+	}
+	return &VolumeReconciler{
+		Client:     r.Client,
+		Lister:     lister,
+		DriverName: r.DriverName,
+		Interval:   interval,
+		MaxEntries: maxEntries,
+		Recorder:   r.Recorder,
+		finalizer:  r.finalizer,
+		force:      r.force,
+		trigger:    r.trigger,
+	}
+}
