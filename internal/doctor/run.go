@@ -446,33 +446,32 @@ func checkCSIDriver(ctx context.Context, cs kubernetes.Interface, name string) R
 }
 
 func listCSINodes(ctx context.Context, cs kubernetes.Interface) ([]storagev1.CSINode, error) {
-	var out []storagev1.CSINode
-	opts := metav1.ListOptions{Limit: listPage}
-	for {
-		list, err := cs.StorageV1().CSINodes().List(ctx, opts)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, list.Items...)
-		if list.Continue == "" {
-			return out, nil
-		}
-		opts.Continue = list.Continue
-	}
+	return listAll(ctx, cs.StorageV1().CSINodes().List,
+		func(l *storagev1.CSINodeList) ([]storagev1.CSINode, string) { return l.Items, l.Continue })
 }
 
 func listVolumeAttachments(ctx context.Context, cs kubernetes.Interface) ([]storagev1.VolumeAttachment, error) {
-	var out []storagev1.VolumeAttachment
+	return listAll(ctx, cs.StorageV1().VolumeAttachments().List,
+		func(l *storagev1.VolumeAttachmentList) ([]storagev1.VolumeAttachment, string) {
+			return l.Items, l.Continue
+		})
+}
+
+// listAll pages through a list call, listPage objects at a time, so a large
+// cluster is never read in one response.
+func listAll[T any, L any](ctx context.Context, list func(context.Context, metav1.ListOptions) (L, error), page func(L) ([]T, string)) ([]T, error) {
+	var out []T
 	opts := metav1.ListOptions{Limit: listPage}
 	for {
-		list, err := cs.StorageV1().VolumeAttachments().List(ctx, opts)
+		l, err := list(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, list.Items...)
-		if list.Continue == "" {
+		items, next := page(l)
+		out = append(out, items...)
+		if next == "" {
 			return out, nil
 		}
-		opts.Continue = list.Continue
+		opts.Continue = next
 	}
 }
