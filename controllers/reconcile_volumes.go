@@ -3,14 +3,12 @@ package controllers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -89,6 +87,8 @@ type VolumeReconciler struct {
 	finalizer string
 	force     *forceSync
 	trigger   chan<- event.GenericEvent
+	// attacher resolves sources and node IDs exactly as attach and detach do.
+	attacher *VolumeAttachmentReconciler
 }
 
 var _ manager.LeaderElectionRunnable = &VolumeReconciler{}
@@ -155,7 +155,7 @@ func (v *VolumeReconciler) check(ctx context.Context, va *storagev1.VolumeAttach
 		if err != nil || slices.Contains(published[handle], nodeID) {
 			return err
 		}
-		v.force1(ctx, va, handle, nodeID, ReasonDetachedOutOfBand,
+		v.requestSync(ctx, va, handle, nodeID, ReasonDetachedOutOfBand,
 			"Volume %s is no longer published to node %s by the driver; publishing it again", handle, va.Spec.NodeName)
 	case deleting && !ours:
 		// Our detach is done, but another finalizer keeps the object and
@@ -164,15 +164,15 @@ func (v *VolumeReconciler) check(ctx context.Context, va *storagev1.VolumeAttach
 		if err != nil || !slices.Contains(published[handle], nodeID) {
 			return err
 		}
-		v.force1(ctx, va, handle, nodeID, ReasonStillPublished,
+		v.requestSync(ctx, va, handle, nodeID, ReasonStillPublished,
 			"Volume %s is still published to node %s although the VolumeAttachment is being deleted; unpublishing it", handle, va.Spec.NodeName)
 	}
 	return nil
 }
 
-// force1 flags the VolumeAttachment for one forced sync, reports the drift
+// requestSync flags the VolumeAttachment for one forced sync, reports the drift
 // and queues it in the VolumeAttachment controller.
-func (v *VolumeReconciler) force1(ctx context.Context, va *storagev1.VolumeAttachment, handle, nodeID, reason, note string, args ...any) {
+func (v *VolumeReconciler) requestSync(ctx context.Context, va *storagev1.VolumeAttachment, handle, nodeID, reason, note string, args ...any) {
 	log.FromContext(ctx).Info("Driver disagrees with the VolumeAttachment; forcing a sync", "reason", reason,
 		"VolumeAttachment", va.Name, "volumeHandle", handle, "nodeID", nodeID)
 	recordEvent(v.Recorder, va, corev1.EventTypeWarning, reason, "Reconcile", note, args...)
@@ -183,40 +183,19 @@ func (v *VolumeReconciler) force1(ctx context.Context, va *storagev1.VolumeAttac
 	}
 }
 
-// target resolves the volume handle and node ID the driver knows the
-// attachment by. The node ID comes from the annotation written at attach
-// time, which outlives the CSINode; the CSINode is the fallback.
+// target is the volume handle and node ID the VolumeAttachment stands for,
+// resolved as the reconciler does: the PV from the cache or the inline spec,
+// and the node ID from the annotation written at attach, else the CSINode.
 func (v *VolumeReconciler) target(ctx context.Context, va *storagev1.VolumeAttachment) (handle, nodeID string, err error) {
-	src, err := cachedSource(ctx, v.Client, va, v.DriverName)
+	src, _, err := v.attacher.source(ctx, va)
 	if err != nil {
 		return "", "", err
 	}
 	if id := va.Annotations[volume.NodeIDAnnotation]; id != "" {
 		return src.CSI().VolumeHandle, id, nil
 	}
-	node := &storagev1.CSINode{}
-	if err := v.Client.Get(ctx, types.NamespacedName{Name: va.Spec.NodeName}, node); err != nil {
-		return "", "", fmt.Errorf("failed to read CSINode %q: %w", va.Spec.NodeName, err)
-	}
-	nodeID, err = volume.NodeID(node, v.DriverName)
+	nodeID, err = v.attacher.nodeIDFromCSINode(ctx, va.Spec.NodeName)
 	return src.CSI().VolumeHandle, nodeID, err
-}
-
-// cachedSource resolves a VolumeAttachment's CSI source from the cache,
-// without the freshness check of the controller: a pass only reads.
-func cachedSource(ctx context.Context, c client.Reader, va *storagev1.VolumeAttachment, driver string) (volume.Source, error) {
-	pvName, err := volume.PVNameOf(va)
-	if err != nil {
-		return volume.Source{}, err
-	}
-	if pvName == "" {
-		return volume.InlineSource(va, driver)
-	}
-	pv := &corev1.PersistentVolume{}
-	if err := c.Get(ctx, types.NamespacedName{Name: pvName}, pv); err != nil {
-		return volume.Source{}, fmt.Errorf("failed to read PersistentVolume %q: %w", pvName, err)
-	}
-	return volume.PVSource(pv, driver)
 }
 
 // VolumeReconciler builds the ListVolumes reconciler wired to this
@@ -237,5 +216,6 @@ func (r *VolumeAttachmentReconciler) VolumeReconciler(lister VolumeLister, inter
 		finalizer:  r.finalizer,
 		force:      r.force,
 		trigger:    r.trigger,
+		attacher:   r,
 	}
 }

@@ -240,12 +240,11 @@ func (r *VolumeAttachmentReconciler) reconcileTrivial(ctx context.Context, va *s
 	}
 	base := va.DeepCopy()
 	va.Status.Attached = true
-	if err := r.Client.Status().Patch(ctx, va, client.MergeFrom(base)); err != nil {
+	if err := r.patchStatus(ctx, va, base); err != nil {
 		err = fmt.Errorf("failed to mark VolumeAttachment %s attached: %w", va.Name, err)
 		r.event(va, corev1.EventTypeWarning, ReasonAttachFailed, "Attach", "%s", eventNote(err))
 		return err
 	}
-	r.Freshness.Wrote(va.UID, va.ResourceVersion)
 	log.FromContext(ctx).V(2).Info("Marked volume attached (driver has no ControllerPublishVolume)")
 	return nil
 }

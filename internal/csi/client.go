@@ -179,10 +179,6 @@ func (c *Client) VendorVersion() string { return c.vendorVersion }
 // Capabilities returns the capabilities read at Connect.
 func (c *Client) Capabilities() Capabilities { return c.caps }
 
-// ConnectionState returns the state of the gRPC channel; Ready means
-// connected, anything else means the driver is not reachable right now.
-func (c *Client) ConnectionState() connectivity.State { return c.conn.GetState() }
-
 // Ready reports whether the driver was reachable and ready at the last
 // check. It is true after Connect; run HealthMonitor to keep it current.
 func (c *Client) Ready() bool { return c.ready.Load() }
