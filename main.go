@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -109,6 +110,10 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	setupLog.Info("CSI driver ready", "driver", driver.DriverName(), "vendorVersion", driver.VendorVersion(),
 		"mode", map[bool]string{true: "trivial (no ControllerPublishVolume)", false: "full"}[trivial],
 		"publishReadonly", caps.PublishReadonly, "singleNodeMultiWriter", caps.SingleNodeMultiWriter)
+	if volume.IsMigrationDriver(driver.DriverName()) {
+		setupLog.Info("CSI migration: in-tree PersistentVolumes of the plugin this driver took over are attached through their translated CSI source",
+			"driver", driver.DriverName())
+	}
 
 	mgr, err := newManager(restConfig, opts, driver)
 	if err != nil {
@@ -123,6 +128,8 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	if err != nil {
 		return err
 	}
+	// A trivial driver reads no Secrets: nothing to watch.
+	watchSecrets := !trivial && secretWatch(ctx, mgr.GetClient(), opts.RetryIntervalMax, setupLog)
 	vaReconciler := &controllers.VolumeAttachmentReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
@@ -139,6 +146,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		RetryIntervalMax:        opts.RetryIntervalMax,
 		Freshness:               fresh,
 		Metrics:                 m,
+		WatchSecrets:            watchSecrets,
 	}
 	if err := vaReconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the VolumeAttachment controller: %w", err)
@@ -172,6 +180,25 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	setupLog.Info("Starting manager", "leaderElection", opts.LeaderElection,
 		"lease", volume.LeaseName(driver.DriverName()), "workers", workers)
 	return mgr.Start(ctx)
+}
+
+// secretWatch tells whether the Secret watch may run (list and watch on
+// Secrets cluster-wide; the shipped RBAC grants get only) and says at start
+// which way the attacher runs. A failed check counts as no: a watch that
+// cannot list would hold up the cache and every controller with it.
+func secretWatch(ctx context.Context, c client.Writer, retryMax time.Duration, setupLog logr.Logger) bool {
+	allowed, err := controllers.SecretWatchAllowed(ctx, c)
+	switch {
+	case err != nil:
+		setupLog.Error(err, "Cannot tell whether Secrets may be watched: a fixed Secret is picked up at the next retry, within --retry-interval-max",
+			"retryIntervalMax", retryMax.String())
+	case allowed:
+		setupLog.Info("Secret changes retry attachments at once (RBAC grants list and watch on secrets)")
+	default:
+		setupLog.Info("Cannot watch Secrets (RBAC grants get only): a fixed Secret is picked up at the next retry, within --retry-interval-max",
+			"retryIntervalMax", retryMax.String())
+	}
+	return err == nil && allowed
 }
 
 // setupMetrics registers the csi_attacher_* metrics: the VolumeAttachment

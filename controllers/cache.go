@@ -23,10 +23,15 @@ import (
 //     the name, deletion state and the fields the indexes and filters read
 //     (spec.attacher, spec.nodeName, spec.source.persistentVolumeName).
 //   - PersistentVolumes of the driver: metadata needed for finalizer patches,
-//     and the spec fields that make up the CSI request. Others: the name,
-//     deletion state, our finalizer, and the CSI driver name, so that a
-//     VolumeAttachment naming such a PV gets a clear error.
+//     and the spec fields that make up the CSI request. In-tree volumes the
+//     driver took over (CSI migration) also keep their labels and the
+//     migrated-to annotation, which translation and release read. Others:
+//     the name, deletion state, our finalizer, and the CSI driver name or
+//     in-tree source, so that a VolumeAttachment naming such a PV gets a
+//     clear error.
 //   - CSINodes: the driver's own entry only.
+//   - Secrets, when the Secret watch runs (WatchSecrets): metadata only,
+//     trimmed by TrimSecret to name, namespace, UID and resourceVersion.
 func CacheOptions(driver string, resync *time.Duration) cache.Options {
 	return cache.Options{
 		SyncPeriod:       resync,
@@ -35,6 +40,7 @@ func CacheOptions(driver string, resync *time.Duration) cache.Options {
 			&storagev1.VolumeAttachment{}: {Transform: TrimVolumeAttachment(driver)},
 			&corev1.PersistentVolume{}:    {Transform: TrimPersistentVolume(driver)},
 			&storagev1.CSINode{}:          {Transform: TrimCSINode(driver)},
+			secretMetadata():              {Transform: TrimSecret()},
 		},
 	}
 }
@@ -71,23 +77,34 @@ func TrimPersistentVolume(driver string) toolscache.TransformFunc {
 			return stripManagedFields(obj)
 		}
 		out := &corev1.PersistentVolume{TypeMeta: pv.TypeMeta}
-		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != driver {
-			// Not ours (in-tree sources are kept whole: they are few, and
-			// CSI migration needs them).
-			out.ObjectMeta = trimmedMeta(pv.ObjectMeta, finalizer)
-			if pv.Spec.CSI != nil {
-				out.Spec.CSI = &corev1.CSIPersistentVolumeSource{Driver: pv.Spec.CSI.Driver}
-				return out, nil
-			}
+		if volume.MigratesTo(pv, driver) {
+			// An in-tree volume this driver took over: translation reads
+			// the zone labels as well as the source, and the migrated-to
+			// annotation decides whether our finalizer stays.
+			out.ObjectMeta = pv.ObjectMeta
+			out.ManagedFields = nil
+			out.Annotations = keepAnnotation(pv.Annotations, volume.MigratedToAnnotation)
 			out.Spec = pv.Spec
 			out.Spec.NodeAffinity = nil
 			out.Spec.ClaimRef = nil
 			return out, nil
 		}
+		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != driver {
+			// Not ours. What is left is enough for a clear error when one of
+			// our VolumeAttachments names it: the CSI driver name, or the
+			// in-tree source (a pointer to a few strings).
+			out.ObjectMeta = trimmedMeta(pv.ObjectMeta, finalizer)
+			if pv.Spec.CSI != nil {
+				out.Spec.CSI = &corev1.CSIPersistentVolumeSource{Driver: pv.Spec.CSI.Driver}
+				return out, nil
+			}
+			out.Spec.PersistentVolumeSource = pv.Spec.PersistentVolumeSource
+			return out, nil
+		}
 		out.ObjectMeta = pv.ObjectMeta
 		out.ManagedFields = nil
 		out.Labels = nil
-		out.Annotations = keepAnnotation(pv.Annotations, volume.MigratedToAnnotation)
+		out.Annotations = nil
 		out.Spec = corev1.PersistentVolumeSpec{
 			AccessModes:            pv.Spec.AccessModes,
 			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: pv.Spec.CSI},

@@ -102,7 +102,7 @@ func TestTrimPersistentVolume(t *testing.T) {
 		expect: func(g Gomega, out *corev1.PersistentVolume) {
 			g.Expect(out.Finalizers).To(Equal([]string{"example.com/other"}))
 			g.Expect(out.DeletionTimestamp).NotTo(BeNil())
-			g.Expect(out.Annotations).To(Equal(map[string]string{volume.MigratedToAnnotation: trimDriver}))
+			g.Expect(out.Annotations).To(BeNil())
 			g.Expect(out.Labels).To(BeNil())
 			g.Expect(out.ManagedFields).To(BeNil())
 			g.Expect(out.Spec.CSI).To(Equal(spec(trimDriver).CSI))
@@ -133,13 +133,15 @@ func TestTrimPersistentVolume(t *testing.T) {
 			g.Expect(out.Finalizers).To(Equal([]string{"example.com/other", ours}))
 		},
 	}, {
-		name: "in-tree keeps its source but not node affinity or claim",
+		name: "another plugin's in-tree PV keeps its source, not labels, node affinity or claim",
 		in: &corev1.PersistentVolume{ObjectMeta: fullMeta("p4"), Spec: corev1.PersistentVolumeSpec{
 			NodeAffinity: &corev1.VolumeNodeAffinity{}, ClaimRef: &corev1.ObjectReference{},
 			PersistentVolumeSource: corev1.PersistentVolumeSource{GCEPersistentDisk: &corev1.GCEPersistentDiskVolumeSource{PDName: "pd"}},
 		}},
 		expect: func(g Gomega, out *corev1.PersistentVolume) {
 			g.Expect(out.Spec.GCEPersistentDisk).NotTo(BeNil())
+			g.Expect(out.Labels).To(BeNil())
+			g.Expect(out.Annotations).To(BeNil())
 			g.Expect(out.Spec.NodeAffinity).To(BeNil())
 			g.Expect(out.Spec.ClaimRef).To(BeNil())
 		},
@@ -152,6 +154,37 @@ func TestTrimPersistentVolume(t *testing.T) {
 			tc.expect(g, out.(*corev1.PersistentVolume))
 		})
 	}
+}
+
+// An in-tree PV the driver took over keeps what translation and the
+// migration-rollback check read: zone labels and the migrated-to annotation.
+func TestTrimPersistentVolumeMigrated(t *testing.T) {
+	const gcePD = "pd.csi.storage.gke.io"
+	g := NewWithT(t)
+	meta := fullMeta("p5")
+	meta.Labels = map[string]string{corev1.LabelTopologyZone: "zone1"}
+	meta.Annotations = map[string]string{volume.MigratedToAnnotation: gcePD, "kubectl.kubernetes.io/last-applied-configuration": "{}"}
+	meta.Finalizers = []string{volume.FinalizerName(gcePD)}
+	in := &corev1.PersistentVolume{ObjectMeta: meta, Spec: corev1.PersistentVolumeSpec{
+		NodeAffinity: &corev1.VolumeNodeAffinity{}, ClaimRef: &corev1.ObjectReference{},
+		AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+		PersistentVolumeSource: corev1.PersistentVolumeSource{GCEPersistentDisk: &corev1.GCEPersistentDiskVolumeSource{PDName: "pd"}},
+	}}
+	out, err := controllers.TrimPersistentVolume(gcePD)(in.DeepCopy())
+	g.Expect(err).NotTo(HaveOccurred())
+	pv := out.(*corev1.PersistentVolume)
+	g.Expect(pv.Labels).To(Equal(meta.Labels))
+	g.Expect(pv.Annotations).To(Equal(map[string]string{volume.MigratedToAnnotation: gcePD}))
+	g.Expect(pv.Finalizers).To(Equal(meta.Finalizers))
+	g.Expect(pv.ManagedFields).To(BeNil())
+	g.Expect(pv.Spec.GCEPersistentDisk).To(Equal(in.Spec.GCEPersistentDisk))
+	g.Expect(pv.Spec.AccessModes).To(Equal(in.Spec.AccessModes))
+	g.Expect(pv.Spec.NodeAffinity).To(BeNil())
+	g.Expect(pv.Spec.ClaimRef).To(BeNil())
+
+	src, err := volume.PVSource(pv, gcePD)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(src.CSI().VolumeHandle).To(Equal("projects/UNSPECIFIED/zones/zone1/disks/pd"))
 }
 
 func TestTrimCSINode(t *testing.T) {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 
+	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -14,6 +15,14 @@ const (
 	// IndexVAByNode indexes VolumeAttachments by spec.nodeName, so a CSINode
 	// that appears or changes wakes exactly the attachments waiting for it.
 	IndexVAByNode = "spec.nodeName"
+	// IndexPVByPublishSecret indexes PersistentVolumes by the
+	// "namespace/name" of spec.csi.controllerPublishSecretRef, the first
+	// step from a Secret to the attachments that need it.
+	IndexPVByPublishSecret = "spec.csi.controllerPublishSecretRef"
+	// IndexVAByInlinePublishSecret indexes VolumeAttachments by the
+	// "namespace/name" of their inline spec's csi.controllerPublishSecretRef:
+	// inline volumes have no PV to go through.
+	IndexVAByInlinePublishSecret = "spec.source.inlineVolumeSpec.csi.controllerPublishSecretRef"
 )
 
 // Indexer is the part of a Manager's field indexer the setup needs.
@@ -21,23 +30,68 @@ type Indexer interface {
 	IndexField(ctx context.Context, obj client.Object, field string, extractValue client.IndexerFunc) error
 }
 
-// SetupIndexes registers the VolumeAttachment field indexes both
-// reconcilers use. Call it once per Manager, before adding the reconcilers.
+// SetupIndexes registers the field indexes the reconcilers use. Call it
+// once per Manager, before adding the reconcilers.
 func SetupIndexes(ctx context.Context, indexer Indexer) error {
-	if err := indexer.IndexField(ctx, &storagev1.VolumeAttachment{}, IndexVAByPV, func(o client.Object) []string {
-		va, ok := o.(*storagev1.VolumeAttachment)
-		if !ok || va.Spec.Source.PersistentVolumeName == nil || *va.Spec.Source.PersistentVolumeName == "" {
-			return nil
+	for _, ix := range []struct {
+		obj     client.Object
+		field   string
+		extract client.IndexerFunc
+	}{
+		{&storagev1.VolumeAttachment{}, IndexVAByPV, vaByPV},
+		{&storagev1.VolumeAttachment{}, IndexVAByNode, vaByNode},
+		{&storagev1.VolumeAttachment{}, IndexVAByInlinePublishSecret, vaByInlinePublishSecret},
+		{&corev1.PersistentVolume{}, IndexPVByPublishSecret, pvByPublishSecret},
+	} {
+		if err := indexer.IndexField(ctx, ix.obj, ix.field, ix.extract); err != nil {
+			return err
 		}
-		return []string{*va.Spec.Source.PersistentVolumeName}
-	}); err != nil {
-		return err
 	}
-	return indexer.IndexField(ctx, &storagev1.VolumeAttachment{}, IndexVAByNode, func(o client.Object) []string {
-		va, ok := o.(*storagev1.VolumeAttachment)
-		if !ok || va.Spec.NodeName == "" {
-			return nil
-		}
-		return []string{va.Spec.NodeName}
-	})
+	return nil
+}
+
+func vaByPV(o client.Object) []string {
+	va, ok := o.(*storagev1.VolumeAttachment)
+	if !ok || va.Spec.Source.PersistentVolumeName == nil || *va.Spec.Source.PersistentVolumeName == "" {
+		return nil
+	}
+	return []string{*va.Spec.Source.PersistentVolumeName}
+}
+
+func vaByNode(o client.Object) []string {
+	va, ok := o.(*storagev1.VolumeAttachment)
+	if !ok || va.Spec.NodeName == "" {
+		return nil
+	}
+	return []string{va.Spec.NodeName}
+}
+
+func vaByInlinePublishSecret(o client.Object) []string {
+	va, ok := o.(*storagev1.VolumeAttachment)
+	if !ok || va.Spec.Source.InlineVolumeSpec == nil || va.Spec.Source.InlineVolumeSpec.CSI == nil {
+		return nil
+	}
+	return secretRefKeys(va.Spec.Source.InlineVolumeSpec.CSI.ControllerPublishSecretRef)
+}
+
+func pvByPublishSecret(o client.Object) []string {
+	pv, ok := o.(*corev1.PersistentVolume)
+	if !ok || pv.Spec.CSI == nil {
+		return nil
+	}
+	return secretRefKeys(pv.Spec.CSI.ControllerPublishSecretRef)
+}
+
+// secretRefKeys is the index value of a Secret reference: none for a
+// missing or unnamed reference.
+func secretRefKeys(ref *corev1.SecretReference) []string {
+	if ref == nil || ref.Name == "" {
+		return nil
+	}
+	return []string{secretKey(ref.Namespace, ref.Name)}
+}
+
+// secretKey is how the Secret indexes name a Secret.
+func secretKey(namespace, name string) string {
+	return namespace + "/" + name
 }

@@ -29,7 +29,8 @@ import (
 const PersistentVolumeControllerName = "persistentvolume"
 
 // PersistentVolumeReconciler releases PersistentVolumes: it removes our
-// finalizer from a PersistentVolume that is being deleted once no
+// finalizer from a PersistentVolume that is being deleted, or from an
+// in-tree PersistentVolume whose CSI migration was rolled back, once no
 // VolumeAttachment refers to it any more.
 type PersistentVolumeReconciler struct {
 	// Client reads from the Manager's cache and writes to the API server.
@@ -85,7 +86,8 @@ func (r *PersistentVolumeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=volumeattachments,verbs=get;list;watch
 
 // Reconcile removes our finalizer from one PersistentVolume when it is being
-// deleted and no VolumeAttachment, of any driver, still names it.
+// deleted, or no longer migrated to our driver, and no VolumeAttachment, of
+// any driver, still names it.
 func (r *PersistentVolumeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	pv := &corev1.PersistentVolume{}
 	fresh, err := getFresh(ctx, r.Client, r.Freshness, req.NamespacedName, pv)
@@ -95,7 +97,14 @@ func (r *PersistentVolumeReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if !fresh {
 		return ctrl.Result{RequeueAfter: staleRecheck}, nil
 	}
-	if pv.DeletionTimestamp.IsZero() || !hasFinalizer(pv, r.finalizer) {
+	if !hasFinalizer(pv, r.finalizer) {
+		return ctrl.Result{}, nil
+	}
+	// A rollback of CSI migration hands the volume back to its in-tree
+	// plugin, which knows nothing of our finalizer: without this it would
+	// stay until the PV is deleted, and block that deletion if we are gone.
+	rolledBack := volume.MigrationRolledBack(pv, r.DriverName)
+	if pv.DeletionTimestamp.IsZero() && !rolledBack {
 		return ctrl.Result{}, nil
 	}
 	vas := &storagev1.VolumeAttachmentList{}
@@ -112,7 +121,7 @@ func (r *PersistentVolumeReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		}
 		return ctrl.Result{}, fmt.Errorf("could not remove finalizer from PersistentVolume %q: %w", pv.Name, err)
 	}
-	log.FromContext(ctx).V(2).Info("Released PersistentVolume")
+	log.FromContext(ctx).V(2).Info("Released PersistentVolume", "migrationRolledBack", rolledBack)
 	return ctrl.Result{}, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/csi-attacher/csi-attacher/controllers"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
@@ -188,6 +189,29 @@ var _ = Describe("RBAC", func() {
 
 		Expect(logs.String()).NotTo(BeEmpty())
 		Expect(logs.String()).NotTo(ContainSubstring("forbidden"), "no request of the attacher was refused")
+	})
+
+	It("allows the Secret watch only with the optional secret_watch_role.yaml", func() {
+		const saName = "csi-attacher-rbac-secretwatch"
+		uc := userClient(attacherRBAC(ctx, objs, saName, nil))
+		allowed, err := controllers.SecretWatchAllowed(ctx, uc)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(allowed).To(BeFalse(), "config/rbac grants get on secrets, not list and watch")
+
+		cr := loadRBAC[rbacv1.ClusterRole]("secret_watch_role.yaml")
+		crb := loadRBAC[rbacv1.ClusterRoleBinding]("secret_watch_role_binding.yaml")
+		Expect(crb.RoleRef.Name).To(Equal(cr.Name))
+		cr.Name = uniqueName(cr.Name)
+		crb.Name, crb.RoleRef.Name = uniqueName(crb.Name), cr.Name
+		Expect(crb.Subjects).To(HaveLen(1))
+		crb.Subjects[0].Name, crb.Subjects[0].Namespace = saName, "default"
+		objs.create(ctx, cr)
+		objs.create(ctx, crb)
+		Eventually(func(g Gomega) {
+			allowed, err := controllers.SecretWatchAllowed(ctx, uc)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(allowed).To(BeTrue())
+		}).WithTimeout(eventually).WithPolling(pollInterval).Should(Succeed())
 	})
 
 	It("reports a missing patch right on volumeattachments/status instead of stalling silently", func() {

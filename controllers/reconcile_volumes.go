@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -83,6 +84,8 @@ type VolumeReconciler struct {
 	MaxEntries int32
 	// Recorder emits drift Events on VolumeAttachments. Optional.
 	Recorder events.EventRecorder
+	// Metrics counts the drift found, next to each Event. Optional.
+	Metrics *metrics.Metrics
 
 	finalizer string
 	force     *forceSync
@@ -151,31 +154,33 @@ func (v *VolumeReconciler) check(ctx context.Context, va *storagev1.VolumeAttach
 	ours := hasFinalizer(va, v.finalizer)
 	switch {
 	case !deleting && ours && va.Status.Attached:
-		handle, nodeID, err := v.target(ctx, va)
+		handle, nodeID, err := v.target(ctx, va, published)
 		if err != nil || slices.Contains(published[handle], nodeID) {
 			return err
 		}
-		v.requestSync(ctx, va, handle, nodeID, ReasonDetachedOutOfBand,
+		v.requestSync(ctx, va, handle, nodeID, ReasonDetachedOutOfBand, metrics.DriftDetachedOutOfBand,
 			"Volume %s is no longer published to node %s by the driver; publishing it again", handle, va.Spec.NodeName)
 	case deleting && !ours:
 		// Our detach is done, but another finalizer keeps the object and
 		// the driver still has the volume published there.
-		handle, nodeID, err := v.target(ctx, va)
+		handle, nodeID, err := v.target(ctx, va, published)
 		if err != nil || !slices.Contains(published[handle], nodeID) {
 			return err
 		}
-		v.requestSync(ctx, va, handle, nodeID, ReasonStillPublished,
+		v.requestSync(ctx, va, handle, nodeID, ReasonStillPublished, metrics.DriftStillPublished,
 			"Volume %s is still published to node %s although the VolumeAttachment is being deleted; unpublishing it", handle, va.Spec.NodeName)
 	}
 	return nil
 }
 
-// requestSync flags the VolumeAttachment for one forced sync, reports the drift
-// and queues it in the VolumeAttachment controller.
-func (v *VolumeReconciler) requestSync(ctx context.Context, va *storagev1.VolumeAttachment, handle, nodeID, reason, note string, args ...any) {
+// requestSync flags the VolumeAttachment for one forced sync, reports the
+// drift (log, Event with reason, and the drift counter with kind) and queues
+// it in the VolumeAttachment controller.
+func (v *VolumeReconciler) requestSync(ctx context.Context, va *storagev1.VolumeAttachment, handle, nodeID, reason, kind, note string, args ...any) {
 	log.FromContext(ctx).Info("Driver disagrees with the VolumeAttachment; forcing a sync", "reason", reason,
 		"VolumeAttachment", va.Name, "volumeHandle", handle, "nodeID", nodeID)
 	recordEvent(v.Recorder, va, corev1.EventTypeWarning, reason, "Reconcile", note, args...)
+	v.Metrics.VolumeDrift(kind)
 	v.force.mark(va.Name)
 	select {
 	case v.trigger <- event.GenericEvent{Object: va}:
@@ -186,16 +191,31 @@ func (v *VolumeReconciler) requestSync(ctx context.Context, va *storagev1.Volume
 // target is the volume handle and node ID the VolumeAttachment stands for,
 // resolved as the reconciler does: the PV from the cache or the inline spec,
 // and the node ID from the annotation written at attach, else the CSINode.
-func (v *VolumeReconciler) target(ctx context.Context, va *storagev1.VolumeAttachment) (handle, nodeID string, err error) {
+//
+// A translated in-tree volume (or an inline spec of a migration driver) may
+// carry a handle the driver completes from the node (GCE PD's project and
+// zone); when the driver does not list the handle as we sent it, the
+// repaired handle is what it is compared with.
+func (v *VolumeReconciler) target(ctx context.Context, va *storagev1.VolumeAttachment, published map[string][]string) (handle, nodeID string, err error) {
 	src, _, err := v.attacher.source(ctx, va)
 	if err != nil {
 		return "", "", err
 	}
-	if id := va.Annotations[volume.NodeIDAnnotation]; id != "" {
-		return src.CSI().VolumeHandle, id, nil
+	nodeID = va.Annotations[volume.NodeIDAnnotation]
+	if nodeID == "" {
+		if nodeID, err = v.attacher.nodeIDFromCSINode(ctx, va.Spec.NodeName); err != nil {
+			return "", "", err
+		}
 	}
-	nodeID, err = v.attacher.nodeIDFromCSINode(ctx, va.Spec.NodeName)
-	return src.CSI().VolumeHandle, nodeID, err
+	handle = src.CSI().VolumeHandle
+	if _, listed := published[handle]; listed || !(src.Migrated || src.Inline()) {
+		return handle, nodeID, nil
+	}
+	repaired, err := volume.RepairHandle(v.DriverName, handle, nodeID)
+	if err != nil {
+		return "", "", err
+	}
+	return repaired, nodeID, nil
 }
 
 // VolumeReconciler builds the ListVolumes reconciler wired to this
@@ -213,6 +233,7 @@ func (r *VolumeAttachmentReconciler) VolumeReconciler(lister VolumeLister, inter
 		Interval:   interval,
 		MaxEntries: maxEntries,
 		Recorder:   r.Recorder,
+		Metrics:    r.Metrics,
 		finalizer:  r.finalizer,
 		force:      r.force,
 		trigger:    r.trigger,

@@ -6,6 +6,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/codes"
 	eventsv1 "k8s.io/api/events/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -13,11 +15,32 @@ import (
 	"github.com/csi-attacher/csi-attacher/controllers"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // reconcileSync is short so several passes fit in one test.
 const reconcileSync = 300 * time.Millisecond
+
+// driftMetrics returns metrics for driver registered with a registry of
+// their own, and a function that reads csi_attacher_volume_drift_total of
+// one kind from it.
+func driftMetrics(driver string) (*metrics.Metrics, func(kind string) float64) {
+	GinkgoHelper()
+	m := metrics.New(driver)
+	reg := prometheus.NewRegistry()
+	Expect(m.Register(reg)).To(Succeed())
+	return m, func(kind string) float64 {
+		GinkgoHelper()
+		mfs, err := reg.Gather()
+		Expect(err).NotTo(HaveOccurred())
+		families := map[string]*dto.MetricFamily{}
+		for _, mf := range mfs {
+			families[mf.GetName()] = mf
+		}
+		return counterWith(families, metrics.VolumeDriftTotal, metrics.LabelKind, kind)
+	}
+}
 
 var _ = Describe("ListVolumes reconciliation", func() {
 	var (
@@ -50,8 +73,10 @@ var _ = Describe("ListVolumes reconciliation", func() {
 
 	It("publishes again a volume detached behind our back, with a Warning Event", func() {
 		const driverName = "lv-drift.csi.test"
-		a := startOwnAttacher(driverName, attacherOptions{reconcileSync: reconcileSync})
+		m, drift := driftMetrics(driverName)
+		a := startOwnAttacher(driverName, attacherOptions{reconcileSync: reconcileSync, metrics: m})
 		vaName, handle, nodeID := attachOne(a, driverName)
+		Expect(drift(metrics.DriftDetachedOutOfBand)).To(BeZero())
 
 		a.driver.DetachBehindBack(handle, nodeID)
 		Expect(a.driver.Published(handle)).To(BeEmpty())
@@ -74,6 +99,8 @@ var _ = Describe("ListVolumes reconciliation", func() {
 		// Repaired once: later passes see it published and leave it alone.
 		Consistently(func() int { return a.driver.CallCount(fake.MethodPublish, handle) }).
 			WithTimeout(4 * reconcileSync).WithPolling(pollInterval).Should(Equal(2))
+		Expect(drift(metrics.DriftDetachedOutOfBand)).To(Equal(1.0), "one drift, counted once")
+		Expect(drift(metrics.DriftStillPublished)).To(BeZero())
 	})
 
 	It("unpublishes a volume still published to the node of a VA being deleted without our finalizer", func() {
@@ -81,7 +108,8 @@ var _ = Describe("ListVolumes reconciliation", func() {
 			driverName = "lv-deleting.csi.test"
 			keep       = "test.csi/keep"
 		)
-		a := startOwnAttacher(driverName, attacherOptions{reconcileSync: reconcileSync})
+		m, drift := driftMetrics(driverName)
+		a := startOwnAttacher(driverName, attacherOptions{reconcileSync: reconcileSync, metrics: m})
 		node := uniqueName("lv-node")
 		nodeID := "id-" + node
 		objs.create(ctx, newCSINode(node, driverName, nodeID))
@@ -115,17 +143,23 @@ var _ = Describe("ListVolumes reconciliation", func() {
 		got, err := getVA(ctx, va.Name)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(got.Finalizers).To(Equal([]string{keep}), "no finalizer of ours comes back")
+		Expect(drift(metrics.DriftStillPublished)).To(Equal(1.0))
+		Expect(drift(metrics.DriftDetachedOutOfBand)).To(BeZero())
 	})
 
 	It("does not publish a healthy volume again", func() {
 		const driverName = "lv-healthy.csi.test"
-		a := startOwnAttacher(driverName, attacherOptions{reconcileSync: reconcileSync})
+		m, drift := driftMetrics(driverName)
+		a := startOwnAttacher(driverName, attacherOptions{reconcileSync: reconcileSync, metrics: m})
 		_, handle, _ := attachOne(a, driverName)
 
 		Eventually(func() int { return a.driver.CallCount(fake.MethodListVolumes, "") }).
 			WithTimeout(eventually).WithPolling(pollInterval).Should(BeNumerically(">=", 2), "passes run")
 		Consistently(func() int { return a.driver.CallCount(fake.MethodPublish, handle) }).
 			WithTimeout(consistentFor).WithPolling(pollInterval).Should(Equal(1))
+		Expect(a.driver.CallCount(fake.MethodListVolumes, "")).To(BeNumerically(">=", 4), "passes ran during the wait")
+		Expect(drift(metrics.DriftDetachedOutOfBand)).To(BeZero())
+		Expect(drift(metrics.DriftStillPublished)).To(BeZero())
 	})
 
 	It("survives a failing ListVolumes and repairs the drift once it works again", func() {

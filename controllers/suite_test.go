@@ -160,6 +160,11 @@ type attacherOptions struct {
 	// interval (pages of one entry, so paging is exercised), if the
 	// driver's capabilities allow it, as main.go does.
 	reconcileSync time.Duration
+	// retryStart and retryMax, when set, replace the suite's short backoff.
+	retryStart, retryMax time.Duration
+	// watchSecrets turns on the Secret watch (WatchSecrets); main.go does
+	// when the attacher may list and watch Secrets.
+	watchSecrets bool
 }
 
 // Leader-election timings for tests: short, so handovers are quick.
@@ -171,7 +176,7 @@ var (
 
 func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 	GinkgoHelper()
-	o := attacherOptions{timeout: csiTimeout, workers: 10}
+	o := attacherOptions{timeout: csiTimeout, workers: 10, retryStart: retryStart, retryMax: retryMax}
 	if len(opts) > 0 {
 		if opts[0].wrap != nil {
 			o.wrap = opts[0].wrap
@@ -190,6 +195,13 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		o.metrics = opts[0].metrics
 		o.driver = opts[0].driver
 		o.reconcileSync = opts[0].reconcileSync
+		if opts[0].retryStart > 0 {
+			o.retryStart = opts[0].retryStart
+		}
+		if opts[0].retryMax > 0 {
+			o.retryMax = opts[0].retryMax
+		}
+		o.watchSecrets = opts[0].watchSecrets
 	}
 	restConfig, logger := cfg, logf.Log
 	if o.restConfig != nil {
@@ -262,9 +274,10 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		MaxConcurrentReconciles: o.workers,
 		MaxInflightPerNode:      o.maxInflightPerNode,
 		Metrics:                 o.metrics,
-		RetryIntervalStart:      retryStart,
-		RetryIntervalMax:        retryMax,
+		RetryIntervalStart:      o.retryStart,
+		RetryIntervalMax:        o.retryMax,
 		Freshness:               fresh,
+		WatchSecrets:            o.watchSecrets,
 	}
 	Expect(vaReconciler.SetupWithManager(mgr)).To(Succeed())
 	if o.reconcileSync > 0 && caps.ListVolumes && caps.ListVolumesPublishedNodes && !trivial {
@@ -275,8 +288,8 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 			Client:                  mgr.GetClient(),
 			DriverName:              cc.DriverName(),
 			MaxConcurrentReconciles: o.workers,
-			RetryIntervalStart:      retryStart,
-			RetryIntervalMax:        retryMax,
+			RetryIntervalStart:      o.retryStart,
+			RetryIntervalMax:        o.retryMax,
 			Freshness:               fresh,
 		}).SetupWithManager(mgr)).To(Succeed())
 	}

@@ -123,6 +123,7 @@ func (r *VolumeAttachmentReconciler) publishRequest(ctx context.Context, va *sto
 		ReadOnly:      src.CSI().ReadOnly && r.PublishReadonly,
 		Secrets:       secrets,
 		VolumeContext: src.CSI().VolumeAttributes,
+		Migrated:      src.Migrated,
 	}, nil
 }
 

@@ -84,6 +84,12 @@ type VolumeAttachmentReconciler struct {
 	MaxInflightPerNode int
 	// Metrics records attach and detach latency and errors. Optional.
 	Metrics *metrics.Metrics
+	// WatchSecrets retries an attachment as soon as its ControllerPublish
+	// Secret is created or updated, through a metadata-only watch of all
+	// Secrets. It needs list and watch on Secrets cluster-wide (see
+	// SecretWatchAllowed); without it a fixed Secret is picked up at the
+	// next retry.
+	WatchSecrets bool
 
 	finalizer string
 	// force and trigger connect the ListVolumes reconciler: it flags a
@@ -133,19 +139,32 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.force = newForceSync()
 		r.trigger = make(chan event.GenericEvent, triggerBuffer)
 		b = b.WatchesRawSource(source.Channel[client.Object](r.trigger, &handler.EnqueueRequestForObject{}))
+		b = r.watchSecrets(b, false)
 	}
 	if err := b.Complete(r); err != nil {
 		return err
 	}
 	if r.Trivial {
-		// Nothing to undo: no finalizer, no detach.
+		// Nothing to undo: no finalizer, no detach, no secrets.
 		return nil
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	detach := ctrl.NewControllerManagedBy(mgr).
 		Named(VolumeAttachmentDetachControllerName).
 		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), vaChangeMatters(), deleting(true))).
-		WithOptions(r.controllerOptions()).
-		Complete(r)
+		WithOptions(r.controllerOptions())
+	return r.watchSecrets(detach, true).Complete(r)
+}
+
+// watchSecrets adds the Secret watch to one of the two controllers when
+// WatchSecrets is set: each gets the attachments on its side (being deleted
+// or not), so a detach waiting for a Secret is retried in the detach lane.
+// Both share one metadata-only informer.
+func (r *VolumeAttachmentReconciler) watchSecrets(b *builder.Builder, deleting bool) *builder.Builder {
+	if !r.WatchSecrets {
+		return b
+	}
+	return b.WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsUsingSecret(deleting)),
+		builder.WithPredicates(secretChanged()))
 }
 
 func (r *VolumeAttachmentReconciler) controllerOptions() controller.Options {

@@ -87,7 +87,7 @@ func (r *VolumeAttachmentReconciler) unpublishRequest(ctx context.Context, va *s
 		}
 		nodeID = annotated
 	}
-	return csi.UnpublishRequest{VolumeID: src.CSI().VolumeHandle, NodeID: nodeID, Secrets: secrets}, nil
+	return csi.UnpublishRequest{VolumeID: src.CSI().VolumeHandle, NodeID: nodeID, Secrets: secrets, Migrated: src.Migrated}, nil
 }
 
 // markDetached removes our finalizer first: once it is gone nothing calls

@@ -98,3 +98,31 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 		g.Expect(seen).To(HaveKey(key), "missing rule for %s", key)
 	}
 }
+
+// TestSecretWatchRoleIsOptional: the extra rights of the Secret watch are
+// list and watch on Secrets, nothing else, bound to the attacher's
+// ServiceAccount, and not granted unless the user opts in.
+func TestSecretWatchRoleIsOptional(t *testing.T) {
+	g := NewWithT(t)
+	var role rbacv1.ClusterRole
+	load(t, "../../config/rbac/secret_watch_role.yaml", &role)
+	g.Expect(role.Rules).To(Equal([]rbacv1.PolicyRule{{
+		APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list", "watch"},
+	}}))
+
+	var binding, base rbacv1.ClusterRoleBinding
+	load(t, "../../config/rbac/secret_watch_role_binding.yaml", &binding)
+	load(t, "../../config/rbac/role_binding.yaml", &base)
+	g.Expect(binding.RoleRef).To(Equal(rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}))
+	g.Expect(binding.Subjects).To(Equal(base.Subjects), "the same ServiceAccount as the attacher's own rights")
+	g.Expect(binding.Name).NotTo(Equal(base.Name))
+
+	var kustomization struct {
+		APIVersion string   `json:"apiVersion"`
+		Kind       string   `json:"kind"`
+		Resources  []string `json:"resources"`
+	}
+	load(t, "../../config/rbac/kustomization.yaml", &kustomization)
+	g.Expect(kustomization.Resources).To(ContainElement("role.yaml"))
+	g.Expect(kustomization.Resources).NotTo(ContainElement(ContainSubstring("secret_watch")), "opt-in only")
+}

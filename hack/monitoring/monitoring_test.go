@@ -58,6 +58,7 @@ var ownMetrics = map[string]metric{
 	metrics.DriverReady:        {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
 	metrics.CSIConnectionUp:    {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
 	metrics.DriverOutagesTotal: {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
+	metrics.VolumeDriftTotal:   {labels: []string{metrics.LabelDriverName, metrics.LabelKind}, source: "internal/metrics"},
 	csi.MetricOperationsSeconds: {
 		labels: []string{csi.LabelDriverName, csi.LabelMethodName, csi.LabelGRPCStatusCode}, histogram: true,
 		source: "internal/csi",
@@ -607,6 +608,7 @@ func TestDashboard(t *testing.T) {
 	for _, want := range []string{
 		metrics.AttachDurationSeconds + "_bucket", metrics.DetachDurationSeconds + "_bucket",
 		metrics.OperationErrorsTotal, metrics.VolumeAttachments, metrics.DriverReady, metrics.CSIConnectionUp,
+		metrics.VolumeDriftTotal,
 		"workqueue_depth", csi.MetricOperationsSeconds + "_count", csi.MetricOperationsSeconds + "_bucket",
 		"leader_election_master_status",
 	} {

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // Defaults applied by Connect to zero Options fields.
@@ -69,7 +71,7 @@ type Client struct {
 	conn       *grpc.ClientConn
 	identity   csipb.IdentityClient
 	controller csipb.ControllerClient
-	operations *prometheus.HistogramVec
+	operations atomic.Pointer[operations]
 
 	// driverName is read by the metrics interceptor on every call and set
 	// once GetPluginInfo has answered.
@@ -100,6 +102,12 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		_ = c.Close()
 		return nil, err
 	}
+	ops, err := c.operations.Load().register(c.opts.Registry, volume.IsMigrationDriver(c.DriverName()))
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	c.operations.Store(ops)
 	c.ready.Store(true)
 	return c, nil
 }
@@ -117,11 +125,8 @@ func newClient(opts Options) (*Client, error) {
 	if opts.ProbeTimeout <= 0 {
 		opts.ProbeTimeout = DefaultProbeTimeout
 	}
-	ops, err := newOperationsHistogram(opts.Registry)
-	if err != nil {
-		return nil, err
-	}
-	c := &Client{opts: opts, endpoint: ep, log: opts.Logger, operations: ops}
+	c := &Client{opts: opts, endpoint: ep, log: opts.Logger}
+	c.operations.Store(newOperations())
 
 	dialer := func(ctx context.Context, _ string) (net.Conn, error) {
 		var d net.Dialer
@@ -140,7 +145,7 @@ func newClient(opts Options) (*Client, error) {
 		// Metrics outermost, so the logged time is not counted in them
 		// and the metric covers exactly the call.
 		grpc.WithChainUnaryInterceptor(
-			metricsInterceptor(ops, &c.driverName),
+			metricsInterceptor(&c.operations, &c.driverName),
 			logInterceptor(c.log, opts.MaxGRPCLogLength),
 		),
 	)
@@ -307,7 +312,7 @@ func (c *Client) readIdentity(ctx context.Context) error {
 // Publish calls ControllerPublishVolume with the request's fields unchanged
 // and returns the publish context (nil when the driver sent none).
 func (c *Client) Publish(ctx context.Context, req PublishRequest) (map[string]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	ctx, cancel := context.WithTimeout(withMigrated(ctx, req.Migrated), c.opts.Timeout)
 	defer cancel()
 	resp, err := c.controller.ControllerPublishVolume(ctx, &csipb.ControllerPublishVolumeRequest{
 		VolumeId:         req.VolumeID,
@@ -325,7 +330,7 @@ func (c *Client) Publish(ctx context.Context, req PublishRequest) (map[string]st
 
 // Unpublish calls ControllerUnpublishVolume.
 func (c *Client) Unpublish(ctx context.Context, req UnpublishRequest) error {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	ctx, cancel := context.WithTimeout(withMigrated(ctx, req.Migrated), c.opts.Timeout)
 	defer cancel()
 	_, err := c.controller.ControllerUnpublishVolume(ctx, &csipb.ControllerUnpublishVolumeRequest{
 		VolumeId: req.VolumeID,

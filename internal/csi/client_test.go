@@ -487,6 +487,34 @@ func TestMetrics(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring(csi.MetricOperationsSeconds)))
 }
 
+// A driver that took over an in-tree plugin gets the reference's extra
+// "migrated" label on every series; other drivers never see it (above).
+func TestMetricsMigratedLabel(t *testing.T) {
+	g := NewWithT(t)
+	const gcePD = "pd.csi.storage.gke.io"
+	e := connect(t, fake.DefaultConfig(gcePD))
+	series := func(method, code, driver, migrated string) map[string]string {
+		return map[string]string{csi.LabelDriverName: driver, csi.LabelMethodName: method, csi.LabelGRPCStatusCode: code, csi.LabelMigrated: migrated}
+	}
+	g.Expect(histogram(g, e.reg, series(csipb.Identity_Probe_FullMethodName, "OK", csi.UnknownDriverName, "false"))).To(Equal(1))
+
+	publish := csipb.Controller_ControllerPublishVolume_FullMethodName
+	unpublish := csipb.Controller_ControllerUnpublishVolume_FullMethodName
+	_, err := e.client.Publish(testCtx(t), csi.PublishRequest{VolumeID: "v1", NodeID: "n", Capability: mountCap(), Migrated: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = e.client.Publish(testCtx(t), csi.PublishRequest{VolumeID: "v2", NodeID: "n", Capability: mountCap()})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(e.client.Unpublish(testCtx(t), csi.UnpublishRequest{VolumeID: "v1", NodeID: "n", Migrated: true})).To(Succeed())
+
+	g.Expect(histogram(g, e.reg, series(publish, "OK", gcePD, "true"))).To(Equal(1))
+	g.Expect(histogram(g, e.reg, series(publish, "OK", gcePD, "false"))).To(Equal(1))
+	g.Expect(histogram(g, e.reg, series(unpublish, "OK", gcePD, "true"))).To(Equal(1))
+	// Without the label the series does not exist for this driver.
+	g.Expect(histogram(g, e.reg, map[string]string{
+		csi.LabelDriverName: gcePD, csi.LabelMethodName: publish, csi.LabelGRPCStatusCode: "OK",
+	})).To(Equal(-1))
+}
+
 func TestGRPCLogStripsSecrets(t *testing.T) {
 	g := NewWithT(t)
 	e := connect(t, fake.DefaultConfig(driverName), func(o *csi.Options) { o.MaxGRPCLogLength = 20 })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,9 @@ const (
 	LabelDriverName         = "driver_name"
 	LabelMethodName         = "method_name"
 	LabelGRPCStatusCode     = "grpc_status_code"
+	// LabelMigrated ("true"/"false") is present only for drivers that took
+	// over an in-tree plugin, as in the reference attacher.
+	LabelMigrated = "migrated"
 
 	// UnknownDriverName labels calls made before GetPluginInfo answered.
 	UnknownDriverName = "unknown-driver"
@@ -29,35 +33,84 @@ const (
 // OperationsBuckets are the reference attacher's buckets, in seconds.
 var OperationsBuckets = []float64{.1, .25, .5, 1, 2.5, 5, 10, 15, 25, 50, 120, 300, 600}
 
-// newOperationsHistogram builds the histogram and registers it. When the
-// registry already holds an identical collector (a second Client in the same
-// process, e.g. after a reconnect) that collector is reused instead of
-// failing, so callers never have to care.
-func newOperationsHistogram(reg prometheus.Registerer) (*prometheus.HistogramVec, error) {
-	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+// operations is the csi_sidecar_operations_seconds collector. The reference
+// attacher adds a "migrated" label, but only for drivers that took over an
+// in-tree plugin, and the driver's name is known only after GetPluginInfo.
+// So every call is recorded in both shapes, and the shape is chosen once,
+// before the collector is registered; Describe and Collect then serve that
+// one shape only.
+type operations struct {
+	plain, migrated *prometheus.HistogramVec
+	withMigrated    atomic.Bool
+}
+
+func newOperations() *operations {
+	opts := prometheus.HistogramOpts{
 		Name:    MetricOperationsSeconds,
 		Help:    "Container Storage Interface operation duration with gRPC error code status total",
 		Buckets: OperationsBuckets,
-	}, []string{LabelDriverName, LabelMethodName, LabelGRPCStatusCode})
-	if reg == nil {
-		return h, nil
 	}
-	if err := reg.Register(h); err != nil {
+	return &operations{
+		plain:    prometheus.NewHistogramVec(opts, []string{LabelDriverName, LabelMethodName, LabelGRPCStatusCode}),
+		migrated: prometheus.NewHistogramVec(opts, []string{LabelDriverName, LabelMethodName, LabelGRPCStatusCode, LabelMigrated}),
+	}
+}
+
+func (o *operations) active() *prometheus.HistogramVec {
+	if o.withMigrated.Load() {
+		return o.migrated
+	}
+	return o.plain
+}
+
+// Describe implements prometheus.Collector.
+func (o *operations) Describe(ch chan<- *prometheus.Desc) { o.active().Describe(ch) }
+
+// Collect implements prometheus.Collector.
+func (o *operations) Collect(ch chan<- prometheus.Metric) { o.active().Collect(ch) }
+
+func (o *operations) observe(driver, method, code string, migrated bool, d time.Duration) {
+	o.plain.WithLabelValues(driver, method, code).Observe(d.Seconds())
+	o.migrated.WithLabelValues(driver, method, code, strconv.FormatBool(migrated)).Observe(d.Seconds())
+}
+
+// register chooses the label set and registers the collector. When the
+// registry already holds an operations collector of the same shape (a second
+// Client in the same process, e.g. after a reconnect) that one is returned
+// instead of failing, so callers never have to care; the second client's
+// start-up calls are then not counted.
+func (o *operations) register(reg prometheus.Registerer, withMigrated bool) (*operations, error) {
+	o.withMigrated.Store(withMigrated)
+	if reg == nil {
+		return o, nil
+	}
+	if err := reg.Register(o); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.HistogramVec); ok {
+			if existing, ok := are.ExistingCollector.(*operations); ok {
 				return existing, nil
 			}
 		}
 		return nil, fmt.Errorf("registering metric %s: %w", MetricOperationsSeconds, err)
 	}
-	return h, nil
+	return o, nil
+}
+
+// migratedKey marks a call's context as one for a migrated in-tree volume.
+type migratedKey struct{}
+
+func withMigrated(ctx context.Context, migrated bool) context.Context {
+	if !migrated {
+		return ctx
+	}
+	return context.WithValue(ctx, migratedKey{}, true)
 }
 
 // metricsInterceptor observes every unary call, Probe and GetPluginInfo
-// included. driverName is read per call because it is only known after
-// GetPluginInfo.
-func metricsInterceptor(h *prometheus.HistogramVec, driverName *atomic.Pointer[string]) grpc.UnaryClientInterceptor {
+// included. The driver name and the collector are read per call: the name
+// is only known after GetPluginInfo, and the collector may be swapped for an
+// already registered one at the end of Connect.
+func metricsInterceptor(ops *atomic.Pointer[operations], driverName *atomic.Pointer[string]) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		began := time.Now()
 		err := invoker(ctx, method, req, reply, cc, opts...)
@@ -65,7 +118,8 @@ func metricsInterceptor(h *prometheus.HistogramVec, driverName *atomic.Pointer[s
 		if n := driverName.Load(); n != nil && *n != "" {
 			name = *n
 		}
-		h.WithLabelValues(name, method, statusLabel(err)).Observe(time.Since(began).Seconds())
+		migrated, _ := ctx.Value(migratedKey{}).(bool)
+		ops.Load().observe(name, method, statusLabel(err), migrated, time.Since(began))
 		return err
 	}
 }

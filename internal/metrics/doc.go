@@ -3,8 +3,10 @@
 //
 // The metrics answer the questions an operator has when volumes are slow to
 // attach: is the driver reachable and ready, how long do attaches and
-// detaches take end to end, which gRPC errors does the driver return, and
-// how many VolumeAttachments are attached, waiting, detaching or failed.
+// detaches take end to end, which gRPC errors does the driver return, how
+// many VolumeAttachments are attached, waiting, detaching or failed, and
+// (for drivers that list their volumes) how often attachments changed on the
+// backend behind the attacher's back.
 //
 // Every metric carries the constant label driver_name, so the metrics of
 // several attachers scraped together can be told apart.

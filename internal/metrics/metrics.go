@@ -39,6 +39,10 @@ const (
 	CSIConnectionUp = Namespace + "_csi_connection_up"
 	// DriverOutagesTotal counts the times the driver became unreachable.
 	DriverOutagesTotal = Namespace + "_driver_outages_total"
+	// VolumeDriftTotal counts the disagreements the ListVolumes
+	// reconciliation found between the driver and the VolumeAttachments, by
+	// kind.
+	VolumeDriftTotal = Namespace + "_volume_drift_total"
 )
 
 // Label names.
@@ -52,6 +56,8 @@ const (
 	LabelGRPCCode = "grpc_code"
 	// LabelState is one of the State* values.
 	LabelState = "state"
+	// LabelKind is one of the Drift* values.
+	LabelKind = "kind"
 )
 
 // Values of the operation label.
@@ -70,6 +76,16 @@ const (
 	StateAttaching = "attaching"
 	StateDetaching = "detaching"
 	StateFailed    = "failed"
+)
+
+// Values of the kind label of VolumeDriftTotal.
+const (
+	// DriftDetachedOutOfBand is a volume whose VolumeAttachment says
+	// attached while the driver no longer has it published to the node.
+	DriftDetachedOutOfBand = "detached_out_of_band"
+	// DriftStillPublished is a volume whose detach is done while the driver
+	// still has it published to the node.
+	DriftStillPublished = "still_published"
 )
 
 // DurationBuckets are the upper bounds, in seconds, of the attach and detach
@@ -94,6 +110,7 @@ type Metrics struct {
 	driverReady prometheus.Gauge
 	connUp      prometheus.Gauge
 	outages     prometheus.Counter
+	drift       *prometheus.CounterVec
 	states      *stateCollector
 
 	mu        sync.Mutex // guards connWasUp
@@ -148,6 +165,15 @@ func New(driver string) *Metrics {
 				"started. A steadily rising value means the driver is crash-looping or flapping.",
 			ConstLabels: constLabels,
 		}),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: VolumeDriftTotal,
+			Help: "Volumes the ListVolumes reconciliation found in a state the VolumeAttachments " +
+				"do not explain, by kind: detached_out_of_band (attached per the API, no longer " +
+				"published by the driver; published again) and still_published (detached per " +
+				"the API, still published by the driver; unpublished again). Any increase means " +
+				"something besides this attacher changes attachments on the backend.",
+			ConstLabels: constLabels,
+		}, []string{LabelKind}),
 		states: &stateCollector{desc: prometheus.NewDesc(VolumeAttachments,
 			"VolumeAttachments of this driver by state: attached, attaching (not attached yet, "+
 				"no error), detaching (being deleted, detach not finished) and failed (attach "+
@@ -164,11 +190,14 @@ func New(driver string) *Metrics {
 			m.errors.WithLabelValues(op, c.String())
 		}
 	}
+	for _, kind := range []string{DriftDetachedOutOfBand, DriftStillPublished} {
+		m.drift.WithLabelValues(kind)
+	}
 	return m
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.attach, m.detach, m.errors, m.driverReady, m.connUp, m.outages, m.states}
+	return []prometheus.Collector{m.attach, m.detach, m.errors, m.driverReady, m.connUp, m.outages, m.drift, m.states}
 }
 
 // Register registers every collector with r. It is all or nothing: if one
@@ -245,6 +274,15 @@ func GRPCCode(err error) string {
 		return NoGRPCCode
 	}
 	return st.Code().String()
+}
+
+// VolumeDrift counts one disagreement of kind (DriftDetachedOutOfBand or
+// DriftStillPublished) found by the ListVolumes reconciliation.
+func (m *Metrics) VolumeDrift(kind string) {
+	if m == nil {
+		return
+	}
+	m.drift.WithLabelValues(kind).Inc()
 }
 
 // SetDriverReady sets csi_attacher_driver_ready to 1 or 0.

@@ -115,6 +115,8 @@ func TestExportedFamilies(t *testing.T) {
 		{DriverReady, dto.MetricType_GAUGE, 1, nil},
 		{CSIConnectionUp, dto.MetricType_GAUGE, 1, nil},
 		{DriverOutagesTotal, dto.MetricType_COUNTER, 1, nil},
+		// Both kinds, pre-created.
+		{VolumeDriftTotal, dto.MetricType_COUNTER, 2, []string{LabelKind}},
 	}
 	g.Expect(mfs).To(HaveLen(len(tests)), "no unexpected families")
 	for _, tt := range tests {
@@ -264,6 +266,38 @@ func TestOperationFailedAccumulates(t *testing.T) {
 	g.Expect(counterValue(g, reg, OperationErrorsTotal, map[string]string{LabelOperation: OperationAttach, LabelGRPCCode: "Internal"})).To(Equal(3.0))
 	g.Expect(counterValue(g, reg, OperationErrorsTotal, map[string]string{LabelOperation: OperationDetach, LabelGRPCCode: "Internal"})).To(Equal(1.0))
 	g.Expect(counterValue(g, reg, OperationErrorsTotal, map[string]string{LabelOperation: OperationAttach, LabelGRPCCode: NoGRPCCode})).To(BeZero())
+}
+
+func TestVolumeDrift(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		found []string
+		want  map[string]float64 // by kind
+	}{
+		{"nothing found: both series at zero", nil, map[string]float64{DriftDetachedOutOfBand: 0, DriftStillPublished: 0}},
+		{"one detached out of band", []string{DriftDetachedOutOfBand}, map[string]float64{DriftDetachedOutOfBand: 1, DriftStillPublished: 0}},
+		{"one still published", []string{DriftStillPublished}, map[string]float64{DriftDetachedOutOfBand: 0, DriftStillPublished: 1}},
+		{
+			"each finding counts once, by kind",
+			[]string{DriftDetachedOutOfBand, DriftStillPublished, DriftDetachedOutOfBand, DriftDetachedOutOfBand},
+			map[string]float64{DriftDetachedOutOfBand: 3, DriftStillPublished: 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			m, reg := registered(g)
+			for _, kind := range tt.found {
+				m.VolumeDrift(kind)
+			}
+			g.Expect(gather(g, reg)[VolumeDriftTotal].GetMetric()).To(HaveLen(len(tt.want)), "no other kinds")
+			for kind, want := range tt.want {
+				g.Expect(counterValue(g, reg, VolumeDriftTotal, map[string]string{LabelKind: kind})).To(Equal(want), kind)
+			}
+		})
+	}
 }
 
 func TestConnectionAndOutages(t *testing.T) {
@@ -521,6 +555,7 @@ func TestNilMetricsIsNoOp(t *testing.T) {
 		m.SetDriverReady(true)
 		m.SetConnectionUp(true)
 		m.SetConnectionUp(false)
+		m.VolumeDrift(DriftStillPublished)
 		m.SetStateSource(func() (int, int, int, int, error) { return 0, 0, 0, 0, nil })
 	}).NotTo(Panic())
 }
@@ -586,6 +621,7 @@ func TestHelpMentionsSubject(t *testing.T) {
 		DriverReady:           "Probe",
 		CSIConnectionUp:       "connection",
 		DriverOutagesTotal:    "up to down",
+		VolumeDriftTotal:      "ListVolumes",
 	} {
 		g.Expect(strings.ToLower(mfs[name].GetHelp())).To(ContainSubstring(strings.ToLower(word)), name)
 	}

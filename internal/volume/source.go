@@ -13,7 +13,7 @@ import (
 var (
 	ErrBothSources    = errors.New("both InlineCSIVolumeSource and PersistentVolumeName specified in VA source")
 	ErrNeitherSource  = errors.New("neither InlineCSIVolumeSource nor PersistentVolumeName specified in VA source")
-	ErrNotCSI         = errors.New("spec contains a non-CSI volume source")
+	ErrNotCSI         = errors.New("spec contains a non-CSI volume source that CSI migration does not cover")
 	ErrEmptyHandle    = errors.New("CSI volume source has an empty volumeHandle")
 	ErrInlineNilCSI   = errors.New("inline volume spec contains nil CSI source")
 	ErrNoAccessModes  = errors.New("unsupported AccessMode combination: no access modes")
@@ -27,8 +27,11 @@ type Source struct {
 	// PVName is the PersistentVolume's name; empty for an inline spec.
 	PVName string
 	// Spec is the PersistentVolume's spec or the inline spec. It is never nil
-	// and its CSI field is never nil.
+	// and its CSI field is never nil. For a migrated in-tree volume it is the
+	// translated spec.
 	Spec *corev1.PersistentVolumeSpec
+	// Migrated tells that Spec was translated from an in-tree source.
+	Migrated bool
 }
 
 // CSI is the CSI part of the source.
@@ -69,15 +72,25 @@ func InlineSource(va *storagev1.VolumeAttachment, driver string) (Source, error)
 }
 
 // PVSource validates a PersistentVolume as the source of an attachment of
-// driver. The error names the PersistentVolume.
+// driver. An in-tree source that CSI migration covers is translated first,
+// on every call, so the request always follows the PV as it is now. The
+// error names the PersistentVolume.
 func PVSource(pv *corev1.PersistentVolume, driver string) (Source, error) {
+	migrated := false
+	if pv.Spec.CSI == nil && translator.IsPVMigratable(pv) {
+		translated, err := translate(pv)
+		if err != nil {
+			return Source{}, err
+		}
+		pv, migrated = translated, true
+	}
 	if pv.Spec.CSI == nil {
 		return Source{}, fmt.Errorf("PersistentVolume %q: %w", pv.Name, ErrNotCSI)
 	}
 	if err := checkCSI(pv.Spec.CSI, driver); err != nil {
 		return Source{}, fmt.Errorf("PersistentVolume %q: %w", pv.Name, err)
 	}
-	return Source{PVName: pv.Name, Spec: &pv.Spec}, nil
+	return Source{PVName: pv.Name, Spec: &pv.Spec, Migrated: migrated}, nil
 }
 
 func checkCSI(src *corev1.CSIPersistentVolumeSource, driver string) error {

@@ -136,9 +136,9 @@ func TestPVSource(t *testing.T) {
 	}{
 		{name: "valid", pv: pv(csiSpec(testDriver, "handle1"))},
 		{
-			name: "no CSI source names the PV",
+			name: "an in-tree source without migration names the PV",
 			pv: pv(&corev1.PersistentVolumeSpec{PersistentVolumeSource: corev1.PersistentVolumeSource{
-				GCEPersistentDisk: &corev1.GCEPersistentDiskVolumeSource{PDName: "disk"},
+				NFS: &corev1.NFSVolumeSource{Server: "nfs.example.com", Path: "/export"},
 			}}),
 			wantErr: ErrNotCSI, errContains: []string{`PersistentVolume "pv1"`},
 		},

@@ -1,0 +1,75 @@
+package volume
+
+import (
+	"fmt"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	csitrans "k8s.io/csi-translation-lib"
+)
+
+// translator is csi-translation-lib's translator. It holds no state, so one
+// value serves every goroutine.
+var translator = csitrans.New()
+
+// IsMigrationDriver tells whether driver has taken over an in-tree plugin
+// (GCE PD, AWS EBS, Azure Disk and File, Cinder, vSphere, Portworx). Only
+// such drivers get the "migrated" label on the CSI call metric, and only
+// their volume handles are repaired with the node ID.
+func IsMigrationDriver(driver string) bool {
+	return translator.IsMigratedCSIDriverByName(driver)
+}
+
+// MigratesTo tells whether pv is an in-tree PersistentVolume whose plugin
+// driver has taken over. It does not look at the migrated-to annotation:
+// the plugin decides which driver translates the volume, the annotation only
+// whether kube-controller-manager currently routes it to that driver.
+func MigratesTo(pv *corev1.PersistentVolume, driver string) bool {
+	if pv.Spec.CSI != nil || !translator.IsPVMigratable(pv) {
+		return false
+	}
+	plugin, err := translator.GetInTreePluginNameFromSpec(pv, nil)
+	if err != nil {
+		return false
+	}
+	name, err := translator.GetCSINameFromInTreeName(plugin)
+	return err == nil && name == driver
+}
+
+// MigrationRolledBack tells whether pv is an in-tree volume of driver's
+// plugin that kube-controller-manager no longer routes to driver: its
+// migrated-to annotation names another driver or is gone. Our finalizer on
+// such a PV is released once no VolumeAttachment uses it, even though the
+// PV is not being deleted.
+func MigrationRolledBack(pv *corev1.PersistentVolume, driver string) bool {
+	return MigratesTo(pv, driver) && pv.Annotations[MigratedToAnnotation] != driver
+}
+
+// translate returns the CSI form of an in-tree PersistentVolume, without
+// modifying pv.
+func translate(pv *corev1.PersistentVolume) (*corev1.PersistentVolume, error) {
+	// The translations only log on inline volumes, which never come here.
+	out, err := translator.TranslateInTreePVToCSI(logr.Discard(), pv)
+	if err != nil {
+		return nil, fmt.Errorf("PersistentVolume %q: cannot translate the in-tree source to CSI: %w", pv.Name, err)
+	}
+	if out.Spec.CSI == nil {
+		return nil, fmt.Errorf("PersistentVolume %q: %w", pv.Name, ErrNotCSI)
+	}
+	return out, nil
+}
+
+// RepairHandle completes a volume handle produced by translation with what
+// only the node ID knows (GCE PD's project and zone), so it can be compared
+// with the handles the driver lists. Drivers that never took over an
+// in-tree plugin get the handle back unchanged: their handles are theirs.
+func RepairHandle(driver, handle, nodeID string) (string, error) {
+	if !IsMigrationDriver(driver) {
+		return handle, nil
+	}
+	repaired, err := translator.RepairVolumeHandle(driver, handle, nodeID)
+	if err != nil {
+		return handle, fmt.Errorf("cannot repair volume handle %q with node ID %q: %w", handle, nodeID, err)
+	}
+	return repaired, nil
+}
