@@ -33,6 +33,8 @@ type attacherProc struct {
 	err  error         // its exit status, valid after done
 
 	peakKiB  atomic.Int64 // highest VmHWM seen
+	anonKiB  atomic.Int64 // highest RssAnon seen
+	fileKiB  atomic.Int64 // highest RssFile seen
 	stopping atomic.Bool
 }
 
@@ -255,15 +257,24 @@ func (a *attacherProc) sample() {
 	tick := time.NewTicker(rssSampleEvery)
 	defer tick.Stop()
 	for {
-		if kib, err := peakRSSKiB(a.pid); err == nil {
-			storeMax(&a.peakKiB, kib)
-		}
+		a.sampleMemory()
 		select {
 		case <-tick.C:
 		case <-a.done:
 			return
 		}
 	}
+}
+
+// sampleMemory records one sample of the attacher's memory.
+func (a *attacherProc) sampleMemory() {
+	m, err := readMemory(a.pid)
+	if err != nil {
+		return
+	}
+	storeMax(&a.peakKiB, m.peak)
+	storeMax(&a.anonKiB, m.anon)
+	storeMax(&a.fileKiB, m.file)
 }
 
 // stopAttacher sends SIGTERM, waits up to attacherStopTimeout for the
@@ -274,9 +285,7 @@ func (b *bench) stopAttacher() {
 		return
 	}
 	// A last sample before the process goes away.
-	if kib, err := peakRSSKiB(a.pid); err == nil {
-		storeMax(&a.peakKiB, kib)
-	}
+	a.sampleMemory()
 	began := time.Now()
 	select {
 	case <-a.done:
@@ -299,6 +308,8 @@ func (b *bench) stopAttacher() {
 		storeMax(&a.peakKiB, exitedPeakRSSKiB(ps))
 	}
 	b.rep.AttacherPeakRSSMiB = round1(float64(a.peakKiB.Load()) / 1024)
+	b.rep.AttacherPeakAnonMiB = round1(float64(a.anonKiB.Load()) / 1024)
+	b.rep.AttacherPeakFileMiB = round1(float64(a.fileKiB.Load()) / 1024)
 	b.printf("csi-attacher stopped after %.1f s: %s", b.rep.AttacherStopSeconds, b.rep.AttacherExit)
 }
 

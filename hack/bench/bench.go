@@ -158,7 +158,8 @@ func (b *bench) measure(ctx context.Context, p phaseSpec) error {
 	}
 	b.printf("==> %s: %d operations", p.name, p.ops)
 	start := time.Now()
-	if err := b.runAndWait(ctx, p.name, p.noun, p.ops, p.act, p.done); err != nil {
+	sent, err := b.runAndWait(ctx, p.name, p.noun, p.ops, p.act, p.done)
+	if err != nil {
 		return err
 	}
 	end := p.last()
@@ -175,6 +176,7 @@ func (b *bench) measure(ctx context.Context, p phaseSpec) error {
 		return err
 	}
 	res := b.phaseResult(p, took, before, after)
+	res.RequestsSeconds = seconds(sent.Sub(start))
 	b.rep.Phases = append(b.rep.Phases, res)
 	return nil
 }
@@ -218,13 +220,18 @@ func (b *bench) releasePhase() phaseSpec {
 // runAndWait sends ops requests through a pool of poolSize goroutines and
 // waits until done() reaches ops, printing progress every progressEvery. It
 // fails when a request fails, when the attacher exits or when ctx ends.
-func (b *bench) runAndWait(ctx context.Context, phase, noun string, ops int, act func(context.Context, int) error, done func() int) error {
+//
+// sent is when the last of the benchmark's own requests returned: until
+// then the phase is bounded by how fast the API server takes them, not by
+// the attacher.
+func (b *bench) runAndWait(ctx context.Context, phase, noun string, ops int, act func(context.Context, int) error, done func() int) (sent time.Time, err error) {
 	poolCtx, cancelPool := context.WithCancel(ctx)
 	defer cancelPool()
 	poolDone := make(chan struct{})
 	var poolErr error
 	go func() {
 		poolErr = runPool(poolCtx, ops, poolSize, act)
+		sent = time.Now()
 		close(poolDone)
 	}()
 	// Wait for the pool on every return, so that no request is in flight
@@ -259,19 +266,20 @@ func (b *bench) runAndWait(ctx context.Context, phase, noun string, ops int, act
 		case <-pending:
 			if poolErr != nil {
 				if ctx.Err() != nil {
-					return ended()
+					return time.Time{}, ended()
 				}
-				return fmt.Errorf("%s: %w", phase, poolErr)
+				return time.Time{}, fmt.Errorf("%s: %w", phase, poolErr)
 			}
 			pending = nil
 		case <-attacherDone:
-			return fmt.Errorf("csi-attacher exited unexpectedly (%s) during %s: %d/%d %s",
+			return time.Time{}, fmt.Errorf("csi-attacher exited unexpectedly (%s) during %s: %d/%d %s",
 				exitStatus(b.att.err), phase, done(), ops, noun)
 		case <-ctx.Done():
-			return ended()
+			return time.Time{}, ended()
 		}
 	}
-	return nil
+	// The pool has finished (pending is nil), so sent is set.
+	return sent, nil
 }
 
 // runPool calls f(ctx, i) for i in [0, n) on workers goroutines and returns

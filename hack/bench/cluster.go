@@ -168,7 +168,7 @@ func (b *bench) createObjects(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := b.runAndWait(ctx, "create", "created", ops, act, func() int { return int(created.Load()) }); err != nil {
+	if _, err := b.runAndWait(ctx, "create", "created", ops, act, func() int { return int(created.Load()) }); err != nil {
 		return err
 	}
 	took := time.Since(began)

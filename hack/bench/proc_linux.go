@@ -22,22 +22,54 @@ func isolate(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
 
-// peakRSSKiB reads VmHWM, the peak resident set size, from /proc/<pid>/status.
-func peakRSSKiB(pid int) (int64, error) {
+// memory is one sample of /proc/<pid>/status, in KiB.
+type memory struct {
+	// peak is VmHWM, the peak resident set size.
+	peak int64
+	// anon is RssAnon: heap, stacks and other private memory.
+	anon int64
+	// file is RssFile: mapped files, i.e. the binary's code and read-only
+	// data (shared, clean and reclaimable page cache).
+	file int64
+}
+
+// readMemory reads VmHWM, RssAnon and RssFile from /proc/<pid>/status.
+func readMemory(pid int) (memory, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return memory{}, err
 	}
+	var m memory
+	found := 0
 	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			fields := strings.Fields(rest) // "12345 kB"
-			if len(fields) == 0 {
-				break
-			}
-			return strconv.ParseInt(fields[0], 10, 64)
+		key, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
 		}
+		var dst *int64
+		switch key {
+		case "VmHWM":
+			dst = &m.peak
+		case "RssAnon":
+			dst = &m.anon
+		case "RssFile":
+			dst = &m.file
+		default:
+			continue
+		}
+		fields := strings.Fields(rest) // "12345 kB"
+		if len(fields) == 0 {
+			continue
+		}
+		if *dst, err = strconv.ParseInt(fields[0], 10, 64); err != nil {
+			return memory{}, fmt.Errorf("malformed %s in /proc/%d/status: %w", key, pid, err)
+		}
+		found++
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	if found != 3 {
+		return memory{}, fmt.Errorf("no VmHWM, RssAnon or RssFile in /proc/%d/status", pid)
+	}
+	return m, nil
 }
 
 // cpuSeconds reads utime+stime of a process from /proc/<pid>/stat.

@@ -18,9 +18,12 @@ func isolate(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 }
 
-// peakRSSKiB is only available on Linux; elsewhere the peak comes from the
+// memory is one sample of the process's memory, in KiB.
+type memory struct{ peak, anon, file int64 }
+
+// readMemory is only available on Linux; elsewhere the peak comes from the
 // rusage of the exited process.
-func peakRSSKiB(int) (int64, error) { return 0, errNoProc }
+func readMemory(int) (memory, error) { return memory{}, errNoProc }
 
 // cpuSeconds is only available on Linux; elsewhere the total comes from the
 // exited process.

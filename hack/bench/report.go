@@ -41,7 +41,13 @@ type report struct {
 	AttachErrors       int            `json:"vas_with_attach_error"`
 	DetachErrors       int            `json:"vas_with_detach_error"`
 
-	AttacherPeakRSSMiB  float64 `json:"attacher_peak_rss_mib"`
+	AttacherPeakRSSMiB float64 `json:"attacher_peak_rss_mib"`
+	// AttacherPeakAnonMiB is the highest RssAnon sampled: the process's own
+	// memory (heap, stacks), which is what grows with the volumes.
+	AttacherPeakAnonMiB float64 `json:"attacher_peak_anon_mib"`
+	// AttacherPeakFileMiB is the highest RssFile sampled: the mapped
+	// binary, a fixed cost of its code size.
+	AttacherPeakFileMiB float64 `json:"attacher_peak_file_mib"`
 	AttacherCPUSeconds  float64 `json:"attacher_cpu_seconds"`
 	AttacherExit        string  `json:"attacher_exit"`
 	AttacherExitCode    int     `json:"attacher_exit_code"`
@@ -62,7 +68,10 @@ type setupResult struct {
 type phaseResult struct {
 	Name    string  `json:"name"`
 	Seconds float64 `json:"seconds"`
-	Ops     int     `json:"ops"`
+	// RequestsSeconds is when the benchmark's last create or delete of the
+	// phase returned, from the phase's start.
+	RequestsSeconds float64 `json:"requests_seconds"`
+	Ops             int     `json:"ops"`
 	// The attacher's writes (all writes minus the benchmark's own and the
 	// background Lease writes), including failed ones.
 	WritesPerOp          float64        `json:"writes_per_op"`
@@ -144,14 +153,14 @@ func (b *bench) printReport() error {
 	fmt.Fprintf(&sb, "setup: %s\n\n", strings.Join(setup, ", "))
 
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tseconds\twrites/op\tfailed writes\treads\tCSI calls\tdup calls\tattacher CPU s\tmachine busy\tp50 s\tp90 s\tp99 s\tmax s\t")
+	fmt.Fprintln(tw, "phase\tseconds\trequests sent s\twrites/op\tfailed writes\treads\tCSI calls\tdup calls\tattacher CPU s\tmachine busy\tp50 s\tp90 s\tp99 s\tmax s\t")
 	for _, p := range r.Phases {
 		lat := []string{"-", "-", "-", "-"}
 		if l := p.Latency; l != nil {
 			lat = []string{f3(l.P50), f3(l.P90), f3(l.P99), f3(l.Max)}
 		}
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%d\t%d\t%s\t%d\t%.2f\t%.0f%%\t%s\t%s\t%s\t%s\t\n",
-			p.Name, p.Seconds, p.WritesPerOp, p.FailedWrites, p.Reads, formatCSI(p.CSICalls),
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%d\t%d\t%s\t%d\t%.2f\t%.0f%%\t%s\t%s\t%s\t%s\t\n",
+			p.Name, p.Seconds, p.RequestsSeconds, p.WritesPerOp, p.FailedWrites, p.Reads, formatCSI(p.CSICalls),
 			p.DuplicatePublish+p.DuplicateUnpublish, p.AttacherCPUSeconds, p.SystemCPUBusyPercent,
 			lat[0], lat[1], lat[2], lat[3])
 	}
@@ -164,8 +173,8 @@ func (b *bench) printReport() error {
 	fmt.Fprintf(&sb, "duplicate ControllerPublishVolume: %d, duplicate ControllerUnpublishVolume: %d, volumes still published at the end: %d\n",
 		r.DuplicatePublish, r.DuplicateUnpublish, r.StillPublished)
 	fmt.Fprintf(&sb, "VolumeAttachments that showed an attachError: %d, a detachError: %d\n", r.AttachErrors, r.DetachErrors)
-	fmt.Fprintf(&sb, "csi-attacher: peak RSS %.1f MiB, CPU %.2f s (whole run), %s, %.1f s after SIGTERM\n",
-		r.AttacherPeakRSSMiB, r.AttacherCPUSeconds, r.AttacherExit, r.AttacherStopSeconds)
+	fmt.Fprintf(&sb, "csi-attacher: peak RSS %.1f MiB (peak anonymous %.1f MiB, peak file-backed %.1f MiB), CPU %.2f s (whole run), %s, %.1f s after SIGTERM\n",
+		r.AttacherPeakRSSMiB, r.AttacherPeakAnonMiB, r.AttacherPeakFileMiB, r.AttacherCPUSeconds, r.AttacherExit, r.AttacherStopSeconds)
 	fmt.Fprintf(&sb, "machine: %d CPUs, %d MiB, %s %s/%s, load average %s at the start, %s at the end; total %.1f s\n",
 		r.Machine.CPUs, r.Machine.MemTotalMiB, r.Machine.GoVersion, r.Machine.GOOS, r.Machine.GOARCH,
 		r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd, r.TotalSeconds)
