@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -243,7 +244,26 @@ func kubeConfig(opts *options.Options) (*rest.Config, error) {
 	cfg.QPS = opts.EffectiveQPS()
 	cfg.Burst = opts.EffectiveBurst()
 	cfg.UserAgent = "csi-attacher/" + version
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	return cfg, nil
+}
+
+// ownConnection returns an HTTP client that opens a connection of its own
+// to the API server. The cache's lists and watches use it: on the shared
+// HTTP/2 connection the watch streams queue behind the responses of a
+// hundred concurrent patches, and an API server that finds a watcher
+// falling behind closes it, which delays every event until the re-watch.
+func ownConnection(cfg *rest.Config) (*http.Client, error) {
+	c := rest.CopyConfig(cfg)
+	// client-go shares one transport between equal configurations unless a
+	// custom dialer makes the configuration uncacheable.
+	c.Dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	hc, err := rest.HTTPClientFor(c)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create the HTTP client for watches: %w", err)
+	}
+	return hc, nil
 }
 
 func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Client) (manager.Manager, error) {
@@ -264,12 +284,19 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		metricsOpts.ExtraHandlers["/readyz"] = healthz.CheckHandler{Checker: driver.ReadyzCheck}
 	}
 	resync := opts.Resync
+	cacheOpts := controllers.CacheOptions(driver.DriverName(), &resync)
+	watchClient, err := ownConnection(restConfig)
+	if err != nil {
+		return nil, err
+	}
+	cacheOpts.HTTPClient = watchClient
 	shutdown := gracefulShutdown
 	leaseDuration, renewDeadline, retryPeriod := opts.LeaderElectionLeaseDuration, opts.LeaderElectionRenewDeadline, opts.LeaderElectionRetryPeriod
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        opts.HealthProbeBindAddress(),
+		PprofBindAddress:              opts.PprofAddr,
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionID:              volume.LeaseName(driver.DriverName()),
 		LeaderElectionNamespace:       opts.LeaderElectionNamespaceResolved,
@@ -279,7 +306,7 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		RenewDeadline:                 &renewDeadline,
 		RetryPeriod:                   &retryPeriod,
 		GracefulShutdownTimeout:       &shutdown,
-		Cache:                         controllers.CacheOptions(driver.DriverName(), &resync),
+		Cache:                         cacheOpts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the manager: %w", err)

@@ -135,6 +135,9 @@ type Options struct {
 	// HealthProbeAddr is --health-probe-bind-address: the /healthz and
 	// /readyz server address, "0" = off. Replaced like MetricsAddr.
 	HealthProbeAddr string
+	// PprofAddr is --pprof-bind-address: Go's /debug/pprof profiles, "0"
+	// (the default) = off. For diagnosing CPU and memory use in place.
+	PprofAddr string
 	// HTTPEndpoint is --http-endpoint: one server for metrics and health.
 	HTTPEndpoint string
 	// MetricsAddress is --metrics-address, the deprecated alias of HTTPEndpoint.
@@ -261,6 +264,8 @@ func (o *Options) register(fs *flag.FlagSet) {
 		"host:port of the metrics server; \"0\" disables it. Ignored when --http-endpoint is set.")
 	fs.StringVar(&o.HealthProbeAddr, "health-probe-bind-address", ":8081",
 		"host:port of the /healthz and /readyz server; \"0\" disables it. Ignored when --http-endpoint is set.")
+	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "0",
+		"host:port of a server for Go's /debug/pprof profiles; \"0\" (the default) disables it. Bind it to localhost: profiles reveal the process's internals.")
 	fs.StringVar(&o.HTTPEndpoint, "http-endpoint", "",
 		"host:port of a single server for metrics, /healthz, /readyz and /healthz/leader-election, replacing --metrics-addr and --health-probe-bind-address.")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "",
@@ -457,6 +462,7 @@ func (o *Options) validate(set map[string]bool) []error {
 	// HTTP.
 	add(validateBindAddress("metrics-addr", o.MetricsAddr, true))
 	add(validateBindAddress("health-probe-bind-address", o.HealthProbeAddr, true))
+	add(validateBindAddress("pprof-bind-address", o.PprofAddr, true))
 	if o.HTTPEndpoint != "" {
 		add(validateBindAddress("http-endpoint", o.HTTPEndpoint, false))
 	}

@@ -57,6 +57,7 @@ func TestParseDefaults(t *testing.T) {
 		LeaderElectionRetryPeriod:       5 * time.Second,
 		MetricsAddr:                     ":8080",
 		HealthProbeAddr:                 ":8081",
+		PprofAddr:                       "0",
 		MetricsPath:                     "/metrics",
 		Verbosity:                       5,
 		LogFormat:                       LogFormatText,
@@ -173,6 +174,9 @@ func TestParseEachFlag(t *testing.T) {
 		}},
 		{"health-probe-bind-address", []string{"--health-probe-bind-address=[::1]:9091"}, func(g Gomega, o *Options) {
 			g.Expect(o.HealthProbeBindAddress()).To(Equal("[::1]:9091"))
+		}},
+		{"pprof-bind-address", []string{"--pprof-bind-address=127.0.0.1:6060"}, func(g Gomega, o *Options) {
+			g.Expect(o.PprofAddr).To(Equal("127.0.0.1:6060"))
 		}},
 		{"health-probe-bind-address off", []string{"--health-probe-bind-address=0"}, func(g Gomega, o *Options) {
 			g.Expect(o.HealthProbeBindAddress()).To(Equal("0"))
@@ -385,6 +389,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "metrics-addr empty", args: []string{"--metrics-addr="}, want: []string{`--metrics-addr=""`}},
 		{name: "metrics-addr bad host", args: []string{"--metrics-addr=bad host:80"}, want: []string{"--metrics-addr", "host"}},
 		{name: "health-probe-bind-address bad", args: []string{"--health-probe-bind-address=8081"}, want: []string{`--health-probe-bind-address="8081"`}},
+		{name: "pprof-bind-address bad", args: []string{"--pprof-bind-address=6060"}, want: []string{`--pprof-bind-address="6060"`}},
 		{name: "metrics and health on one port", args: []string{"--health-probe-bind-address=0.0.0.0:8080"}, want: []string{"--metrics-addr", "--health-probe-bind-address", "same port"}},
 		{name: "http-endpoint bad", args: []string{"--http-endpoint=nonsense"}, want: []string{`--http-endpoint="nonsense"`}},
 		{name: "http-endpoint cannot be 0", args: []string{"--http-endpoint=0"}, want: []string{`--http-endpoint="0"`}},
