@@ -120,7 +120,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := controllers.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := controllers.SetupIndexes(ctx, mgr.GetFieldIndexer(), driver.DriverName()); err != nil {
 		return fmt.Errorf("failed to register field indexes: %w", err)
 	}
 	fresh := freshness.New()

@@ -30,17 +30,30 @@ type Indexer interface {
 	IndexField(ctx context.Context, obj client.Object, field string, extractValue client.IndexerFunc) error
 }
 
-// SetupIndexes registers the field indexes the reconcilers use. Call it
-// once per Manager, before adding the reconcilers.
-func SetupIndexes(ctx context.Context, indexer Indexer) error {
+// SetupIndexes registers the field indexes the reconcilers of driver use.
+// Call it once per Manager, before adding the reconcilers.
+//
+// Only the PersistentVolume index covers the VolumeAttachments of every
+// driver (a PV keeps our finalizer while any attachment names it); the
+// others hold ours alone, so their size follows our volumes, not the
+// cluster's.
+func SetupIndexes(ctx context.Context, indexer Indexer, driver string) error {
+	ours := func(extract client.IndexerFunc) client.IndexerFunc {
+		return func(o client.Object) []string {
+			if va, ok := o.(*storagev1.VolumeAttachment); !ok || va.Spec.Attacher != driver {
+				return nil
+			}
+			return extract(o)
+		}
+	}
 	for _, ix := range []struct {
 		obj     client.Object
 		field   string
 		extract client.IndexerFunc
 	}{
 		{&storagev1.VolumeAttachment{}, IndexVAByPV, vaByPV},
-		{&storagev1.VolumeAttachment{}, IndexVAByNode, vaByNode},
-		{&storagev1.VolumeAttachment{}, IndexVAByInlinePublishSecret, vaByInlinePublishSecret},
+		{&storagev1.VolumeAttachment{}, IndexVAByNode, ours(vaByNode)},
+		{&storagev1.VolumeAttachment{}, IndexVAByInlinePublishSecret, ours(vaByInlinePublishSecret)},
 		{&corev1.PersistentVolume{}, IndexPVByPublishSecret, pvByPublishSecret},
 	} {
 		if err := indexer.IndexField(ctx, ix.obj, ix.field, ix.extract); err != nil {

@@ -78,6 +78,7 @@ func (r *PersistentVolumeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: r.MaxConcurrentReconciles,
 			RateLimiter:             rateLimiter(r.RetryIntervalStart, r.RetryIntervalMax),
+			NewQueue:                newQueue(mgr.GetLogger()),
 		}).
 		Complete(r)
 }

@@ -104,7 +104,7 @@ func TestAttachmentsUsingSecret(t *testing.T) {
 	for _, v := range vas {
 		b = b.WithObjects(v.build())
 	}
-	NewWithT(t).Expect(SetupIndexes(context.Background(), builderIndexer{b})).To(Succeed())
+	NewWithT(t).Expect(SetupIndexes(context.Background(), builderIndexer{b}, mapDriver)).To(Succeed())
 	r := &VolumeAttachmentReconciler{Client: b.Build(), DriverName: mapDriver, finalizer: volume.FinalizerName(mapDriver)}
 
 	tests := []struct {

@@ -258,7 +258,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(controllers.SetupIndexes(ctx, mgr.GetFieldIndexer())).To(Succeed())
+	Expect(controllers.SetupIndexes(ctx, mgr.GetFieldIndexer(), dc.Name)).To(Succeed())
 	fresh := freshness.New()
 	trivial := !caps.PublishUnpublish
 	vaReconciler := &controllers.VolumeAttachmentReconciler{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -131,7 +133,7 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(specOrDeletionChanged())).
 		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByNode, byName)),
 			builder.WithPredicates(specOrDeletionChanged())).
-		WithOptions(r.controllerOptions())
+		WithOptions(r.controllerOptions(mgr.GetLogger()))
 	if !r.Trivial {
 		// The ListVolumes reconciler's findings, attached or being deleted
 		// alike: Reconcile dispatches on the object's state, and the For
@@ -151,7 +153,7 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	detach := ctrl.NewControllerManagedBy(mgr).
 		Named(VolumeAttachmentDetachControllerName).
 		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), vaChangeMatters(), deleting(true))).
-		WithOptions(r.controllerOptions())
+		WithOptions(r.controllerOptions(mgr.GetLogger()))
 	return r.watchSecrets(detach, true).Complete(r)
 }
 
@@ -167,10 +169,25 @@ func (r *VolumeAttachmentReconciler) watchSecrets(b *builder.Builder, deleting b
 		builder.WithPredicates(secretChanged()))
 }
 
-func (r *VolumeAttachmentReconciler) controllerOptions() controller.Options {
+func (r *VolumeAttachmentReconciler) controllerOptions(logger logr.Logger) controller.Options {
 	return controller.Options{
 		MaxConcurrentReconciles: r.MaxConcurrentReconciles,
 		RateLimiter:             rateLimiter(r.RetryIntervalStart, r.RetryIntervalMax),
+		NewQueue:                newQueue(logger),
+	}
+}
+
+// newQueue builds controller-runtime's default priority queue, except that
+// its periodic dump of every queued item, logged at V(5) (our default
+// level), moves to V(7): with thousands of items queued, each dump is a log
+// line of hundreds of kilobytes, and the encoder's buffers that grew to hold
+// it stay in memory.
+func newQueue(logger logr.Logger) func(string, workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+	return func(name string, limiter workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+		return priorityqueue.New(name, func(o *priorityqueue.Opts[reconcile.Request]) {
+			o.Log = logger.WithValues("controller", name).V(2)
+			o.RateLimiter = limiter
+		})
 	}
 }
 
