@@ -189,3 +189,38 @@ func TestNewLoggerFromParsedOptions(t *testing.T) {
 	log.V(7).Info("hidden")
 	g.Expect(jsonLines(g, &buf)).To(ConsistOf(HaveKeyWithValue("msg", "gRPC response")))
 }
+
+// controller-runtime's per-reconcile trace is hidden below --v=7, through
+// loggers derived with WithValues too, while our own V(5) lines and an
+// error that happens to carry such a message still get out.
+func TestNewLoggerReconcileTrace(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		verbosity int
+		wantTrace bool
+	}{{verbosity: 5}, {verbosity: 6}, {verbosity: ReconcileTraceVerbosity, wantTrace: true}, {verbosity: 10, wantTrace: true}}
+	for _, tt := range tests {
+		t.Run(strings.Repeat("v", tt.verbosity), func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			var buf bytes.Buffer
+			log, err := NewLogger(&Options{Verbosity: tt.verbosity, LogFormat: LogFormatJSON}, &buf)
+			g.Expect(err).NotTo(HaveOccurred())
+			ctrlLog := log.WithValues("controller", "volumeattachment", "reconcileID", "1")
+			ctrlLog.V(5).Info("Reconciling")
+			ctrlLog.V(5).Info("Reconcile successful")
+			ctrlLog.V(5).Info("Attached volume")
+			ctrlLog.Error(errors.New("boom"), "Reconciling")
+
+			var msgs []string
+			for _, l := range jsonLines(g, &buf) {
+				msgs = append(msgs, l["msg"].(string))
+			}
+			want := []string{"Attached volume", "Reconciling"}
+			if tt.wantTrace {
+				want = []string{"Reconciling", "Reconcile successful", "Attached volume", "Reconciling"}
+			}
+			g.Expect(msgs).To(Equal(want))
+		})
+	}
+}
