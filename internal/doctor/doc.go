@@ -25,6 +25,10 @@
 //	api          reach the API server and say who we are
 //	rights       one SelfSubjectAccessReview per API right the attacher
 //	             needs (config/rbac); FAIL per missing right
+//	secret-watch whether the attacher may list and watch Secrets in all
+//	             namespaces, and so retries attachments at once when their
+//	             Secret is fixed; OK either way (the shipped RBAC grants
+//	             get only, by design)
 //	csidriver    the CSIDriver object of the driver: attachRequired=false
 //	             means Kubernetes never creates VolumeAttachments for it
 //	csinodes     CSINodes without the driver: VolumeAttachments to those
@@ -39,6 +43,6 @@
 // failed and 2 on bad flags.
 //
 // The checks themselves are pure functions of the fetched data (CheckDriver,
-// CheckRights, CheckCSIDriver, CheckCSINodes, CheckVolumeAttachments...);
-// Run only fetches and prints.
+// CheckRights, CheckSecretWatch, CheckCSIDriver, CheckCSINodes,
+// CheckVolumeAttachments...); Run only fetches and prints.
 package doctor

@@ -31,6 +31,7 @@ const (
 	CheckModeName        = "mode"
 	CheckAPIName         = "api"
 	CheckRightsName      = "rights"
+	CheckSecretWatchName = "secret-watch"
 	CheckCSIDriverName   = "csidriver"
 	CheckCSINodesName    = "csinodes"
 	CheckAttachmentsName = "attachments"
@@ -147,6 +148,12 @@ func Mode(caps csi.Capabilities) Result {
 	return r
 }
 
+// isTrivial tells whether the attacher would run in trivial mode, marking
+// VolumeAttachments attached without calling the driver (as main.go decides).
+func isTrivial(c csi.Capabilities) bool {
+	return !c.ControllerService || !c.PublishUnpublish
+}
+
 func pluginCapabilities(c csi.Capabilities) []string {
 	if c.ControllerService {
 		return []string{"CONTROLLER_SERVICE"}
@@ -240,6 +247,8 @@ type Right struct {
 const (
 	clusterRoleRef = "ClusterRole external-attacher-runner (config/rbac/role.yaml)"
 	roleRef        = "Role external-attacher-cfg (config/rbac/leader_election_role.yaml)"
+	// The optional Secret watch rights, not in the default kustomization.
+	secretWatchRoleRef = "ClusterRole csi-attacher-secret-watch (config/rbac/secret_watch_role.yaml)"
 )
 
 // String names the right the way kubectl auth can-i would take it.
@@ -334,6 +343,70 @@ func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result
 		msg += " (Lease rights not checked: --leader-election=false)"
 	}
 	return []Result{{Check: CheckRightsName, Status: StatusOK, Message: msg}}
+}
+
+// SecretWatchRights are the rights of the optional Secret watch: list and
+// watch on Secrets in every namespace, as controllers.SecretWatchAllowed
+// reviews them at start. They are not in RequiredRights because the
+// attacher works without them: the shipped RBAC leaves them out on purpose,
+// since they let it enumerate the cluster's Secrets by name.
+func SecretWatchRights() []Right {
+	var rights []Right
+	for _, v := range []string{"list", "watch"} {
+		rights = append(rights, Right{Resource: "secrets", Verb: v, GrantedBy: secretWatchRoleRef})
+	}
+	return rights
+}
+
+// CheckSecretWatch is the "secret-watch" verdict: whether the attacher would
+// watch Secrets, given the reviews of SecretWatchRights. Both ways are
+// supported setups, so both are OK; the message only says which behaviour
+// is in effect. A failed review is a WARN because the attacher treats it as
+// "not allowed" and runs without the watch. trivial is set for a driver
+// without PUBLISH_UNPUBLISH_VOLUME, which never reads Secrets; retryMax is
+// --retry-interval-max, the longest wait for a fixed Secret without the
+// watch.
+func CheckSecretWatch(trivial bool, retryMax time.Duration, checks []RightCheck) Result {
+	r := Result{Check: CheckSecretWatchName}
+	if trivial {
+		r.Status = StatusSkip
+		r.Message = "trivial mode: the attacher never calls ControllerPublishVolume, so it reads no Secrets and never watches them"
+		return r
+	}
+	if len(checks) == 0 {
+		r.Status = StatusSkip
+		r.Message = "no rights were checked"
+		return r
+	}
+	var errs, denied []string
+	for _, c := range checks {
+		switch {
+		case c.Err != nil:
+			errs = append(errs, fmt.Sprintf("could not check %s: %v", c.Right, c.Err))
+		case !c.Allowed:
+			d := "not granted: " + c.Right.String()
+			if c.Reason != "" {
+				d += " (" + c.Reason + ")"
+			}
+			denied = append(denied, d)
+		}
+	}
+	switch {
+	case len(errs) > 0:
+		r.Status = StatusWarn
+		r.Message = fmt.Sprintf("%s. The attacher counts a failed review as no Secret watch: a fixed Secret "+
+			"is then picked up at the next retry, within --retry-interval-max (%s)", strings.Join(errs, "; "), retryMax)
+	case len(denied) > 0:
+		r.Status = StatusOK
+		r.Message = fmt.Sprintf("Secret watch off (the shipped RBAC grants get on secrets only, by design): "+
+			"a fixed Secret is picked up at the next retry, within --retry-interval-max (%s); apply "+
+			"config/rbac/secret_watch_role.yaml and secret_watch_role_binding.yaml for immediate retries", retryMax)
+		r.Details = denied
+	default:
+		r.Status = StatusOK
+		r.Message = "Secret watch on: a created or fixed controllerPublish Secret retries its VolumeAttachments at once"
+	}
+	return r
 }
 
 // CheckCSIDriver is the "csidriver" verdict; d is nil when the driver has

@@ -226,6 +226,74 @@ func TestCheckRights(t *testing.T) {
 	}
 }
 
+func TestSecretWatchRights(t *testing.T) {
+	g := NewWithT(t)
+	rights := SecretWatchRights()
+	names := make([]string, 0, len(rights))
+	for _, r := range rights {
+		g.Expect(r.Namespace).To(BeEmpty(), "the watch covers every namespace")
+		g.Expect(r.GrantedBy).To(ContainSubstring("config/rbac/secret_watch_role.yaml"))
+		names = append(names, r.String())
+	}
+	g.Expect(names).To(Equal([]string{"list secrets", "watch secrets"}))
+	g.Expect(RequiredRights(true, "kube-system", "lease")).NotTo(ContainElements(rights), "the watch is optional")
+}
+
+func TestCheckSecretWatch(t *testing.T) {
+	list, watch := SecretWatchRights()[0], SecretWatchRights()[1]
+	tests := []struct {
+		name     string
+		trivial  bool
+		checks   []RightCheck
+		status   Status
+		contains []string
+		details  []string
+	}{
+		{name: "allowed",
+			checks: []RightCheck{{Right: list, Allowed: true}, {Right: watch, Allowed: true}},
+			status: StatusOK,
+			contains: []string{"OK   secret-watch: Secret watch on: a created or fixed controllerPublish Secret " +
+				"retries its VolumeAttachments at once"}},
+		{name: "not allowed, the default",
+			checks: []RightCheck{{Right: list}, {Right: watch}},
+			status: StatusOK,
+			contains: []string{
+				"OK   secret-watch: Secret watch off (the shipped RBAC grants get on secrets only, by design): " +
+					"a fixed Secret is picked up at the next retry, within --retry-interval-max (30s); " +
+					"apply config/rbac/secret_watch_role.yaml and secret_watch_role_binding.yaml for immediate retries",
+			},
+			details: []string{"not granted: list secrets", "not granted: watch secrets"}},
+		{name: "list without watch is off",
+			checks:   []RightCheck{{Right: list, Allowed: true}, {Right: watch, Reason: "no RBAC policy matched"}},
+			status:   StatusOK,
+			contains: []string{"Secret watch off"},
+			details:  []string{"not granted: watch secrets (no RBAC policy matched)"}},
+		{name: "review failed",
+			checks:   []RightCheck{{Right: list, Allowed: true}, {Right: watch, Err: errors.New("timeout")}},
+			status:   StatusWarn,
+			contains: []string{"WARN secret-watch: could not check watch secrets: timeout. The attacher counts a failed review as no Secret watch", "(30s)"}},
+		{name: "a failed review outweighs a denial",
+			checks:   []RightCheck{{Right: list}, {Right: watch, Err: errors.New("timeout")}},
+			status:   StatusWarn,
+			contains: []string{"could not check watch secrets: timeout"}},
+		{name: "trivial driver",
+			trivial:  true,
+			status:   StatusSkip,
+			contains: []string{"SKIP secret-watch: trivial mode: the attacher never calls ControllerPublishVolume, so it reads no Secrets"}},
+		{name: "nothing checked", checks: []RightCheck{}, status: StatusSkip, contains: []string{"no rights were checked"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			r := CheckSecretWatch(tt.trivial, 30*time.Second, tt.checks)
+			g.Expect(r.Check).To(Equal(CheckSecretWatchName))
+			g.Expect(r.Status).To(Equal(tt.status))
+			g.Expect(render([]Result{r})).To(ContainSubstringsInOrder(tt.contains...))
+			g.Expect(r.Details).To(Equal(tt.details))
+		})
+	}
+}
+
 func TestCheckCSIDriver(t *testing.T) {
 	obj := func(attach *bool) *storagev1.CSIDriver {
 		return &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: testDriver},
@@ -532,10 +600,11 @@ func TestRunWithoutDriverAndAPI(t *testing.T) {
 		"FAIL driver: cannot reach the CSI driver at unix://"+dir+"/csi.sock within 200ms: the socket file does not exist.",
 		"FAIL api: cannot load the Kubernetes client configuration: ",
 		"SKIP rights: there is no Kubernetes client configuration\n",
+		"SKIP secret-watch: there is no Kubernetes client configuration\n",
 		"SKIP csidriver: there is no Kubernetes client configuration\n",
 		"SKIP csinodes: there is no Kubernetes client configuration\n",
 		"SKIP attachments: there is no Kubernetes client configuration\n",
-		"doctor: BROKEN: 0 ok, 0 warnings, 2 failed, 4 skipped\n",
+		"doctor: BROKEN: 0 ok, 0 warnings, 2 failed, 5 skipped\n",
 	))
 	g.Expect(stderr.String()).To(BeEmpty())
 }

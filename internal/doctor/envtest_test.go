@@ -158,12 +158,13 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 			"OK   mode: full: ControllerPublishVolume on attach, ControllerUnpublishVolume on detach",
 			MatchRegexp(`^OK   api: Kubernetes v\S+ at https://127\.0\.0\.1:\d+, as user admin \(groups system:masters`),
 			"OK   rights: all 18 API rights the attacher needs are granted to admin",
+			"OK   secret-watch: "+secretWatchOn,
 			"OK   csidriver: CSIDriver doctor.csi.test has attachRequired=true",
 			"OK   csinodes: all 2 CSINodes have driver doctor.csi.test",
 			"OK   attachments: 1 VolumeAttachments of doctor.csi.test, none failing or stuck",
 		))
 		g.Expect(out).To(ContainSubstring("       controller capabilities: PUBLISH_UNPUBLISH_VOLUME, PUBLISH_READONLY"))
-		g.Expect(out).To(HaveSuffix("doctor: healthy: 7 ok, 0 warnings, 0 failed, 0 skipped\n"))
+		g.Expect(out).To(HaveSuffix("doctor: healthy: 8 ok, 0 warnings, 0 failed, 0 skipped\n"))
 	})
 
 	t.Run("healthy, JSON", func(t *testing.T) {
@@ -173,13 +174,14 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 		var report Report
 		g.Expect(json.Unmarshal([]byte(out), &report)).To(Succeed())
 		g.Expect(report.ExitCode).To(Equal(0))
-		g.Expect(report.Summary).To(Equal(Summary{OK: 7}))
+		g.Expect(report.Summary).To(Equal(Summary{OK: 8}))
 		g.Expect(report.Driver).To(PointTo(MatchFields(IgnoreExtras, Fields{
 			"Name": Equal(testDriver), "VendorVersion": Equal("1.0.0"), "Mode": Equal("full"),
 			"PluginCapabilities": Equal([]string{"CONTROLLER_SERVICE"}),
 		})))
-		g.Expect(report.Results).To(HaveLen(7))
+		g.Expect(report.Results).To(HaveLen(8))
 		g.Expect(report.Results[0].Details).To(ContainElement(HavePrefix("controller capabilities: ")))
+		g.Expect(report.Results[4]).To(Equal(Result{Check: CheckSecretWatchName, Status: StatusOK, Message: secretWatchOn}))
 	})
 
 	t.Run("driver socket missing", func(t *testing.T) {
@@ -200,11 +202,13 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 			HavePrefix("OK   api: "),
 			// Without the driver's name, the Lease right is checked for any name.
 			"OK   rights: all 18 API rights the attacher needs are granted to admin",
+			// The Secret watch rights do not depend on the driver.
+			"OK   secret-watch: "+secretWatchOn,
 			"SKIP csidriver: the driver's name is unknown because the driver check failed",
 			"SKIP csinodes: the driver's name is unknown because the driver check failed",
 			"SKIP attachments: the driver's name is unknown because the driver check failed",
 		))
-		g.Expect(stdout.String()).To(HaveSuffix("doctor: BROKEN: 2 ok, 0 warnings, 1 failed, 3 skipped\n"))
+		g.Expect(stdout.String()).To(HaveSuffix("doctor: BROKEN: 3 ok, 0 warnings, 1 failed, 3 skipped\n"))
 	})
 
 	t.Run("attachRequired=false", func(t *testing.T) {
@@ -218,7 +222,7 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 		g.Expect(exit).To(Equal(0), "a warning alone does not fail")
 		g.Expect(out).To(ContainSubstring("WARN csidriver: CSIDriver doctor.csi.test has attachRequired=false: " +
 			"Kubernetes will never create VolumeAttachments for this driver"))
-		g.Expect(out).To(HaveSuffix("doctor: healthy with warnings: 6 ok, 1 warnings, 0 failed, 0 skipped\n"))
+		g.Expect(out).To(HaveSuffix("doctor: healthy with warnings: 7 ok, 1 warnings, 0 failed, 0 skipped\n"))
 	})
 
 	t.Run("no CSIDriver object", func(t *testing.T) {
@@ -275,10 +279,12 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 		g.Expect(out).To(ContainSubstring("FAIL rights: nobody may not patch volumeattachments/status.storage.k8s.io: " +
 			"grant it in the ClusterRole external-attacher-runner (config/rbac/role.yaml)"))
 		g.Expect(out).To(ContainSubstring("FAIL rights: nobody may not update leases.coordination.k8s.io/external-attacher-leader-doctor-csi-test in namespace default"))
+		g.Expect(out).To(ContainSubstring("OK   secret-watch: " + secretWatchOff + "\n" +
+			"       not granted: list secrets\n       not granted: watch secrets\n"))
 		g.Expect(out).To(ContainSubstring("SKIP csidriver: not allowed to get CSIDriver doctor.csi.test"))
 		g.Expect(out).To(ContainSubstring("SKIP csinodes: not allowed to list CSINodes"))
 		g.Expect(out).To(ContainSubstring("SKIP attachments: not allowed to list VolumeAttachments"))
-		g.Expect(out).To(HaveSuffix("doctor: BROKEN: 3 ok, 0 warnings, 18 failed, 3 skipped\n"))
+		g.Expect(out).To(HaveSuffix("doctor: BROKEN: 4 ok, 0 warnings, 18 failed, 3 skipped\n"))
 	})
 
 	t.Run("the rights of config/rbac are exactly enough", func(t *testing.T) {
@@ -294,11 +300,51 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 			return exit
 		}).WithTimeout(10 * time.Second).WithPolling(200 * time.Millisecond).Should(Equal(0))
 		g.Expect(out).To(ContainSubstring("OK   rights: all 18 API rights the attacher needs are granted to " + user))
+		g.Expect(out).To(ContainSubstring("OK   secret-watch: "+secretWatchOff+"\n"),
+			"the default RBAC grants get on secrets only")
 		g.Expect(out).To(ContainSubstring("SKIP csidriver: not allowed to get CSIDriver doctor.csi.test"),
 			"the attacher never reads CSIDrivers, so its role does not allow it")
 		g.Expect(out).To(ContainSubstring("OK   csinodes: all 2 CSINodes"))
+		g.Expect(out).To(HaveSuffix("doctor: healthy: 7 ok, 0 warnings, 0 failed, 1 skipped\n"))
+
+		// The optional role of config/rbac turns the watch on.
+		bindSecretWatch(t, e, user)
+		g.Eventually(func() string {
+			_, out = e.run(e.admin, "--as="+user)
+			return out
+		}).WithTimeout(10 * time.Second).WithPolling(200 * time.Millisecond).Should(
+			ContainSubstring("OK   secret-watch: " + secretWatchOn + "\n"))
+		g.Expect(out).To(ContainSubstring("OK   rights: all 18 API rights the attacher needs are granted to " + user))
+	})
+
+	t.Run("trivial driver", func(t *testing.T) {
+		g := NewWithT(t)
+		cfg := fake.DefaultConfig(testDriver)
+		cfg.PublishUnpublish = false
+		driver := fake.New(cfg)
+		socket := filepath.Join(e.dir, "trivial.sock")
+		g.Expect(driver.Start(socket)).To(Succeed())
+		t.Cleanup(driver.Stop)
+		var stdout, stderr bytes.Buffer
+		exit := Main([]string{"--csi-address=unix://" + socket, "--kubeconfig=" + e.admin, "--leader-election-namespace=default"},
+			&stdout, &stderr)
+		t.Logf("exit %d\n%s%s", exit, stdout.String(), stderr.String())
+		g.Expect(exit).To(Equal(0))
+		g.Expect(lines(stdout.String())).To(ContainElements(
+			HavePrefix("OK   mode: trivial: the driver lacks PUBLISH_UNPUBLISH_VOLUME"),
+			"SKIP secret-watch: trivial mode: the attacher never calls ControllerPublishVolume, so it reads no Secrets and never watches them",
+		))
+		g.Expect(stdout.String()).To(HaveSuffix("doctor: healthy: 7 ok, 0 warnings, 0 failed, 1 skipped\n"))
 	})
 }
+
+// The secret-watch verdicts, with the default --retry-interval-max.
+const (
+	secretWatchOn  = "Secret watch on: a created or fixed controllerPublish Secret retries its VolumeAttachments at once"
+	secretWatchOff = "Secret watch off (the shipped RBAC grants get on secrets only, by design): a fixed Secret is " +
+		"picked up at the next retry, within --retry-interval-max (30s); apply config/rbac/secret_watch_role.yaml " +
+		"and secret_watch_role_binding.yaml for immediate retries"
+)
 
 // bindRBAC creates the ClusterRole and Role of config/rbac, under test
 // names, and binds them to user (the Role in namespace default).
@@ -322,4 +368,19 @@ func bindRBAC(t *testing.T, e *doctorEnv, user string) {
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cr.Name}})
 	e.create(t, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: "default"}, Subjects: subject,
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}})
+}
+
+// bindSecretWatch creates the optional ClusterRole of
+// config/rbac/secret_watch_role.yaml, under a test name, and binds it to user.
+func bindSecretWatch(t *testing.T, e *doctorEnv, user string) {
+	g := NewWithT(t)
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "rbac", "secret_watch_role.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	cr := &rbacv1.ClusterRole{}
+	g.Expect(yaml.UnmarshalStrict(data, cr)).To(Succeed())
+	cr.Name = "doctor-test-secret-watch"
+	e.create(t, cr)
+	e.create(t, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: cr.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cr.Name}})
 }

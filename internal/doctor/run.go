@@ -124,10 +124,11 @@ func splitFlags(args []string) (doctorFlags, []string, error) {
 func usage(w io.Writer) {
 	_, _ = fmt.Fprint(w, `Usage: csi-attacher doctor --csi-address=ADDRESS [flags]
 
-Checks the CSI driver, the attacher's API rights, the CSIDriver object, the
-CSINodes and the VolumeAttachments of the driver, and prints one verdict per
-line (OK, WARN, FAIL, SKIP) and a summary. Exit code: 0 when nothing failed
-(warnings alone are fine), 1 when a check failed, 2 on bad flags.
+Checks the CSI driver, the attacher's API rights, whether it may watch
+Secrets, the CSIDriver object, the CSINodes and the VolumeAttachments of the
+driver, and prints one verdict per line (OK, WARN, FAIL, SKIP) and a summary.
+Exit code: 0 when nothing failed (warnings alone are fine), 1 when a check
+failed, 2 on bad flags.
 
 Doctor flags:
   --output=text|json
@@ -243,8 +244,8 @@ func run(ctx context.Context, opts *options.Options, df doctorFlags, getenv func
 		if api.ConfigErr != nil {
 			why = "there is no Kubernetes client configuration"
 		}
-		p.add(Skip(CheckRightsName, why), Skip(CheckCSIDriverName, why), Skip(CheckCSINodesName, why),
-			Skip(CheckAttachmentsName, why))
+		p.add(Skip(CheckRightsName, why), Skip(CheckSecretWatchName, why), Skip(CheckCSIDriverName, why),
+			Skip(CheckCSINodesName, why), Skip(CheckAttachmentsName, why))
 		return p.finish(report)
 	}
 	leaseName := ""
@@ -253,6 +254,15 @@ func run(ctx context.Context, opts *options.Options, df doctorFlags, getenv func
 	}
 	rights := RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, leaseName)
 	p.add(CheckRights(api.User, opts.LeaderElection, reviewRights(ctx, clientset, rights))...)
+	// The attacher sets up the Secret watch only for a driver that
+	// publishes. When the driver is unknown the rights are still reviewed:
+	// they do not depend on it.
+	trivial := probe.Info != nil && isTrivial(probe.Info.Capabilities)
+	var secretChecks []RightCheck
+	if !trivial {
+		secretChecks = reviewRights(ctx, clientset, SecretWatchRights())
+	}
+	p.add(CheckSecretWatch(trivial, opts.RetryIntervalMax, secretChecks))
 
 	// 3-5. The objects of the driver.
 	if driverName == "" {
