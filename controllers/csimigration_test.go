@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
@@ -104,6 +105,39 @@ var _ = Describe("CSI migration of in-tree volumes", func() {
 
 		Expect(k8sClient.Delete(ctx, got)).To(Succeed())
 		expectGone(ctx, got)
+	})
+
+	// The real GCE PD driver keeps a migrated disk under its complete ID,
+	// with the project and zone the translated handle leaves UNSPECIFIED,
+	// and lists it so. Comparing the handle as sent would find every such
+	// volume detached and publish it again at every pass.
+	It("compares a translated handle with the driver's complete one in the ListVolumes pass", func() {
+		cfg := fake.DefaultConfig(gcePD)
+		cfg.CanonicalVolumeID = func(volumeID, nodeID string) string {
+			// projects/P/zones/Z/instances/N + projects/UNSPECIFIED/zones/Z/disks/D
+			// -> projects/P/zones/Z/disks/D
+			node, disk := strings.Split(nodeID, "/"), strings.Split(volumeID, "/")
+			if len(node) != 6 || len(disk) != 6 {
+				return volumeID
+			}
+			return strings.Join([]string{"projects", node[1], "zones", disk[3], "disks", disk[5]}, "/")
+		}
+		a := startAttacher(cfg, attacherOptions{reconcileSync: reconcileSync})
+		DeferCleanup(a.stop)
+		vaName, _, handle, nodeID := attachGCEPD(a)
+		complete := strings.Replace(handle, "projects/UNSPECIFIED/", "projects/proj1/", 1)
+		Expect(a.driver.Published(complete)).To(Equal([]string{nodeID}))
+
+		Consistently(func() int { return a.driver.CallCount(fake.MethodPublish, handle) }).
+			WithTimeout(5 * reconcileSync).WithPolling(pollInterval).Should(Equal(1))
+
+		// Detached behind our back, it is found and published again, once.
+		a.driver.DetachBehindBack(complete, nodeID)
+		Eventually(func() []string { return a.driver.Published(complete) }).
+			WithTimeout(eventually).WithPolling(pollInterval).Should(Equal([]string{nodeID}))
+		Consistently(func() int { return a.driver.CallCount(fake.MethodPublish, handle) }).
+			WithTimeout(4 * reconcileSync).WithPolling(pollInterval).Should(Equal(2))
+		expectAttached(ctx, vaName)
 	})
 
 	It("releases the PersistentVolume when migration is rolled back, once no VolumeAttachment uses it", func() {

@@ -65,6 +65,13 @@ type Config struct {
 	// ListVolumesPublishedNodes announces LIST_VOLUMES_PUBLISHED_NODES.
 	// Without it ListVolumes entries carry no published node IDs.
 	ListVolumesPublishedNodes bool
+	// CanonicalVolumeID, when set, maps the volume ID of a Publish or
+	// Unpublish request (and the node ID it names) to the ID the driver
+	// keeps and lists, as real drivers do that complete a short or partial
+	// ID (GCE PD fills in the project and zone of a migrated volume's
+	// handle). Published, Publications, DetachBehindBack and ListVolumes
+	// then speak canonical IDs; call records keep the requests' IDs.
+	CanonicalVolumeID func(volumeID, nodeID string) string
 	// OnCall, when set, is called after every call with a copy of its
 	// record. It runs on the gRPC goroutine without any lock held, so it
 	// may call back into the Driver. Used by hack/fakedriver to log calls.
@@ -355,6 +362,14 @@ func (d *Driver) Publications() map[string][]string {
 		}
 	}
 	return out
+}
+
+// canonical is the ID a request's volume is kept under.
+func (d *Driver) canonical(volumeID, nodeID string) string {
+	if d.cfg.CanonicalVolumeID == nil {
+		return volumeID
+	}
+	return d.cfg.CanonicalVolumeID(volumeID, nodeID)
 }
 
 // DetachBehindBack removes a publication without any call, as if an

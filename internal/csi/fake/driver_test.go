@@ -350,6 +350,28 @@ func TestListVolumesWithoutPublishedNodes(t *testing.T) {
 	g.Expect(resp.GetEntries()[0].GetStatus()).To(BeNil())
 }
 
+// A driver that completes the IDs it is given keeps and lists the complete
+// one; requests with the short ID still reach the same volume.
+func TestCanonicalVolumeID(t *testing.T) {
+	g := NewWithT(t)
+	cfg := fake.DefaultConfig("")
+	cfg.CanonicalVolumeID = func(volumeID, nodeID string) string { return nodeID + "/" + volumeID }
+	e := start(t, cfg)
+	_, err := e.ctrl.ControllerPublishVolume(ctx(t), publishReq("v", "n"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(e.drv.Published("n/v")).To(Equal([]string{"n"}))
+	g.Expect(e.drv.Published("v")).To(BeEmpty())
+	resp, err := e.ctrl.ListVolumes(ctx(t), &csipb.ListVolumesRequest{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(resp.GetEntries()).To(HaveLen(1))
+	g.Expect(resp.GetEntries()[0].GetVolume().GetVolumeId()).To(Equal("n/v"))
+	g.Expect(e.drv.CallCount(fake.MethodPublish, "v")).To(Equal(1), "call records keep the request's ID")
+
+	_, err = e.ctrl.ControllerUnpublishVolume(ctx(t), &csipb.ControllerUnpublishVolumeRequest{VolumeId: "v", NodeId: "n"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(e.drv.Publications()).To(BeEmpty())
+}
+
 func TestStopStartKeepsState(t *testing.T) {
 	g := NewWithT(t)
 	e := start(t, fake.DefaultConfig(""))

@@ -73,12 +73,13 @@ func (d *Driver) ControllerPublishVolume(_ context.Context, req *csipb.Controlle
 	case req.GetVolumeCapability() == nil:
 		return nil, status.Error(codes.InvalidArgument, "volume_capability is required")
 	}
+	id := d.canonical(req.GetVolumeId(), req.GetNodeId())
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	nodes := d.volumes[req.GetVolumeId()]
+	nodes := d.volumes[id]
 	if nodes == nil {
 		nodes = map[string]struct{}{}
-		d.volumes[req.GetVolumeId()] = nodes
+		d.volumes[id] = nodes
 	}
 	nodes[req.GetNodeId()] = struct{}{}
 	pc, ok := d.publishContext[req.GetVolumeId()]
@@ -98,9 +99,10 @@ func (d *Driver) ControllerUnpublishVolume(_ context.Context, req *csipb.Control
 	if req.GetVolumeId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
 	}
+	id := d.canonical(req.GetVolumeId(), req.GetNodeId())
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if nodes, ok := d.volumes[req.GetVolumeId()]; ok {
+	if nodes, ok := d.volumes[id]; ok {
 		if req.GetNodeId() == "" {
 			clear(nodes)
 		} else {
