@@ -116,7 +116,8 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 			"driver", driver.DriverName())
 	}
 
-	mgr, err := newManager(restConfig, opts, driver)
+	cacheReady := &controllers.CacheReadiness{}
+	mgr, err := newManager(restConfig, opts, driver, cacheReady)
 	if err != nil {
 		return err
 	}
@@ -173,6 +174,12 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.Add(cacheReady); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("informers", cacheReady.Check); err != nil {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("csi-driver", driver.ReadyzCheck); err != nil {
@@ -266,7 +273,8 @@ func ownConnection(cfg *rest.Config) (*http.Client, error) {
 	return hc, nil
 }
 
-func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Client) (manager.Manager, error) {
+// newManager builds the Manager and points cacheReady at its cache.
+func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Client, cacheReady *controllers.CacheReadiness) (manager.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -281,7 +289,12 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		ping := healthz.CheckHandler{Checker: healthz.Ping}
 		metricsOpts.ExtraHandlers["/healthz"] = ping
 		metricsOpts.ExtraHandlers["/healthz/leader-election"] = ping
-		metricsOpts.ExtraHandlers["/readyz"] = healthz.CheckHandler{Checker: driver.ReadyzCheck}
+		metricsOpts.ExtraHandlers["/readyz"] = healthz.CheckHandler{Checker: func(r *http.Request) error {
+			if err := cacheReady.Check(r); err != nil {
+				return err
+			}
+			return driver.ReadyzCheck(r)
+		}}
 	}
 	resync := opts.Resync
 	cacheOpts := controllers.CacheOptions(driver.DriverName(), &resync)
@@ -311,5 +324,6 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the manager: %w", err)
 	}
+	cacheReady.Cache = mgr.GetCache()
 	return mgr, nil
 }
