@@ -14,15 +14,8 @@ import (
 )
 
 var _ = Describe("Bad input, continued", func() {
-	var (
-		ctx  context.Context
-		objs *tracker
-	)
-	BeforeEach(func() {
-		ctx = context.Background()
-		objs = &tracker{}
-		DeferCleanup(func() { objs.cleanup(ctx) })
-	})
+	ctx := context.Background()
+	objs := specObjects()
 
 	It("reports a Secret the attacher may not read by name, with no finalizer and no CSI call", func() {
 		const driverName = "rbac-nosecret.csi.test"

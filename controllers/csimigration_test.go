@@ -43,15 +43,8 @@ func newGCEPDPV(name, disk, zone string) *corev1.PersistentVolume {
 }
 
 var _ = Describe("CSI migration of in-tree volumes", func() {
-	var (
-		ctx  context.Context
-		objs *tracker
-	)
-	BeforeEach(func() {
-		ctx = context.Background()
-		objs = &tracker{}
-		DeferCleanup(objs.cleanup, ctx)
-	})
+	ctx := context.Background()
+	objs := specObjects()
 
 	// attachGCEPD attaches one migrated GCE PD and returns the VolumeAttachment
 	// name, the PV, the translated handle and the node ID.

@@ -33,6 +33,19 @@ func (t *tracker) create(ctx context.Context, obj client.Object) {
 	t.objs = append(t.objs, obj)
 }
 
+// specObjects gives each spec of the enclosing container a fresh tracker
+// whose objects are deleted after the spec. Its cleanup is registered
+// before anything the spec itself defers, so it runs last: after the
+// attachers a spec started have stopped.
+func specObjects() *tracker {
+	t := &tracker{}
+	BeforeEach(func() {
+		*t = tracker{}
+		DeferCleanup(t.cleanup, context.Background())
+	})
+	return t
+}
+
 func (t *tracker) cleanup(ctx context.Context) {
 	for i := len(t.objs) - 1; i >= 0; i-- {
 		obj := t.objs[i]

@@ -94,17 +94,8 @@ func eventsAbout(ctx context.Context, vaName string) []eventsv1.Event {
 }
 
 var _ = Describe("RBAC", func() {
-	var (
-		ctx  context.Context
-		objs *tracker
-	)
-
-	BeforeEach(func() {
-		ctx = context.Background()
-		objs = &tracker{}
-		// Registered first, so it runs after the attachers are stopped.
-		DeferCleanup(func() { objs.cleanup(ctx) })
-	})
+	ctx := context.Background()
+	objs := specObjects()
 
 	// userClient is a client of the attacher's user; it waits until the API
 	// server's authorizer has seen the bindings.

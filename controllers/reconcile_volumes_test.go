@@ -43,15 +43,8 @@ func driftMetrics(driver string) (*metrics.Metrics, func(kind string) float64) {
 }
 
 var _ = Describe("ListVolumes reconciliation", func() {
-	var (
-		ctx  context.Context
-		objs *tracker
-	)
-	BeforeEach(func() {
-		ctx = context.Background()
-		objs = &tracker{}
-		DeferCleanup(func() { objs.cleanup(ctx) })
-	})
+	ctx := context.Background()
+	objs := specObjects()
 
 	// attachOne creates a PV and a VA on a fresh node and waits until the
 	// volume is attached; it returns the VA name, handle and node ID.

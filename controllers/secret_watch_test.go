@@ -25,15 +25,8 @@ const (
 )
 
 var _ = Describe("Secret watch", func() {
-	var (
-		ctx  context.Context
-		objs *tracker
-	)
-	BeforeEach(func() {
-		ctx = context.Background()
-		objs = &tracker{}
-		DeferCleanup(func() { objs.cleanup(ctx) })
-	})
+	ctx := context.Background()
+	objs := specObjects()
 
 	// failingOnSecret creates a CSINode and a PV whose
 	// controllerPublishSecretRef names a Secret that does not exist, and a
