@@ -107,7 +107,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	defer driver.Close()
 
 	caps := driver.Capabilities()
-	trivial := !caps.ControllerService || !caps.PublishUnpublish
+	trivial := caps.Trivial()
 	setupLog.Info("CSI driver ready", "driver", driver.DriverName(), "vendorVersion", driver.VendorVersion(),
 		"mode", map[bool]string{true: "trivial (no ControllerPublishVolume)", false: "full"}[trivial],
 		"publishReadonly", caps.PublishReadonly, "singleNodeMultiWriter", caps.SingleNodeMultiWriter)
@@ -217,16 +217,19 @@ func setupMetrics(mgr manager.Manager, driver *csi.Client) (*metrics.Metrics, er
 	if err := m.Register(ctrlmetrics.Registry); err != nil {
 		return nil, fmt.Errorf("failed to register metrics: %w", err)
 	}
-	finalizer := volume.FinalizerName(driver.DriverName())
+	name := driver.DriverName()
+	finalizer := volume.FinalizerName(name)
 	reader := mgr.GetCache()
 	m.SetStateSource(func() (attached, attaching, detaching, failed int, err error) {
+		// Counted on every scrape over the whole cache: read only, so no
+		// deep copies.
 		list := &storagev1.VolumeAttachmentList{}
-		if err := reader.List(context.Background(), list); err != nil {
+		if err := reader.List(context.Background(), list, client.UnsafeDisableDeepCopy); err != nil {
 			return 0, 0, 0, 0, err
 		}
 		ours := list.Items[:0]
 		for _, va := range list.Items {
-			if va.Spec.Attacher == driver.DriverName() {
+			if va.Spec.Attacher == name {
 				ours = append(ours, va)
 			}
 		}

@@ -109,7 +109,7 @@ func (r *PersistentVolumeReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, nil
 	}
 	vas := &storagev1.VolumeAttachmentList{}
-	if err := r.Client.List(ctx, vas, client.MatchingFields{IndexVAByPV: pv.Name}); err != nil {
+	if err := r.Client.List(ctx, vas, client.MatchingFields{IndexVAByPV: pv.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("failed to list VolumeAttachments of PersistentVolume %q: %w", pv.Name, err)
 	}
 	if len(vas.Items) > 0 {
@@ -127,10 +127,11 @@ func (r *PersistentVolumeReconciler) Reconcile(ctx context.Context, req ctrl.Req
 }
 
 // attachmentToPV maps a VolumeAttachment to the PersistentVolume it names.
+// It reads the name the way the PV index does.
 func attachmentToPV(_ context.Context, o client.Object) []reconcile.Request {
-	va, ok := o.(*storagev1.VolumeAttachment)
-	if !ok || va.Spec.Source.PersistentVolumeName == nil || *va.Spec.Source.PersistentVolumeName == "" {
+	names := vaByPV(o)
+	if len(names) == 0 {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: *va.Spec.Source.PersistentVolumeName}}}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: names[0]}}}
 }

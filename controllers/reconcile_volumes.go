@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
-	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -66,47 +65,36 @@ func (f *forceSync) consume(name string) bool {
 	return marked
 }
 
-// VolumeReconciler compares the VolumeAttachments of one driver with what
+// volumeReconciler compares the VolumeAttachments of one driver with what
 // the driver itself reports through ListVolumes, and sends the ones that
 // disagree back to the VolumeAttachment controller with a force flag. It
 // never calls ControllerPublish/Unpublish itself, so it cannot race the
-// controller's workers. Build it with VolumeAttachmentReconciler.VolumeReconciler.
-type VolumeReconciler struct {
-	// Client reads VolumeAttachments, PVs and CSINodes from the cache.
-	Client client.Reader
-	// Lister is the CSI client; each call is bounded by --timeout.
-	Lister VolumeLister
-	// DriverName selects our VolumeAttachments.
-	DriverName string
-	// Interval is --reconcile-sync, the pause between two passes.
-	Interval time.Duration
-	// MaxEntries is --max-entries, the ListVolumes page size.
-	MaxEntries int32
-	// Recorder emits drift Events on VolumeAttachments. Optional.
-	Recorder events.EventRecorder
-	// Metrics counts the drift found, next to each Event. Optional.
-	Metrics *metrics.Metrics
-
-	finalizer string
-	force     *forceSync
-	trigger   chan<- event.GenericEvent
-	// attacher resolves sources and node IDs exactly as attach and detach do.
-	attacher *VolumeAttachmentReconciler
+// controller's workers. VolumeAttachmentReconciler.VolumeReconciler builds it.
+type volumeReconciler struct {
+	// lister is the CSI client; each call is bounded by --timeout.
+	lister VolumeLister
+	// interval is --reconcile-sync, the pause between two passes.
+	interval time.Duration
+	// maxEntries is --max-entries, the ListVolumes page size.
+	maxEntries int32
+	// r is the controller it reports to; its cache, driver name, recorder,
+	// metrics and source lookups are the ones attach and detach use.
+	r *VolumeAttachmentReconciler
 }
 
-var _ manager.LeaderElectionRunnable = &VolumeReconciler{}
+var _ manager.LeaderElectionRunnable = &volumeReconciler{}
 
 // NeedLeaderElection: only the leader may act on what it finds.
-func (v *VolumeReconciler) NeedLeaderElection() bool { return true }
+func (v *volumeReconciler) NeedLeaderElection() bool { return true }
 
 // Start runs a pass every Interval until ctx ends. The first pass waits one
 // Interval, so it does not race the controllers' first reconciles at start
 // up; the next period starts only when a pass is over.
-func (v *VolumeReconciler) Start(ctx context.Context) error {
-	if v.Interval <= 0 {
-		return errors.New("VolumeReconciler: Interval must be positive")
+func (v *volumeReconciler) Start(ctx context.Context) error {
+	if v.interval <= 0 {
+		return errors.New("ListVolumes reconciler: the interval must be positive")
 	}
-	timer := time.NewTimer(v.Interval)
+	timer := time.NewTimer(v.interval)
 	defer timer.Stop()
 	for {
 		select {
@@ -115,20 +103,21 @@ func (v *VolumeReconciler) Start(ctx context.Context) error {
 		case <-timer.C:
 		}
 		v.pass(ctx)
-		timer.Reset(v.Interval)
+		timer.Reset(v.interval)
 	}
 }
 
 // pass runs one comparison. A failure is logged and the next pass tries
 // again: the reconciler must never stop the process.
-func (v *VolumeReconciler) pass(ctx context.Context) {
+func (v *volumeReconciler) pass(ctx context.Context) {
 	logger := log.FromContext(ctx).WithName("listvolumes")
 	list := &storagev1.VolumeAttachmentList{}
-	if err := v.Client.List(ctx, list); err != nil {
+	// Read only (Events and the trigger use names), so no deep copies.
+	if err := v.r.Client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		logger.Error(err, "Failed to list VolumeAttachments; retrying at the next pass")
 		return
 	}
-	published, err := v.Lister.ListVolumes(ctx, v.MaxEntries)
+	published, err := v.lister.ListVolumes(ctx, v.maxEntries)
 	if err != nil {
 		logger.Error(err, "ListVolumes failed; retrying at the next pass")
 		return
@@ -137,7 +126,7 @@ func (v *VolumeReconciler) pass(ctx context.Context) {
 	logger.V(4).Info("ListVolumes pass", "volumes", len(published), "volumeAttachments", len(list.Items))
 	for i := range list.Items {
 		va := &list.Items[i]
-		if va.Spec.Attacher != v.DriverName {
+		if va.Spec.Attacher != v.r.DriverName {
 			continue
 		}
 		if err := v.check(ctx, va, published); err != nil {
@@ -149,9 +138,9 @@ func (v *VolumeReconciler) pass(ctx context.Context) {
 // check compares one VolumeAttachment with the driver's view. Only two
 // disagreements matter; anything else (a healthy volume, one still being
 // attached or detached) is left to the controller, which already owns it.
-func (v *VolumeReconciler) check(ctx context.Context, va *storagev1.VolumeAttachment, published map[string][]string) error {
+func (v *volumeReconciler) check(ctx context.Context, va *storagev1.VolumeAttachment, published map[string][]string) error {
 	deleting := !va.DeletionTimestamp.IsZero()
-	ours := hasFinalizer(va, v.finalizer)
+	ours := hasFinalizer(va, v.r.finalizer)
 	switch {
 	case !deleting && ours && va.Status.Attached:
 		handle, nodeID, err := v.target(ctx, va, published)
@@ -176,14 +165,14 @@ func (v *VolumeReconciler) check(ctx context.Context, va *storagev1.VolumeAttach
 // requestSync flags the VolumeAttachment for one forced sync, reports the
 // drift (log, Event with reason, and the drift counter with kind) and queues
 // it in the VolumeAttachment controller.
-func (v *VolumeReconciler) requestSync(ctx context.Context, va *storagev1.VolumeAttachment, handle, nodeID, reason, kind, note string, args ...any) {
+func (v *volumeReconciler) requestSync(ctx context.Context, va *storagev1.VolumeAttachment, handle, nodeID, reason, kind, note string, args ...any) {
 	log.FromContext(ctx).Info("Driver disagrees with the VolumeAttachment; forcing a sync", "reason", reason,
 		"VolumeAttachment", va.Name, "volumeHandle", handle, "nodeID", nodeID)
-	recordEvent(v.Recorder, va, corev1.EventTypeWarning, reason, "Reconcile", note, args...)
-	v.Metrics.VolumeDrift(kind)
-	v.force.mark(va.Name)
+	recordEvent(v.r.Recorder, va, corev1.EventTypeWarning, reason, "Reconcile", note, args...)
+	v.r.Metrics.VolumeDrift(kind)
+	v.r.force.mark(va.Name)
 	select {
-	case v.trigger <- event.GenericEvent{Object: va}:
+	case v.r.trigger <- event.GenericEvent{Object: va}:
 	case <-ctx.Done():
 	}
 }
@@ -196,14 +185,14 @@ func (v *VolumeReconciler) requestSync(ctx context.Context, va *storagev1.Volume
 // carry a handle the driver completes from the node (GCE PD's project and
 // zone); when the driver does not list the handle as we sent it, the
 // repaired handle is what it is compared with.
-func (v *VolumeReconciler) target(ctx context.Context, va *storagev1.VolumeAttachment, published map[string][]string) (handle, nodeID string, err error) {
-	src, _, err := v.attacher.source(ctx, va)
+func (v *volumeReconciler) target(ctx context.Context, va *storagev1.VolumeAttachment, published map[string][]string) (handle, nodeID string, err error) {
+	src, _, err := v.r.source(ctx, va)
 	if err != nil {
 		return "", "", err
 	}
 	nodeID = va.Annotations[volume.NodeIDAnnotation]
 	if nodeID == "" {
-		if nodeID, err = v.attacher.nodeIDFromCSINode(ctx, va.Spec.NodeName); err != nil {
+		if nodeID, err = v.r.nodeIDFromCSINode(ctx, va.Spec.NodeName); err != nil {
 			return "", "", err
 		}
 	}
@@ -211,7 +200,7 @@ func (v *VolumeReconciler) target(ctx context.Context, va *storagev1.VolumeAttac
 	if _, listed := published[handle]; listed || !(src.Migrated || src.Inline()) {
 		return handle, nodeID, nil
 	}
-	repaired, err := volume.RepairHandle(v.DriverName, handle, nodeID)
+	repaired, err := volume.RepairHandle(v.r.DriverName, handle, nodeID)
 	if err != nil {
 		return "", "", err
 	}
@@ -226,17 +215,5 @@ func (r *VolumeAttachmentReconciler) VolumeReconciler(lister VolumeLister, inter
 	if r.Trivial || r.trigger == nil || lister == nil {
 		return nil
 	}
-	return &VolumeReconciler{
-		Client:     r.Client,
-		Lister:     lister,
-		DriverName: r.DriverName,
-		Interval:   interval,
-		MaxEntries: maxEntries,
-		Recorder:   r.Recorder,
-		Metrics:    r.Metrics,
-		finalizer:  r.finalizer,
-		force:      r.force,
-		trigger:    r.trigger,
-		attacher:   r,
-	}
+	return &volumeReconciler{lister: lister, interval: interval, maxEntries: maxEntries, r: r}
 }

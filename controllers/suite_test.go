@@ -176,32 +176,21 @@ var (
 
 func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 	GinkgoHelper()
-	o := attacherOptions{timeout: csiTimeout, workers: 10, retryStart: retryStart, retryMax: retryMax}
+	var o attacherOptions
 	if len(opts) > 0 {
-		if opts[0].wrap != nil {
-			o.wrap = opts[0].wrap
-		}
-		if opts[0].timeout > 0 {
-			o.timeout = opts[0].timeout
-		}
-		if opts[0].workers > 0 {
-			o.workers = opts[0].workers
-		}
-		o.maxInflightPerNode = opts[0].maxInflightPerNode
-		o.restConfig = opts[0].restConfig
-		o.logger = opts[0].logger
-		o.leaderElection = opts[0].leaderElection
-		o.releaseOnCancel = opts[0].releaseOnCancel
-		o.metrics = opts[0].metrics
-		o.driver = opts[0].driver
-		o.reconcileSync = opts[0].reconcileSync
-		if opts[0].retryStart > 0 {
-			o.retryStart = opts[0].retryStart
-		}
-		if opts[0].retryMax > 0 {
-			o.retryMax = opts[0].retryMax
-		}
-		o.watchSecrets = opts[0].watchSecrets
+		o = opts[0]
+	}
+	if o.timeout <= 0 {
+		o.timeout = csiTimeout
+	}
+	if o.workers <= 0 {
+		o.workers = 10
+	}
+	if o.retryStart <= 0 {
+		o.retryStart = retryStart
+	}
+	if o.retryMax <= 0 {
+		o.retryMax = retryMax
 	}
 	restConfig, logger := cfg, logf.Log
 	if o.restConfig != nil {

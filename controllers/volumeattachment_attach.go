@@ -186,9 +186,6 @@ func (r *VolumeAttachmentReconciler) ensurePVFinalizer(ctx context.Context, pv *
 // even if the CSINode disappears.
 func (r *VolumeAttachmentReconciler) ensureVAFinalizer(ctx context.Context, va *storagev1.VolumeAttachment, nodeID string) error {
 	p := append(patch.AddFinalizer(va.Finalizers, r.finalizer), patch.SetAnnotation(va.Annotations, volume.NodeIDAnnotation, nodeID)...)
-	if p.Empty() {
-		return nil
-	}
 	if err := r.sendPatch(ctx, va, p); err != nil {
 		return fmt.Errorf("could not save VolumeAttachment %q: %w", va.Name, err)
 	}

@@ -121,17 +121,16 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Freshness = freshness.New()
 	}
 	r.nodes = &nodeLimiter{limit: r.MaxInflightPerNode}
-	byName := func(o client.Object) string { return o.GetName() }
 	// Attach and detach have their own queues and workers, so a storm of
 	// slow or failing detaches never delays new attaches, nor the other way
 	// round. Both run the same level-based Reconcile; the per-object lock in
 	// Reconcile keeps them from working on one object at once.
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(VolumeAttachmentControllerName).
-		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), vaChangeMatters(), deleting(false))).
-		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByPV, byName)),
+		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), deleting(false), vaChangeMatters())).
+		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByPV)),
 			builder.WithPredicates(specOrDeletionChanged())).
-		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByNode, byName)),
+		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByNode)),
 			builder.WithPredicates(specOrDeletionChanged())).
 		WithOptions(r.controllerOptions(mgr.GetLogger()))
 	if !r.Trivial {
@@ -152,7 +151,7 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	detach := ctrl.NewControllerManagedBy(mgr).
 		Named(VolumeAttachmentDetachControllerName).
-		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), vaChangeMatters(), deleting(true))).
+		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), deleting(true), vaChangeMatters())).
 		WithOptions(r.controllerOptions(mgr.GetLogger()))
 	return r.watchSecrets(detach, true).Complete(r)
 }
@@ -306,11 +305,12 @@ func (r *VolumeAttachmentReconciler) ours() predicate.Predicate {
 
 // attachmentsOf maps an object (a PV or a CSINode) to the VolumeAttachments
 // of our driver that use it, through a field index, so that an attachment
-// waiting for that object is retried as soon as it appears or changes.
-func (r *VolumeAttachmentReconciler) attachmentsOf(index string, key func(client.Object) string) handler.MapFunc {
+// waiting for that object is retried as soon as it appears or changes. The
+// list is only read, so it skips the cache's deep copies.
+func (r *VolumeAttachmentReconciler) attachmentsOf(index string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		list := &storagev1.VolumeAttachmentList{}
-		if err := r.Client.List(ctx, list, client.MatchingFields{index: key(o)}); err != nil {
+		if err := r.Client.List(ctx, list, client.MatchingFields{index: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 			log.FromContext(ctx).Error(err, "Failed to list VolumeAttachments by index", "index", index)
 			return nil
 		}
@@ -342,13 +342,17 @@ func vaChangeMatters() predicate.Predicate {
 	}}
 }
 
+// withoutErrors returns a shallow copy without the fields our error writes
+// change. Only top-level fields of the copy are cleared and DeepEqual only
+// reads, so nothing shared with the cache is touched and no deep copy is
+// needed.
 func withoutErrors(va *storagev1.VolumeAttachment) *storagev1.VolumeAttachment {
-	c := va.DeepCopy()
+	c := *va
 	c.ResourceVersion = ""
 	c.ManagedFields = nil
 	c.Status.AttachError = nil
 	c.Status.DetachError = nil
-	return c
+	return &c
 }
 
 // specOrDeletionChanged passes creations and the updates that can unblock

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,18 +26,8 @@ func (r *VolumeAttachmentReconciler) reconcileDetach(ctx context.Context, va *st
 	if !hasFinalizer(va, r.finalizer) {
 		return r.forcedDetach(ctx, va)
 	}
-	req, err := r.unpublishRequest(ctx, va)
-	if err != nil {
-		return r.detachFailed(ctx, va, err)
-	}
-	if !r.nodes.tryAcquire(va.Spec.NodeName) {
-		return errNodeBusy
-	}
-	log.FromContext(ctx).V(4).Info("Unpublishing volume", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
-	err = r.Attacher.Unpublish(ctx, req)
-	r.nodes.release(va.Spec.NodeName)
-	if err != nil {
-		return r.detachFailed(ctx, va, err)
+	if err := r.unpublish(ctx, va, log.FromContext(ctx).V(4), "Unpublishing volume"); err != nil {
+		return err
 	}
 	return r.markDetached(ctx, va)
 }
@@ -49,20 +40,27 @@ func (r *VolumeAttachmentReconciler) forcedDetach(ctx context.Context, va *stora
 	if !r.force.consume(va.Name) {
 		return nil
 	}
-	req, err := r.unpublishRequest(ctx, va)
+	err := r.unpublish(ctx, va, log.FromContext(ctx), "Unpublishing volume still published after detach")
 	if err != nil {
 		r.force.mark(va.Name)
+	}
+	return err
+}
+
+// unpublish calls ControllerUnpublishVolume within the node's limit, logging
+// msg first; a failure is reported as a detach error.
+func (r *VolumeAttachmentReconciler) unpublish(ctx context.Context, va *storagev1.VolumeAttachment, logger logr.Logger, msg string) error {
+	req, err := r.unpublishRequest(ctx, va)
+	if err != nil {
 		return r.detachFailed(ctx, va, err)
 	}
 	if !r.nodes.tryAcquire(va.Spec.NodeName) {
-		r.force.mark(va.Name)
 		return errNodeBusy
 	}
-	log.FromContext(ctx).Info("Unpublishing volume still published after detach", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
+	logger.Info(msg, "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
 	err = r.Attacher.Unpublish(ctx, req)
 	r.nodes.release(va.Spec.NodeName)
 	if err != nil {
-		r.force.mark(va.Name)
 		return r.detachFailed(ctx, va, err)
 	}
 	return nil

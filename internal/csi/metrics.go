@@ -36,12 +36,14 @@ var OperationsBuckets = []float64{.1, .25, .5, 1, 2.5, 5, 10, 15, 25, 50, 120, 3
 // operations is the csi_sidecar_operations_seconds collector. The reference
 // attacher adds a "migrated" label, but only for drivers that took over an
 // in-tree plugin, and the driver's name is known only after GetPluginInfo.
-// So every call is recorded in both shapes, and the shape is chosen once,
-// before the collector is registered; Describe and Collect then serve that
-// one shape only.
+// So the calls made before that (Probe, GetPluginInfo, capabilities) are
+// recorded in both shapes, and the shape is chosen once, before the
+// collector is registered; from then on only that shape is recorded, and
+// Describe and Collect serve it.
 type operations struct {
 	plain, migrated *prometheus.HistogramVec
 	withMigrated    atomic.Bool
+	chosen          atomic.Bool
 }
 
 func newOperations() *operations {
@@ -70,8 +72,13 @@ func (o *operations) Describe(ch chan<- *prometheus.Desc) { o.active().Describe(
 func (o *operations) Collect(ch chan<- prometheus.Metric) { o.active().Collect(ch) }
 
 func (o *operations) observe(driver, method, code string, migrated bool, d time.Duration) {
-	o.plain.WithLabelValues(driver, method, code).Observe(d.Seconds())
-	o.migrated.WithLabelValues(driver, method, code, strconv.FormatBool(migrated)).Observe(d.Seconds())
+	chosen, withMigrated := o.chosen.Load(), o.withMigrated.Load()
+	if !chosen || !withMigrated {
+		o.plain.WithLabelValues(driver, method, code).Observe(d.Seconds())
+	}
+	if !chosen || withMigrated {
+		o.migrated.WithLabelValues(driver, method, code, strconv.FormatBool(migrated)).Observe(d.Seconds())
+	}
 }
 
 // register chooses the label set and registers the collector. When the
@@ -81,6 +88,7 @@ func (o *operations) observe(driver, method, code string, migrated bool, d time.
 // start-up calls are then not counted.
 func (o *operations) register(reg prometheus.Registerer, withMigrated bool) (*operations, error) {
 	o.withMigrated.Store(withMigrated)
+	o.chosen.Store(true)
 	if reg == nil {
 		return o, nil
 	}

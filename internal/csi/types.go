@@ -25,6 +25,10 @@ type Capabilities struct {
 	SingleNodeMultiWriter bool
 }
 
+// Trivial tells whether the attacher runs in trivial mode against these
+// capabilities: VolumeAttachments are marked attached without any CSI call.
+func (c Capabilities) Trivial() bool { return !c.ControllerService || !c.PublishUnpublish }
+
 // PublishRequest is one ControllerPublishVolume call in plain Go terms.
 type PublishRequest struct {
 	VolumeID      string

@@ -148,12 +148,6 @@ func Mode(caps csi.Capabilities) Result {
 	return r
 }
 
-// isTrivial tells whether the attacher would run in trivial mode, marking
-// VolumeAttachments attached without calling the driver (as main.go decides).
-func isTrivial(c csi.Capabilities) bool {
-	return !c.ControllerService || !c.PublishUnpublish
-}
-
 func pluginCapabilities(c csi.Capabilities) []string {
 	if c.ControllerService {
 		return []string{"CONTROLLER_SERVICE"}
@@ -613,9 +607,9 @@ func Summarize(results []Result) Summary {
 // ExitCode is 1 when a check failed, else 0: warnings alone do not fail.
 func (s Summary) ExitCode() int {
 	if s.Fail > 0 {
-		return 1
+		return ExitFailed
 	}
-	return 0
+	return ExitOK
 }
 
 // String is the summary line.

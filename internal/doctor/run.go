@@ -171,15 +171,16 @@ func Run(ctx context.Context, args []string, getenv func(string) string, readFil
 	df, rest, err := splitFlags(args)
 	if err == nil {
 		var opts *options.Options
+		var ep csi.Endpoint
 		opts, err = options.Parse(rest, getenv, readFile)
 		if err == nil {
-			_, err = csi.ParseAddress(opts.CSIAddress)
+			ep, err = csi.ParseAddress(opts.CSIAddress)
 			if err != nil {
 				err = fmt.Errorf("--csi-address: %w", err)
 			}
 		}
 		if err == nil {
-			return run(ctx, opts, df, getenv, stdout)
+			return run(ctx, opts, ep, df, stdout)
 		}
 	}
 	if errors.Is(err, flag.ErrHelp) {
@@ -212,12 +213,12 @@ func (p *printer) add(rs ...Result) {
 }
 
 // run performs the checks with validated options.
-func run(ctx context.Context, opts *options.Options, df doctorFlags, getenv func(string) string, stdout io.Writer) int {
+func run(ctx context.Context, opts *options.Options, ep csi.Endpoint, df doctorFlags, stdout io.Writer) int {
 	p := &printer{w: stdout, json: df.output == OutputJSON}
 	report := Report{}
 
 	// 1. The driver.
-	probe, driver := connectDriver(ctx, opts)
+	probe, driver := connectDriver(ctx, opts, ep)
 	p.add(CheckDriver(probe)...)
 	driverName := ""
 	if probe.Info != nil {
@@ -229,7 +230,7 @@ func run(ctx context.Context, opts *options.Options, df doctorFlags, getenv func
 			Address:                probe.Address,
 			PluginCapabilities:     nonNil(pluginCapabilities(caps)),
 			ControllerCapabilities: nonNil(controllerCapabilities(caps)),
-			Mode:                   strings.SplitN(Mode(caps).Message, ":", 2)[0],
+			Mode:                   map[bool]string{true: "trivial", false: "full"}[caps.Trivial()],
 		}
 	}
 	if driver != nil {
@@ -237,7 +238,7 @@ func run(ctx context.Context, opts *options.Options, df doctorFlags, getenv func
 	}
 
 	// 2. The API server and our rights.
-	api, clientset := connectAPI(ctx, opts, df.as, getenv)
+	api, clientset := connectAPI(ctx, opts, df.as)
 	p.add(CheckAPI(api))
 	if clientset == nil {
 		why := "the API server is not reachable"
@@ -257,7 +258,7 @@ func run(ctx context.Context, opts *options.Options, df doctorFlags, getenv func
 	// The attacher sets up the Secret watch only for a driver that
 	// publishes. When the driver is unknown the rights are still reviewed:
 	// they do not depend on it.
-	trivial := probe.Info != nil && isTrivial(probe.Info.Capabilities)
+	trivial := probe.Info != nil && probe.Info.Capabilities.Trivial()
 	var secretChecks []RightCheck
 	if !trivial {
 		secretChecks = reviewRights(ctx, clientset, SecretWatchRights())
@@ -310,22 +311,15 @@ func nonNil(s []string) []string {
 
 // driverWait is how long doctor waits for the driver: twice the probe
 // timeout (10s by default), so that one slow Probe is retried once.
+// options.Parse has already rejected a probe timeout that is not positive.
 func driverWait(opts *options.Options) time.Duration {
-	if opts.ProbeTimeout <= 0 {
-		return 2 * options.DefaultProbeTimeout
-	}
 	return 2 * opts.ProbeTimeout
 }
 
-// connectDriver connects to the driver within driverWait.
-func connectDriver(ctx context.Context, opts *options.Options) (DriverProbe, *csi.Client) {
-	probe := DriverProbe{Address: opts.CSIAddress, Wait: driverWait(opts)}
-	ep, err := csi.ParseAddress(opts.CSIAddress)
-	if err != nil {
-		probe.Err = err
-		return probe, nil
-	}
-	probe.Address = ep.String()
+// connectDriver connects to the driver at ep (--csi-address, parsed) within
+// driverWait.
+func connectDriver(ctx context.Context, opts *options.Options, ep csi.Endpoint) (DriverProbe, *csi.Client) {
+	probe := DriverProbe{Address: ep.String(), Wait: driverWait(opts)}
 	if ep.Network == "unix" {
 		if _, err := os.Stat(ep.Address); errors.Is(err, os.ErrNotExist) {
 			probe.SocketMissing = true
@@ -352,24 +346,19 @@ func connectDriver(ctx context.Context, opts *options.Options) (DriverProbe, *cs
 }
 
 // restConfig loads the client configuration as the attacher does:
-// --kubeconfig, else KUBECONFIG, in-cluster or ~/.kube/config.
-func restConfig(opts *options.Options, as string, getenv func(string) string) (*rest.Config, error) {
+// --kubeconfig, else (controller-runtime's rules) KUBECONFIG, in-cluster or
+// ~/.kube/config.
+func restConfig(opts *options.Options, as string) (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error
-	switch {
-	case opts.Kubeconfig != "":
+	if opts.Kubeconfig != "" {
 		cfg, err = clientcmd.BuildConfigFromFlags("", opts.Kubeconfig)
-	case getenv("KUBECONFIG") != "":
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		rules.Precedence = splitPathList(getenv("KUBECONFIG"))
-		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
-	default:
+	} else {
 		cfg, err = ctrl.GetConfig()
 	}
 	if err != nil {
 		return nil, err
 	}
-	cfg = rest.CopyConfig(cfg)
 	cfg.Timeout = apiTimeout
 	cfg.UserAgent = "csi-attacher-doctor"
 	cfg.QPS, cfg.Burst = 50, 100
@@ -379,21 +368,11 @@ func restConfig(opts *options.Options, as string, getenv func(string) string) (*
 	return cfg, nil
 }
 
-func splitPathList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, string(os.PathListSeparator)) {
-		if p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // connectAPI loads the configuration, reads the server version and asks
 // who we are. The clientset is nil when the server is unusable.
-func connectAPI(ctx context.Context, opts *options.Options, as string, getenv func(string) string) (APIInfo, kubernetes.Interface) {
+func connectAPI(ctx context.Context, opts *options.Options, as string) (APIInfo, kubernetes.Interface) {
 	var info APIInfo
-	cfg, err := restConfig(opts, as, getenv)
+	cfg, err := restConfig(opts, as)
 	if err != nil {
 		info.ConfigErr = err
 		return info, nil

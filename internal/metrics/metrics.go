@@ -11,8 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	storagev1 "k8s.io/api/storage/v1"
+
+	"github.com/csi-attacher/csi-attacher/internal/csi"
 )
 
 // Namespace prefixes every metric of this package.
@@ -265,15 +266,10 @@ func (m *Metrics) OperationFailed(operation string, err error) {
 // "DeadlineExceeded"), looking through wrapped errors, or NoGRPCCode when err
 // carries no gRPC status. It is the grpc_code label of OperationFailed.
 func GRPCCode(err error) string {
-	var se interface{ GRPCStatus() *status.Status }
-	if !errors.As(err, &se) {
-		return NoGRPCCode
+	if code, ok := csi.Code(err); ok && err != nil {
+		return code.String()
 	}
-	st, ok := status.FromError(se.(error))
-	if !ok {
-		return NoGRPCCode
-	}
-	return st.Code().String()
+	return NoGRPCCode
 }
 
 // VolumeDrift counts one disagreement of kind (DriftDetachedOutOfBand or

@@ -53,9 +53,6 @@ func translate(pv *corev1.PersistentVolume) (*corev1.PersistentVolume, error) {
 	if err != nil {
 		return nil, fmt.Errorf("PersistentVolume %q: cannot translate the in-tree source to CSI: %w", pv.Name, err)
 	}
-	if out.Spec.CSI == nil {
-		return nil, fmt.Errorf("PersistentVolume %q: %w", pv.Name, ErrNotCSI)
-	}
 	return out, nil
 }
 
