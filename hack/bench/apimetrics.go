@@ -203,14 +203,6 @@ func sumCounts(m map[string]int) int {
 	return n
 }
 
-func cloneCounts(m map[string]int) map[string]int {
-	out := make(map[string]int, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // subtractCounts returns a-b without the zero entries.
 func subtractCounts(a, b map[string]int) map[string]int {
 	out := map[string]int{}

@@ -2,20 +2,18 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,12 +23,9 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
-// attacherProc is the running attacher.
+// attacherProc is the running attacher and its memory samples.
 type attacherProc struct {
-	cmd  *exec.Cmd
-	pid  int
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit status, valid after done
+	*testbed.Attacher
 
 	peakKiB  atomic.Int64 // highest VmHWM seen
 	anonKiB  atomic.Int64 // highest RssAnon seen
@@ -41,39 +36,17 @@ type attacherProc struct {
 // buildAttacher runs `go build` in the background; the function it returns
 // waits for the build.
 func (b *bench) buildAttacher(ctx context.Context, root, bin string) func() error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return func() error { return fmt.Errorf("the go command is needed to build csi-attacher: %w", err) }
-	}
 	version := "bench"
 	if out, err := exec.CommandContext(ctx, "git", "-C", root, "describe", "--tags", "--always", "--dirty").Output(); err == nil {
 		version = strings.TrimSpace(string(out))
 	}
 	b.rep.AttacherVersion = version
-	var (
-		done     = make(chan struct{})
-		took     time.Duration
-		out      []byte
-		buildErr error
-	)
-	began := time.Now()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-ldflags", "-X main.version="+version, "-o", bin, ".")
-	cmd.Dir = root
-	go func() {
-		out, buildErr = cmd.CombinedOutput()
-		took = time.Since(began)
-		close(done)
-	}()
+	wait := testbed.BuildAttacher(ctx, root, bin, "-ldflags", "-X main.version="+version)
 	b.printf("==> building csi-attacher %s (go build -o %s ., in the background)", version, bin)
 	return func() error {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			<-done
-			return context.Cause(ctx)
-		}
-		if buildErr != nil {
-			return fmt.Errorf("go build of csi-attacher in %s failed: %w\n%s", root, buildErr, bytes.TrimSpace(out))
+		took, err := wait()
+		if err != nil {
+			return err
 		}
 		b.printf("    built in %.1f s", took.Seconds())
 		b.setupPhase("build attacher", took, "in parallel with the control plane")
@@ -84,18 +57,15 @@ func (b *bench) buildAttacher(ctx context.Context, root, bin string) func() erro
 // startAttacher starts the attacher and waits until it is ready, leads and
 // has started its controllers' workers.
 func (b *bench) startAttacher(ctx context.Context, bin string) error {
-	ports, err := testbed.FreePorts(2)
+	endpoints, err := testbed.FreeEndpoints()
 	if err != nil {
 		return err
 	}
-	args := []string{
-		"--csi-address=" + filepath.Join(b.tmpDir, "csi.sock"),
+	args := slices.Concat([]string{
+		"--csi-address=" + filepath.Join(b.tmpDir, testbed.SocketName),
 		"--kubeconfig=" + b.kubeconfig,
-		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", ports[0]),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]),
-	}
-	args = append(args, b.cfg.attacherArgs...)
-	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1])
+	}, endpoints.Flags(), b.cfg.attacherArgs)
+	readyz := endpoints.ReadyzURL()
 	if addr := lastFlag(b.cfg.attacherArgs, "http-endpoint", "metrics-address"); addr != "" {
 		// The reference-style single endpoint serves /readyz too.
 		host, port, err := net.SplitHostPort(addr)
@@ -114,32 +84,18 @@ func (b *bench) startAttacher(ctx context.Context, bin string) error {
 	if err != nil {
 		return fmt.Errorf("creating the attacher log: %w", err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	isolate(cmd)
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return fmt.Errorf("starting csi-attacher: %w", err)
+	started, err := testbed.StartAttacher(bin, args, logFile)
+	if err != nil {
+		return err
 	}
-	a := &attacherProc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	a := &attacherProc{Attacher: started}
 	b.att = a
-	go func() {
-		a.err = cmd.Wait()
-		_ = logFile.Close()
-		close(a.done)
-	}()
 	go a.sample()
 	b.defer_(b.stopAttacher)
 
-	httpClient := &http.Client{Timeout: time.Second}
 	if err := b.waitUntil(ctx, "csi-attacher was not ready ("+readyz+")", 0, func() bool {
-		resp, err := httpClient.Get(readyz)
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return testbed.Ready(readyz)
 	}); err != nil {
 		return err
 	}
@@ -198,8 +154,8 @@ func (b *bench) waitUntil(ctx context.Context, what string, limit time.Duration,
 		case <-tick.C:
 		case <-expired:
 			return fmt.Errorf("%s within %s", what, limit)
-		case <-b.att.done:
-			return fmt.Errorf("csi-attacher exited unexpectedly (%s) while waiting: %s", exitStatus(b.att.err), what)
+		case <-b.att.Done():
+			return fmt.Errorf("csi-attacher exited unexpectedly (%s) while waiting: %s", testbed.ExitStatus(b.att.Err()), what)
 		case <-ctx.Done():
 			if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
 				return fmt.Errorf("%s: %w", what, cause)
@@ -260,15 +216,18 @@ func (a *attacherProc) sample() {
 		a.sampleMemory()
 		select {
 		case <-tick.C:
-		case <-a.done:
+		case <-a.Done():
 			return
 		}
 	}
 }
 
+// pid is the attacher's process ID, for its /proc files.
+func (a *attacherProc) pid() int { return a.Cmd.Process.Pid }
+
 // sampleMemory records one sample of the attacher's memory.
 func (a *attacherProc) sampleMemory() {
-	m, err := readMemory(a.pid)
+	m, err := readMemory(a.pid())
 	if err != nil {
 		return
 	}
@@ -288,21 +247,17 @@ func (b *bench) stopAttacher() {
 	a.sampleMemory()
 	began := time.Now()
 	select {
-	case <-a.done:
-		b.rep.AttacherExit = "had already exited: " + exitStatus(a.err)
+	case <-a.Done():
+		b.rep.AttacherExit = "had already exited: " + testbed.ExitStatus(a.Err())
 	default:
-		_ = a.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-a.done:
-			b.rep.AttacherExit = exitStatus(a.err)
-		case <-time.After(attacherStopTimeout):
-			_ = a.cmd.Process.Kill()
-			<-a.done
+		if a.Stop(attacherStopTimeout) {
 			b.rep.AttacherExit = fmt.Sprintf("did not exit within %s of SIGTERM, killed", attacherStopTimeout)
+		} else {
+			b.rep.AttacherExit = testbed.ExitStatus(a.Err())
 		}
 	}
 	b.rep.AttacherStopSeconds = seconds(time.Since(began))
-	if ps := a.cmd.ProcessState; ps != nil {
+	if ps := a.Cmd.ProcessState; ps != nil {
 		b.rep.AttacherExitCode = ps.ExitCode()
 		b.rep.AttacherCPUSeconds = round3((ps.UserTime() + ps.SystemTime()).Seconds())
 		storeMax(&a.peakKiB, exitedPeakRSSKiB(ps))
@@ -311,13 +266,6 @@ func (b *bench) stopAttacher() {
 	b.rep.AttacherPeakAnonMiB = round1(float64(a.anonKiB.Load()) / 1024)
 	b.rep.AttacherPeakFileMiB = round1(float64(a.fileKiB.Load()) / 1024)
 	b.printf("csi-attacher stopped after %.1f s: %s", b.rep.AttacherStopSeconds, b.rep.AttacherExit)
-}
-
-func exitStatus(err error) string {
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
 }
 
 // lastFlag returns the value of the last of the named flags in args

@@ -78,14 +78,9 @@ func (b *bench) run(parent context.Context) error {
 		b.cfg.n, b.cfg.publishLatency, b.cfg.unpublishLatency, b.cfg.otherObjects, b.cfg.attacherArgs)
 	b.printf("machine: %d CPUs, %d MiB, load average %s", b.rep.Machine.CPUs, b.rep.Machine.MemTotalMiB, b.rep.Machine.LoadAvgStart)
 
-	// The temporary directory holds the socket, so its path must be short.
-	dir, err := os.MkdirTemp("", "csi-bench")
-	if err == nil && len(filepath.Join(dir, "csi.sock")) > maxSocketPath {
-		_ = os.RemoveAll(dir)
-		dir, err = os.MkdirTemp("/tmp", "csi-bench")
-	}
+	dir, err := testbed.TempDir("csi-bench")
 	if err != nil {
-		return fmt.Errorf("creating a temporary directory: %w", err)
+		return err
 	}
 	b.tmpDir = dir
 	b.logPath = filepath.Join(dir, "csi-attacher.log")
@@ -248,7 +243,7 @@ func (b *bench) runAndWait(ctx context.Context, phase, noun string, ops int, act
 	defer poll.Stop()
 	var attacherDone <-chan struct{}
 	if b.att != nil {
-		attacherDone = b.att.done
+		attacherDone = b.att.Done()
 	}
 	ended := func() error {
 		if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
@@ -273,7 +268,7 @@ func (b *bench) runAndWait(ctx context.Context, phase, noun string, ops int, act
 			pending = nil
 		case <-attacherDone:
 			return time.Time{}, fmt.Errorf("csi-attacher exited unexpectedly (%s) during %s: %d/%d %s",
-				exitStatus(b.att.err), phase, done(), ops, noun)
+				testbed.ExitStatus(b.att.Err()), phase, done(), ops, noun)
 		case <-ctx.Done():
 			return time.Time{}, ended()
 		}
@@ -352,7 +347,7 @@ func (b *bench) snapshot(ctx context.Context) (snapshot, error) {
 	s.own, s.ownFailed = b.own.snapshot()
 	s.csi, _, s.dupPub, s.dupUnpub = b.csi.totals()
 	if b.att != nil {
-		s.cpu, _ = cpuSeconds(b.att.pid)
+		s.cpu, _ = cpuSeconds(b.att.pid())
 	}
 	s.sysBusy, s.sysTotal, _ = systemCPU()
 	return s, nil

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"maps"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,13 +17,11 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/csi-attacher/csi-attacher/hack/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
@@ -40,20 +38,13 @@ func (b *bench) startControlPlane(ctx context.Context) error {
 		return err
 	}
 	b.printf("==> starting the control plane (kube-apiserver and etcd from %s)", assets)
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
-	if os.Getenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT") == "" {
-		// The default (20s) is short for a loaded two-core machine.
-		env.ControlPlaneStartTimeout = 2 * time.Minute
-	}
+	env := testbed.NewEnvironment(assets, 2*time.Minute)
 	env.ControlPlane.GetAPIServer().Configure().
 		// Room for a burst of N creates and the attacher's writes; with
 		// priority and fairness on (the default) the two limits are the
 		// server's total concurrency.
 		Set("max-requests-inflight", "3000").
-		Set("max-mutating-requests-inflight", "1000").
-		// No kube-controller-manager runs, so nothing would ever remove
-		// the kubernetes.io/pv-protection finalizer that this plugin adds.
-		Set("disable-admission-plugins", "ServiceAccount,StorageObjectInUseProtection")
+		Set("max-mutating-requests-inflight", "1000")
 	began := time.Now()
 	cfg, err := env.Start()
 	// Stop also cleans up after a partial start.
@@ -68,17 +59,9 @@ func (b *bench) startControlPlane(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	user, err := env.AddUser(envtest.User{Name: "csi-attacher", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fmt.Errorf("adding the attacher's user: %w", err)
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return fmt.Errorf("writing the kubeconfig: %w", err)
-	}
 	b.kubeconfig = filepath.Join(b.tmpDir, "kubeconfig")
-	if err := os.WriteFile(b.kubeconfig, data, 0o600); err != nil {
-		return fmt.Errorf("writing the kubeconfig: %w", err)
+	if err := testbed.WriteKubeconfig(env, "csi-attacher", b.kubeconfig); err != nil {
+		return err
 	}
 
 	b.restCfg = rest.CopyConfig(cfg)
@@ -101,7 +84,7 @@ func (b *bench) startControlPlane(ctx context.Context) error {
 
 // startDriver serves the fake CSI driver in this process.
 func (b *bench) startDriver() error {
-	socket := filepath.Join(b.tmpDir, "csi.sock")
+	socket := filepath.Join(b.tmpDir, testbed.SocketName)
 	cfg := fake.DefaultConfig(driverName)
 	cfg.OnCall = b.csi.onCall
 	b.driver = fake.New(cfg)
@@ -132,13 +115,9 @@ func (b *bench) createObjects(ctx context.Context) error {
 	}
 	b.printf("==> creating %s", note)
 	began := time.Now()
-	csiNode := &storagev1.CSINode{
-		ObjectMeta: metav1.ObjectMeta{Name: nodeName},
-		Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{
-			{Name: driverName, NodeID: nodeID},
-			{Name: otherDriverName, NodeID: "other-" + nodeID},
-		}},
-	}
+	csiNode := testbed.CSINode(nodeName,
+		storagev1.CSINodeDriver{Name: driverName, NodeID: nodeID},
+		storagev1.CSINodeDriver{Name: otherDriverName, NodeID: "other-" + nodeID})
 	if err := b.call(ctx, "POST csinodes", func(ctx context.Context) error {
 		_, err := b.cs.StorageV1().CSINodes().Create(ctx, csiNode, metav1.CreateOptions{})
 		return err
@@ -151,15 +130,15 @@ func (b *bench) createObjects(ctx context.Context) error {
 		var err error
 		switch {
 		case i < b.cfg.n:
-			err = b.createPV(ctx, newPV(pvName(i), driverName, volumePrefix+suffix(i)))
+			err = b.createPV(ctx, testbed.PV(pvName(i), driverName, volumePrefix+suffix(i)))
 		case i < b.cfg.n+m:
 			j := i - b.cfg.n
-			err = b.createPV(ctx, newPV(otherPVPrefix+suffix(j), otherDriverName, "other-vol-"+suffix(j)))
+			err = b.createPV(ctx, testbed.PV(otherPVPrefix+suffix(j), otherDriverName, "other-vol-"+suffix(j)))
 		default:
 			j := i - b.cfg.n - m
 			err = b.call(ctx, "POST volumeattachments", func(ctx context.Context) error {
 				_, err := b.cs.StorageV1().VolumeAttachments().Create(ctx,
-					newVA(otherVAPrefix+suffix(j), otherDriverName, otherPVPrefix+suffix(j)), metav1.CreateOptions{})
+					testbed.VA(otherVAPrefix+suffix(j), otherDriverName, nodeName, otherPVPrefix+suffix(j)), metav1.CreateOptions{})
 				return err
 			})
 		}
@@ -188,7 +167,7 @@ func (b *bench) createPV(ctx context.Context, pv *corev1.PersistentVolume) error
 func (b *bench) createVA(ctx context.Context, i int) error {
 	b.objs.va[i].created.CompareAndSwap(0, time.Now().UnixNano())
 	return b.call(ctx, "POST volumeattachments", func(ctx context.Context) error {
-		_, err := b.cs.StorageV1().VolumeAttachments().Create(ctx, newVA(vaName(i), driverName, pvName(i)), metav1.CreateOptions{})
+		_, err := b.cs.StorageV1().VolumeAttachments().Create(ctx, testbed.VA(vaName(i), driverName, nodeName, pvName(i)), metav1.CreateOptions{})
 		return err
 	})
 }
@@ -245,33 +224,6 @@ func retryable(err error) bool {
 		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err)
 }
 
-func newPV(name, driver, handle string) *corev1.PersistentVolume {
-	return &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PersistentVolumeSpec{
-			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
-			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
-			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
-				Driver:       driver,
-				VolumeHandle: handle,
-				FSType:       "ext4",
-			}},
-		},
-	}
-}
-
-func newVA(name, attacher, pv string) *storagev1.VolumeAttachment {
-	return &storagev1.VolumeAttachment{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: storagev1.VolumeAttachmentSpec{
-			Attacher: attacher,
-			NodeName: nodeName,
-			Source:   storagev1.VolumeAttachmentSource{PersistentVolumeName: &pv},
-		},
-	}
-}
-
 func suffix(i int) string { return fmt.Sprintf("%05d", i) }
 func vaName(i int) string { return vaPrefix + suffix(i) }
 func pvName(i int) string { return pvPrefix + suffix(i) }
@@ -316,7 +268,7 @@ func (o *ownRequests) record(kind string, err error) {
 func (o *ownRequests) snapshot() (total, failed map[string]int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return cloneCounts(o.total), cloneCounts(o.failed)
+	return maps.Clone(o.total), maps.Clone(o.failed)
 }
 
 // ---------------------------------------------------------------------------
@@ -520,5 +472,5 @@ func (t *csiTracker) onCall(c fake.Call) {
 func (t *csiTracker) totals() (calls, failed map[string]int, dupPublish, dupUnpublish int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return cloneCounts(t.calls), cloneCounts(t.failed), t.dupPublish, t.dupUnpublish
+	return maps.Clone(t.calls), maps.Clone(t.failed), t.dupPublish, t.dupUnpublish
 }

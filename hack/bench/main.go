@@ -1,17 +1,16 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/csi-attacher/csi-attacher/hack/internal/testbed"
 )
 
 const (
@@ -40,8 +39,6 @@ const (
 	// workersTimeout bounds the wait for the attacher's controllers to start.
 	workersTimeout = 60 * time.Second
 	logTail        = 30
-	// maxSocketPath is the usable length of a unix socket path.
-	maxSocketPath = 100
 )
 
 // errInterrupted ends the benchmark after Ctrl-C (or SIGTERM).
@@ -117,12 +114,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C kills the benchmark at once
-	}()
-
+	ctx := testbed.SignalContext()
 	b := newBench(cfg)
 	err = b.run(ctx)
 	if err != nil && ctx.Err() != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,13 +13,6 @@ import (
 // /proc/stat. It is 100 on every Linux architecture Go supports (the kernel
 // ABI fixes it; sysconf(_SC_CLK_TCK) would need cgo to ask).
 const clockTicks = 100
-
-// isolate puts the attacher in its own process group, so that Ctrl-C in the
-// terminal reaches only the benchmark, which then stops the attacher with
-// SIGTERM; if the benchmark dies, the kernel sends the attacher SIGTERM.
-func isolate(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-}
 
 // memory is one sample of /proc/<pid>/status, in KiB.
 type memory struct {

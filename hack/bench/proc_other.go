@@ -5,18 +5,11 @@ package main
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"runtime"
 	"syscall"
 )
 
 var errNoProc = errors.New("process statistics need Linux /proc")
-
-// isolate puts the attacher in its own process group, so that Ctrl-C in the
-// terminal reaches only the benchmark, which then stops it with SIGTERM.
-func isolate(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-}
 
 // memory is one sample of the process's memory, in KiB.
 type memory struct{ peak, anon, file int64 }

@@ -9,26 +9,21 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/csi-attacher/csi-attacher/hack/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
@@ -48,9 +43,6 @@ const (
 	// attacherStopTimeout is the attacher's own graceful shutdown (30s)
 	// plus a margin; after it the attacher is killed.
 	attacherStopTimeout = 35 * time.Second
-	// maxSocketPath is the usable length of a unix socket path (sun_path
-	// is 108 bytes on Linux, 104 on macOS, including the NUL).
-	maxSocketPath = 100
 	// logTail is how many attacher log lines a failure prints.
 	logTail = 20
 )
@@ -59,13 +51,7 @@ const (
 var errInterrupted = errors.New("interrupted")
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		// A second Ctrl-C kills the demo at once.
-		stop()
-	}()
-
+	ctx := testbed.SignalContext()
 	d := &demo{start: time.Now(), verbose: os.Getenv("DEMO_VERBOSE") == "1"}
 	err := d.run(ctx)
 	if errors.Is(err, errInterrupted) || (err != nil && ctx.Err() != nil) {
@@ -104,9 +90,8 @@ type demo struct {
 	driver *fake.Driver
 	c      client.WithWatch
 
-	attacher     *exec.Cmd
-	attacherDone chan struct{} // closed when the attacher has exited
-	attacherErr  error         // its exit status, valid after attacherDone
+	attacher     *testbed.Attacher
+	attacherDone <-chan struct{} // attacher.Done(), nil until it starts
 
 	events     chan objEvent // object changes and driver calls, see waitFor
 	eventAt    time.Time     // arrival of the object event being applied
@@ -130,14 +115,9 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 
-	// The temporary directory holds the socket, so it must be short.
-	dir, err := os.MkdirTemp("", "csi-demo")
-	if err == nil && len(filepath.Join(dir, "csi.sock")) > maxSocketPath {
-		_ = os.RemoveAll(dir)
-		dir, err = os.MkdirTemp("/tmp", "csi-demo")
-	}
+	dir, err := testbed.TempDir("csi-demo")
 	if err != nil {
-		return fmt.Errorf("creating a temporary directory: %w", err)
+		return err
 	}
 	d.tmpDir = dir
 	d.logPath = filepath.Join(dir, "csi-attacher.log")
@@ -225,20 +205,7 @@ func (d *demo) header() {
 // startControlPlane starts kube-apiserver and etcd and writes a kubeconfig.
 func (d *demo) startControlPlane(ctx context.Context, assets string) (*rest.Config, string, error) {
 	d.step("starting the control plane (kube-apiserver and etcd from %s)", assets)
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		ErrorIfCRDPathMissing: false,
-	}
-	// The API server's StorageObjectInUseProtection admission plugin puts
-	// kubernetes.io/pv-protection on every PersistentVolume, and only
-	// kube-controller-manager, which envtest does not run, removes it: the
-	// PV could never go away. Without the plugin the PV carries just the
-	// attacher's finalizer, which is what the demo is about.
-	env.ControlPlane.GetAPIServer().Configure().Append("disable-admission-plugins", "StorageObjectInUseProtection")
-	if os.Getenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT") == "" {
-		// The default (20s) is short for a loaded two-core machine.
-		env.ControlPlaneStartTimeout = time.Minute
-	}
+	env := testbed.NewEnvironment(assets, time.Minute)
 	began := time.Now()
 	cfg, err := env.Start()
 	// Stop also cleans up after a partial start.
@@ -254,17 +221,9 @@ func (d *demo) startControlPlane(ctx context.Context, assets string) (*rest.Conf
 	if ctx.Err() != nil {
 		return nil, "", errInterrupted
 	}
-	user, err := env.AddUser(envtest.User{Name: "demo", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return nil, "", fmt.Errorf("adding the demo user: %w", err)
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return nil, "", fmt.Errorf("writing the kubeconfig: %w", err)
-	}
 	kubeconfig := filepath.Join(d.tmpDir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, data, 0o600); err != nil {
-		return nil, "", fmt.Errorf("writing the kubeconfig: %w", err)
+	if err := testbed.WriteKubeconfig(env, "demo", kubeconfig); err != nil {
+		return nil, "", err
 	}
 	d.detail("control plane ready at %s after %s", cfg.Host, since(began))
 	d.detail("kubeconfig: %s", kubeconfig)
@@ -279,7 +238,7 @@ func (d *demo) startDriver(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return errInterrupted
 	}
-	socket := filepath.Join(d.tmpDir, "csi.sock")
+	socket := filepath.Join(d.tmpDir, testbed.SocketName)
 	d.step("starting the fake CSI driver %s on %s", driverName, socket)
 	cfg := fake.DefaultConfig(driverName)
 	var probes sync.Map // code -> printed once
@@ -336,36 +295,19 @@ func formatCall(c fake.Call) string {
 // waits for the build and prints how long it took. If the demo ends first,
 // cleanup stops the build.
 func (d *demo) buildAttacher(ctx context.Context, root, bin string) func() error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return func() error { return fmt.Errorf("the go command is needed to build csi-attacher: %w", err) }
-	}
-	var (
-		done     = make(chan struct{})
-		took     time.Duration
-		out      []byte
-		buildErr error
-	)
 	buildCtx, cancel := context.WithCancel(ctx)
+	wait := testbed.BuildAttacher(buildCtx, root, bin)
 	d.defer_(func() {
 		cancel()
-		<-done
+		_, _ = wait()
 	})
-	began := time.Now()
-	cmd := exec.CommandContext(buildCtx, goBin, "build", "-o", bin, ".")
-	cmd.Dir = root
-	go func() {
-		out, buildErr = cmd.CombinedOutput()
-		took = time.Since(began)
-		close(done)
-	}()
 	return func() error {
-		<-done
+		took, err := wait()
 		switch {
 		case ctx.Err() != nil:
 			return errInterrupted
-		case buildErr != nil:
-			return fmt.Errorf("go build of csi-attacher in %s failed: %w\n%s", root, buildErr, bytes.TrimSpace(out))
+		case err != nil:
+			return err
 		}
 		d.detail("built in %s", took.Round(10*time.Millisecond))
 		return nil
@@ -374,20 +316,17 @@ func (d *demo) buildAttacher(ctx context.Context, root, bin string) func() error
 
 // startAttacher starts the attacher binary and waits for its /readyz.
 func (d *demo) startAttacher(ctx context.Context, bin, kubeconfig string) error {
-	ports, err := testbed.FreePorts(2)
+	endpoints, err := testbed.FreeEndpoints()
 	if err != nil {
 		return err
 	}
-	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1])
-	d.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0])
-	args := []string{
-		"--csi-address=" + filepath.Join(d.tmpDir, "csi.sock"),
+	readyz := endpoints.ReadyzURL()
+	d.metricsURL = endpoints.MetricsURL()
+	args := slices.Concat([]string{
+		"--csi-address=" + filepath.Join(d.tmpDir, testbed.SocketName),
 		"--kubeconfig=" + kubeconfig,
 		"--leader-election=false",
-		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", ports[0]),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]),
-		"--v=2",
-	}
+	}, endpoints.Flags(), []string{"--v=2"})
 	d.step("starting csi-attacher %s", strings.Join(args, " "))
 	d.detail("attacher log: %s", d.logPath)
 
@@ -395,40 +334,21 @@ func (d *demo) startAttacher(ctx context.Context, bin, kubeconfig string) error 
 	if err != nil {
 		return fmt.Errorf("creating the attacher log: %w", err)
 	}
-	var out io.Writer = logFile
-	var echo *lineWriter
+	var out io.WriteCloser = logFile
 	if d.verbose {
-		echo = &lineWriter{line: func(s string) { d.detail("attacher: %s", s) }}
-		out = io.MultiWriter(logFile, echo)
+		out = &echoLog{file: logFile, echo: &lineWriter{line: func(s string) { d.detail("attacher: %s", s) }}}
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	isolate(cmd)
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return fmt.Errorf("starting csi-attacher: %w", err)
+	a, err := testbed.StartAttacher(bin, args, out)
+	if err != nil {
+		return err
 	}
-	d.attacher = cmd
-	d.attacherDone = make(chan struct{})
-	go func() {
-		d.attacherErr = cmd.Wait()
-		if echo != nil {
-			echo.flush()
-		}
-		_ = logFile.Close()
-		close(d.attacherDone)
-	}()
+	d.attacher = a
+	d.attacherDone = a.Done()
 	d.defer_(d.stopAttacher)
 
-	httpClient := &http.Client{Timeout: time.Second}
 	err = d.waitFor(ctx, "csi-attacher was not ready (/readyz) within "+stepTimeout.String(), func() bool {
-		resp, err := httpClient.Get(readyz)
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return testbed.Ready(readyz)
 	})
 	if err != nil {
 		return err
@@ -441,28 +361,16 @@ func (d *demo) startAttacher(ctx context.Context, bin, kubeconfig string) error 
 func (d *demo) stopAttacher() {
 	select {
 	case <-d.attacherDone:
-		d.say("csi-attacher had already exited: %s", exitStatus(d.attacherErr))
+		d.say("csi-attacher had already exited: %s", testbed.ExitStatus(d.attacher.Err()))
 		return
 	default:
 	}
 	d.say("stopping csi-attacher (SIGTERM)")
 	began := time.Now()
-	_ = d.attacher.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.attacherDone:
-	case <-time.After(attacherStopTimeout):
+	if d.attacher.Stop(attacherStopTimeout) {
 		d.say("csi-attacher did not stop within %s, killing it", attacherStopTimeout)
-		_ = d.attacher.Process.Kill()
-		<-d.attacherDone
 	}
-	d.say("csi-attacher stopped after %s: %s", since(began), exitStatus(d.attacherErr))
-}
-
-func exitStatus(err error) string {
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
+	d.say("csi-attacher stopped after %s: %s", since(began), testbed.ExitStatus(d.attacher.Err()))
 }
 
 // ---------------------------------------------------------------------------
@@ -710,7 +618,7 @@ func (d *demo) waitFor(ctx context.Context, failure string, cond func() bool) er
 			d.apply(ev)
 		case <-tick.C:
 		case <-d.attacherDone: // nil, never ready, before the attacher starts
-			return fmt.Errorf("csi-attacher exited unexpectedly (%s) while waiting: %s", exitStatus(d.attacherErr), failure)
+			return fmt.Errorf("csi-attacher exited unexpectedly (%s) while waiting: %s", testbed.ExitStatus(d.attacher.Err()), failure)
 		case <-timeout.C:
 			return errors.New(failure)
 		case <-ctx.Done():
@@ -726,43 +634,19 @@ func (d *demo) waitFor(ctx context.Context, failure string, cond func() bool) er
 // attach creates the objects and waits for the attacher to attach the volume.
 func (d *demo) attach(ctx context.Context) (time.Duration, error) {
 	d.step("creating a CSINode, a PersistentVolume and a VolumeAttachment")
-	csiNode := &storagev1.CSINode{
-		ObjectMeta: metav1.ObjectMeta{Name: nodeName},
-		Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{
-			{Name: driverName, NodeID: nodeID},
-		}},
-	}
+	csiNode := testbed.CSINode(nodeName, storagev1.CSINodeDriver{Name: driverName, NodeID: nodeID})
 	if err := d.c.Create(ctx, csiNode); err != nil {
 		return 0, fmt.Errorf("creating CSINode %s: %w", nodeName, err)
 	}
 	d.detail("created CSINode %s: driver %s has nodeID %s", nodeName, driverName, nodeID)
 
-	pv := &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: pvName},
-		Spec: corev1.PersistentVolumeSpec{
-			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
-			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
-			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
-				Driver:       driverName,
-				VolumeHandle: volumeID,
-				FSType:       "ext4",
-			}},
-		},
-	}
+	pv := testbed.PV(pvName, driverName, volumeID)
 	if err := d.c.Create(ctx, pv); err != nil {
 		return 0, fmt.Errorf("creating PersistentVolume %s: %w", pvName, err)
 	}
 	d.detail("created PersistentVolume %s: CSI driver %s, volumeHandle %s, 1Gi, RWO, ext4", pvName, driverName, volumeID)
 
-	va := &storagev1.VolumeAttachment{
-		ObjectMeta: metav1.ObjectMeta{Name: vaName},
-		Spec: storagev1.VolumeAttachmentSpec{
-			Attacher: driverName,
-			NodeName: nodeName,
-			Source:   storagev1.VolumeAttachmentSource{PersistentVolumeName: new(pvName)},
-		},
-	}
+	va := testbed.VA(vaName, driverName, nodeName, pvName)
 	created := time.Now()
 	if err := d.c.Create(ctx, va); err != nil {
 		return 0, fmt.Errorf("creating VolumeAttachment %s: %w", vaName, err)
@@ -1048,4 +932,21 @@ func (w *lineWriter) flush() {
 		w.line(string(w.buf))
 		w.buf = nil
 	}
+}
+
+// echoLog writes the attacher's output to its log file and echoes every
+// line (DEMO_VERBOSE=1). Close, when the attacher has exited, echoes an
+// unterminated last line and closes the file.
+type echoLog struct {
+	file *os.File
+	echo *lineWriter
+}
+
+func (l *echoLog) Write(p []byte) (int, error) {
+	return io.MultiWriter(l.file, l.echo).Write(p)
+}
+
+func (l *echoLog) Close() error {
+	l.echo.flush()
+	return l.file.Close()
 }

@@ -6,30 +6,23 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc/codes"
-	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/csi-attacher/csi-attacher/hack/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
@@ -40,7 +33,12 @@ const (
 	nodeName   = "soak-node"
 	nodeID     = "soak-node-id"
 	stuckAfter = 60 * time.Second
+	// attacherStopTimeout is how long the attacher gets to exit after SIGTERM.
+	attacherStopTimeout = 30 * time.Second
 )
+
+// errAttacherExited ends the soak when the attacher exits on its own.
+var errAttacherExited = errors.New("csi-attacher exited during the soak")
 
 type config struct {
 	duration, restartEvery, faultInterval, converge time.Duration
@@ -55,6 +53,7 @@ type soak struct {
 	driver *fake.Driver
 	socket string
 	tmp    string
+	log    string // the attacher's log
 
 	mu      sync.Mutex
 	vas     map[string]*storagev1.VolumeAttachment // from the informer
@@ -101,13 +100,20 @@ func logf(format string, args ...any) {
 }
 
 func (s *soak) run(ctx context.Context) (bad bool, err error) {
-	s.tmp, err = os.MkdirTemp("", "csi-soak")
+	assets, err := testbed.AssetsDir("soak")
 	if err != nil {
 		return false, err
 	}
-	if !s.cfg.keep {
-		defer os.RemoveAll(s.tmp)
+	s.tmp, err = testbed.TempDir("csi-soak")
+	if err != nil {
+		return false, err
 	}
+	defer func() {
+		// The error of a crash names the attacher's log: keep it.
+		if !s.cfg.keep && !errors.Is(err, errAttacherExited) {
+			_ = os.RemoveAll(s.tmp)
+		}
+	}()
 	logf("seed %d, %d volumes, %s of faults, temporary directory %s", s.cfg.seed, s.cfg.n, s.cfg.duration, s.tmp)
 
 	// Build the attacher while the control plane starts.
@@ -116,23 +122,12 @@ func (s *soak) run(ctx context.Context) (bad bool, err error) {
 		return false, err
 	}
 	bin := filepath.Join(s.tmp, "csi-attacher")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	build.Dir = root
-	buildOut := make(chan error, 1)
-	go func() {
-		out, err := build.CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-		buildOut <- err
-	}()
+	build := testbed.BuildAttacher(ctx, root, bin)
 
-	env := &envtest.Environment{ControlPlaneStartTimeout: 2 * time.Minute}
+	env := testbed.NewEnvironment(assets, 2*time.Minute)
 	env.ControlPlane.GetAPIServer().Configure().
 		Set("max-requests-inflight", "3000").
-		Set("max-mutating-requests-inflight", "1000").
-		// No kube-controller-manager removes kubernetes.io/pv-protection.
-		Set("disable-admission-plugins", "ServiceAccount,StorageObjectInUseProtection")
+		Set("max-mutating-requests-inflight", "1000")
 	restCfg, err := env.Start()
 	defer func() {
 		if err := env.Stop(); err != nil {
@@ -142,16 +137,8 @@ func (s *soak) run(ctx context.Context) (bad bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("starting the control plane (is KUBEBUILDER_ASSETS set? `make soak` sets it): %w", err)
 	}
-	user, err := env.AddUser(envtest.User{Name: "csi-attacher", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return false, err
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		return false, err
-	}
 	kcPath := filepath.Join(s.tmp, "kubeconfig")
-	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+	if err := testbed.WriteKubeconfig(env, "csi-attacher", kcPath); err != nil {
 		return false, err
 	}
 	restCfg = rest.CopyConfig(restCfg)
@@ -159,22 +146,41 @@ func (s *soak) run(ctx context.Context) (bad bool, err error) {
 	if s.cs, err = kubernetes.NewForConfig(restCfg); err != nil {
 		return false, err
 	}
-	if err := <-buildOut; err != nil {
+	if _, err := build(); err != nil {
 		return false, err
 	}
 
-	s.socket = filepath.Join(s.tmp, "csi.sock")
+	s.socket = filepath.Join(s.tmp, testbed.SocketName)
 	s.driver = fake.New(fake.DefaultConfig(driverName))
 	if err := s.driver.Start(s.socket); err != nil {
 		return false, err
 	}
 	defer s.driver.Stop()
 
-	stopAttacher, err := s.startAttacher(ctx, bin, kcPath)
+	att, err := s.startAttacher(ctx, bin, kcPath)
 	if err != nil {
 		return false, err
 	}
-	defer stopAttacher()
+	defer att.Stop(attacherStopTimeout)
+
+	// The attacher must never exit on its own: a crash is a failure. It
+	// ends ctx with errAttacherExited, which stops the soak and becomes its
+	// error. On the way out ctx ends (crash(nil)) before the deferred Stop.
+	ctx, crash := context.WithCancelCause(ctx)
+	defer crash(nil)
+	go func() {
+		select {
+		case <-att.Done():
+			crash(fmt.Errorf("%w: %s (log %s)", errAttacherExited, testbed.ExitStatus(att.Err()), s.log))
+		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		// Whatever failed after a crash failed because of it.
+		if cause := context.Cause(ctx); errors.Is(cause, errAttacherExited) {
+			bad, err = false, cause
+		}
+	}()
 
 	if err := s.startInformer(ctx); err != nil {
 		return false, err
@@ -204,90 +210,74 @@ func (s *soak) run(ctx context.Context) (bad bool, err error) {
 			}
 		}
 	}()
-	wg.Wait()
-	faultsDone.Wait()
+	cyclesDone := make(chan struct{})
+	go func() {
+		wg.Wait()
+		faultsDone.Wait()
+		close(cyclesDone)
+	}()
+	select {
+	case <-cyclesDone:
+	case <-ctx.Done():
+		// The cycles may wait on the attacher for up to a minute more; the
+		// faults stop at once.
+		faultsDone.Wait()
+	}
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
 
 	// Calm: no more faults, the driver up.
 	s.driver.ClearFaults()
-	if err := s.driver.Start(s.socket); err != nil && !strings.Contains(err.Error(), "already serving") {
+	if err := s.driver.Start(s.socket); err != nil && !errors.Is(err, fake.ErrAlreadyServing) {
 		return false, err
 	}
 	logf("faults stopped; even slots keep a live VolumeAttachment, odd slots none")
 	return s.check(ctx)
 }
 
-func (s *soak) startAttacher(ctx context.Context, bin, kubeconfig string) (func(), error) {
-	ports := make([]int, 2)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-	}
-	logPath := filepath.Join(s.tmp, "attacher.log")
-	logFile, err := os.Create(logPath)
+// startAttacher starts the attacher and waits for its /readyz.
+func (s *soak) startAttacher(ctx context.Context, bin, kubeconfig string) (*testbed.Attacher, error) {
+	endpoints, err := testbed.FreeEndpoints()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{
+	s.log = filepath.Join(s.tmp, "attacher.log")
+	logFile, err := os.Create(s.log)
+	if err != nil {
+		return nil, err
+	}
+	args := slices.Concat([]string{
 		"--csi-address=" + s.socket,
 		"--kubeconfig=" + kubeconfig,
-		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", ports[0]),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]),
+	}, endpoints.Flags(), []string{
 		"--leader-election=false",
 		"--timeout=2s",
 		"--retry-interval-start=100ms",
 		"--retry-interval-max=2s",
 		"--worker-threads=20",
 		"--v=2",
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	})
+	att, err := testbed.StartAttacher(bin, args, logFile)
+	if err != nil {
 		return nil, err
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait(); _ = logFile.Close() }()
-	exited := atomic.Bool{}
-	go func() {
-		// The attacher must never exit on its own: a crash is a failure.
-		err := <-done
-		if !exited.Load() {
-			logf("FAILURE: csi-attacher exited during the soak: %v (log %s)", err, logPath)
-			os.Exit(1)
-		}
-		done <- err
-	}()
-	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1])
+	readyz := endpoints.ReadyzURL()
 	deadline := time.Now().Add(time.Minute)
-	for {
-		resp, err := http.Get(readyz)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+	for !testbed.Ready(readyz) {
+		select {
+		case <-att.Done():
+			return nil, fmt.Errorf("%w: %s (log %s)", errAttacherExited, testbed.ExitStatus(att.Err()), s.log)
+		default:
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("csi-attacher was not ready at %s (log %s)", readyz, logPath)
+			att.Stop(attacherStopTimeout)
+			return nil, fmt.Errorf("csi-attacher was not ready at %s (log %s)", readyz, s.log)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	logf("csi-attacher ready (log %s)", logPath)
-	return func() {
-		exited.Store(true)
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	}, nil
+	logf("csi-attacher ready (log %s)", s.log)
+	return att, nil
 }
 
 func (s *soak) startInformer(ctx context.Context) error {
@@ -354,25 +344,12 @@ func handle(i int) string    { return fmt.Sprintf("soak-vol-%d", i) }
 func vaName(i, c int) string { return fmt.Sprintf("soak-va-%d-%d", i, c) }
 
 func (s *soak) createObjects(ctx context.Context) error {
-	_, err := s.cs.StorageV1().CSINodes().Create(ctx, &storagev1.CSINode{
-		ObjectMeta: metav1.ObjectMeta{Name: nodeName},
-		Spec:       storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{{Name: driverName, NodeID: nodeID}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
+	csiNode := testbed.CSINode(nodeName, storagev1.CSINodeDriver{Name: driverName, NodeID: nodeID})
+	if _, err := s.cs.StorageV1().CSINodes().Create(ctx, csiNode, metav1.CreateOptions{}); err != nil {
 		return err
 	}
 	for i := range s.cfg.n {
-		pv := &corev1.PersistentVolume{
-			ObjectMeta: metav1.ObjectMeta{Name: pvName(i)},
-			Spec: corev1.PersistentVolumeSpec{
-				Capacity:    corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
-				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-				PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
-					Driver: driverName, VolumeHandle: handle(i),
-				}},
-				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
-			},
-		}
+		pv := testbed.PV(pvName(i), driverName, handle(i))
 		if _, err := s.cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
 			return err
 		}
@@ -382,14 +359,7 @@ func (s *soak) createObjects(ctx context.Context) error {
 }
 
 func newVA(name string, i int) *storagev1.VolumeAttachment {
-	pv := pvName(i)
-	return &storagev1.VolumeAttachment{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: storagev1.VolumeAttachmentSpec{
-			Attacher: driverName, NodeName: nodeName,
-			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: &pv},
-		},
-	}
+	return testbed.VA(name, driverName, nodeName, pvName(i))
 }
 
 // cycle attaches and detaches slot i until ctx ends; an even slot then

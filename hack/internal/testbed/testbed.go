@@ -2,12 +2,23 @@ package testbed
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 )
+
+// SocketName is the name of the fake CSI driver's socket in the directory
+// that TempDir creates.
+const SocketName = "csi.sock"
+
+// maxSocketPath is the usable length of a unix socket path (sun_path is 108
+// bytes on Linux, 104 on macOS, including the NUL).
+const maxSocketPath = 100
 
 // RepoRoot walks up from the working directory to the directory holding
 // go.mod.
@@ -45,7 +56,8 @@ func AssetsDir(target string) (string, error) {
 	return dir, nil
 }
 
-// FreePorts returns n distinct free TCP ports on 127.0.0.1.
+// FreePorts returns n distinct free TCP ports on 127.0.0.1: it holds each
+// port open until it has found them all.
 func FreePorts(n int) ([]int, error) {
 	var ports []int
 	for range n {
@@ -76,4 +88,33 @@ func Tail(path string, n int) ([]string, error) {
 		}
 	}
 	return lines, sc.Err()
+}
+
+// TempDir creates a temporary directory for a run (kubeconfig, attacher
+// binary and log, the driver's socket SocketName). The directory holds the
+// socket, so its path must be short: when $TMPDIR is too long for that (as
+// it can be on macOS), the directory goes in /tmp instead.
+func TempDir(prefix string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err == nil && len(filepath.Join(dir, SocketName)) > maxSocketPath {
+		_ = os.RemoveAll(dir)
+		dir, err = os.MkdirTemp("/tmp", prefix)
+	}
+	if err != nil {
+		return "", fmt.Errorf("creating a temporary directory: %w", err)
+	}
+	return dir, nil
+}
+
+// SignalContext returns a context that ends on the first Ctrl-C (or
+// SIGTERM), so that the program can stop what it started in order. The
+// default handling then comes back: a second Ctrl-C kills the program at
+// once.
+func SignalContext() context.Context {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx
 }

@@ -38,6 +38,9 @@ const DefaultName = "fake.csi.example.com"
 // DefaultVendorVersion is the vendor version used when Config.VendorVersion is empty.
 const DefaultVendorVersion = "1.0.0"
 
+// ErrAlreadyServing is returned by Start when the driver is already running.
+var ErrAlreadyServing = errors.New("fake CSI driver already serving")
+
 // stopGrace bounds how long Stop waits for in-flight calls before it cuts
 // the connections; tests stop drivers often and must not hang on a call
 // that sleeps for minutes.
@@ -171,12 +174,13 @@ func New(cfg Config) *Driver {
 func (d *Driver) Name() string { return d.cfg.Name }
 
 // Start removes a stale socket file at socketPath, listens on it and serves
-// in a background goroutine. It fails if the driver is already running.
+// in a background goroutine. It fails with ErrAlreadyServing if the driver
+// is already running.
 func (d *Driver) Start(socketPath string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.server != nil {
-		return fmt.Errorf("fake CSI driver already serving on %s", d.socketPath)
+		return fmt.Errorf("%w on %s", ErrAlreadyServing, d.socketPath)
 	}
 	// A previous process (or a killed test) may have left the socket file
 	// behind; listening would then fail with "address already in use".

@@ -1,0 +1,15 @@
+//go:build unix && !linux
+
+package testbed
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// isolate puts the attacher in its own process group, so that Ctrl-C in the
+// terminal reaches only the program that started it, which then stops the
+// attacher with SIGTERM.
+func isolate(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+}
