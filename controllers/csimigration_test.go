@@ -106,15 +106,7 @@ var _ = Describe("CSI migration of in-tree volumes", func() {
 	// volume detached and publish it again at every pass.
 	It("compares a translated handle with the driver's complete one in the ListVolumes pass", func() {
 		cfg := fake.DefaultConfig(gcePD)
-		cfg.CanonicalVolumeID = func(volumeID, nodeID string) string {
-			// projects/P/zones/Z/instances/N + projects/UNSPECIFIED/zones/Z/disks/D
-			// -> projects/P/zones/Z/disks/D
-			node, disk := strings.Split(nodeID, "/"), strings.Split(volumeID, "/")
-			if len(node) != 6 || len(disk) != 6 {
-				return volumeID
-			}
-			return strings.Join([]string{"projects", node[1], "zones", disk[3], "disks", disk[5]}, "/")
-		}
+		cfg.CanonicalVolumeID = fake.GCEPDVolumeID
 		a := startAttacher(cfg, attacherOptions{reconcileSync: reconcileSync})
 		DeferCleanup(a.stop)
 		vaName, _, handle, nodeID := attachGCEPD(a)

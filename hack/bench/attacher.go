@@ -19,7 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
-	"github.com/csi-attacher/csi-attacher/hack/internal/testbed"
+	"github.com/csi-attacher/csi-attacher/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 

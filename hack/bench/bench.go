@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/csi-attacher/csi-attacher/hack/internal/testbed"
+	"github.com/csi-attacher/csi-attacher/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/csi-attacher/csi-attacher/hack/internal/testbed"
+	"github.com/csi-attacher/csi-attacher/internal/testbed"
 )
 
 const (

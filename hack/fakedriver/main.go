@@ -22,6 +22,9 @@ func main() {
 	publishLatency := flag.Duration("publish-latency", 0, "delay of every ControllerPublishVolume call")
 	unpublishLatency := flag.Duration("unpublish-latency", 0, "delay of every ControllerUnpublishVolume call")
 	quiet := flag.Bool("quiet", false, "do not log each call (for benchmarks with many calls)")
+	stateFile := flag.String("state-file", "", "keep the publications and their history in this JSON file: loaded at start, rewritten after every publish and unpublish, so they survive a restart as a storage backend's attachments do")
+	callsFile := flag.String("calls-file", "", "append a JSON line for every call to this file")
+	gceIDs := flag.Bool("gce-pd-volume-ids", false, "keep and list volumes under complete GCE PD IDs, taking the project from the node ID, as pd.csi.storage.gke.io does")
 	flag.Parse()
 
 	logger := log.New(os.Stderr, "fakedriver: ", log.LstdFlags|log.Lmicroseconds)
@@ -44,10 +47,26 @@ func main() {
 	cfg := fake.DefaultConfig(*name)
 	cfg.PublishUnpublish = !*noPublish
 	cfg.PublishReadonly = !*noReadonly
-	if !*quiet {
-		cfg.OnCall = func(c fake.Call) { logger.Print(formatCall(c)) }
+	if *gceIDs {
+		cfg.CanonicalVolumeID = fake.GCEPDVolumeID
 	}
-	drv := fake.New(cfg)
+	var drv *fake.Driver
+	rec, err := newRecorder(*stateFile, *callsFile, func() fake.State { return drv.State() })
+	if err != nil {
+		logger.Fatal(err)
+	}
+	cfg.OnCall = func(c fake.Call) {
+		if !*quiet {
+			logger.Print(formatCall(c))
+		}
+		if err := rec.record(c); err != nil {
+			logger.Fatal(err)
+		}
+	}
+	drv = fake.New(cfg)
+	if err := rec.restore(drv); err != nil {
+		logger.Fatal(err)
+	}
 	drv.SetLatency(fake.MethodPublish, "", *publishLatency)
 	drv.SetLatency(fake.MethodUnpublish, "", *unpublishLatency)
 
@@ -62,6 +81,9 @@ func main() {
 	logger.Print("signal received, stopping")
 	drv.Stop()
 	logger.Printf("stopped; %d volumes published at exit", len(drv.Publications()))
+	if err := rec.close(); err != nil {
+		logger.Fatal(err)
+	}
 }
 
 // formatCall prints one call on one line. Secrets are deliberately absent;

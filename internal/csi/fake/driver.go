@@ -147,6 +147,8 @@ type Driver struct {
 	calls          []*Call
 	inFlight       map[string]int
 	maxInFlight    map[string]int
+	overlaps       []Overlap
+	repeated       map[string]int
 }
 
 // New returns a stopped driver; call Start to serve it.
@@ -167,6 +169,7 @@ func New(cfg Config) *Driver {
 		latency:        map[key]time.Duration{},
 		inFlight:       map[string]int{},
 		maxInFlight:    map[string]int{},
+		repeated:       map[string]int{},
 	}
 }
 

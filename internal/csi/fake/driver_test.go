@@ -441,3 +441,95 @@ func TestOnCall(t *testing.T) {
 	g.Expect(seen[0].Code).To(Equal(codes.Aborted))
 	g.Expect(seen[0].End.IsZero()).To(BeFalse())
 }
+
+func capWith(mode csipb.VolumeCapability_AccessMode_Mode) *csipb.VolumeCapability {
+	c := mountCap()
+	c.AccessMode.Mode = mode
+	return c
+}
+
+func TestOverlapsAndRepeatedPublishes(t *testing.T) {
+	g := NewWithT(t)
+	e := start(t, fake.DefaultConfig("drv.example.com"))
+	publish := func(vol, node string, mode csipb.VolumeCapability_AccessMode_Mode) {
+		t.Helper()
+		_, err := e.ctrl.ControllerPublishVolume(ctx(t), &csipb.ControllerPublishVolumeRequest{VolumeId: vol, NodeId: node, VolumeCapability: capWith(mode)})
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	unpublish := func(vol, node string) {
+		t.Helper()
+		_, err := e.ctrl.ControllerUnpublishVolume(ctx(t), &csipb.ControllerUnpublishVolumeRequest{VolumeId: vol, NodeId: node})
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+
+	// A single-node volume moved the right way: unpublished, then published.
+	publish("rwo", "n1", csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
+	unpublish("rwo", "n1")
+	publish("rwo", "n2", csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
+	// A multi-node volume on two nodes is no overlap.
+	publish("rwx", "n1", csipb.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)
+	publish("rwx", "n2", csipb.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)
+	publish("rox", "n1", csipb.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY)
+	publish("rox", "n2", csipb.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY)
+	g.Expect(e.drv.Overlaps()).To(BeEmpty())
+	g.Expect(e.drv.RepeatedPublishes()).To(BeEmpty())
+
+	// Every single-node mode flags a second node.
+	for _, mode := range []csipb.VolumeCapability_AccessMode_Mode{
+		csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER,
+		csipb.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY,
+		csipb.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER,
+		csipb.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER,
+	} {
+		vol := "vol-" + mode.String()
+		publish(vol, "n1", mode)
+		publish(vol, "n2", mode)
+	}
+	overlaps := e.drv.Overlaps()
+	g.Expect(overlaps).To(HaveLen(4))
+	g.Expect(overlaps[0].VolumeID).To(Equal("vol-SINGLE_NODE_WRITER"))
+	g.Expect(overlaps[0].Nodes).To(Equal([]string{"n1", "n2"}))
+	g.Expect(overlaps[0].Mode).To(Equal("SINGLE_NODE_WRITER"))
+
+	// The same pair published again is repeated, not an overlap.
+	publish("rwo", "n2", csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
+	publish("rwo", "n2", csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)
+	g.Expect(e.drv.RepeatedPublishes()).To(Equal(map[string]int{"rwo": 2}))
+	g.Expect(e.drv.Overlaps()).To(HaveLen(4))
+}
+
+func TestStateSurvivesRestore(t *testing.T) {
+	g := NewWithT(t)
+	e := start(t, fake.DefaultConfig("drv.example.com"))
+	for _, node := range []string{"n1", "n2", "n2"} {
+		_, err := e.ctrl.ControllerPublishVolume(ctx(t), publishReq("v1", node))
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	saved := e.drv.State()
+	g.Expect(saved.Published).To(Equal(map[string][]string{"v1": {"n1", "n2"}}))
+	g.Expect(saved.Overlaps).To(HaveLen(1))
+	g.Expect(saved.RepeatedPublishes).To(Equal(map[string]int{"v1": 1}))
+
+	// A new process's driver, given the saved state, carries on from it.
+	other := fake.New(fake.DefaultConfig("drv.example.com"))
+	other.Restore(saved)
+	g.Expect(other.Published("v1")).To(Equal([]string{"n1", "n2"}))
+	g.Expect(other.Overlaps()).To(Equal(saved.Overlaps))
+	g.Expect(other.RepeatedPublishes()).To(Equal(saved.RepeatedPublishes))
+	g.Expect(other.State()).To(Equal(saved))
+}
+
+func TestGCEPDVolumeID(t *testing.T) {
+	node := "projects/proj1/zones/z1/instances/node1"
+	for _, tc := range []struct{ volume, node, want string }{
+		{"projects/UNSPECIFIED/zones/z1/disks/d1", node, "projects/proj1/zones/z1/disks/d1"},
+		// Already complete, or not a GCE PD ID at all: kept.
+		{"projects/p2/zones/z1/disks/d1", node, "projects/p2/zones/z1/disks/d1"},
+		{"handle-1", node, "handle-1"},
+		{"projects/UNSPECIFIED/zones/z1/disks/d1", "node1", "projects/UNSPECIFIED/zones/z1/disks/d1"},
+	} {
+		if got := fake.GCEPDVolumeID(tc.volume, tc.node); got != tc.want {
+			t.Errorf("GCEPDVolumeID(%q, %q) = %q, want %q", tc.volume, tc.node, got, tc.want)
+		}
+	}
+}

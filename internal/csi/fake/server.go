@@ -76,6 +76,7 @@ func (d *Driver) ControllerPublishVolume(_ context.Context, req *csipb.Controlle
 	id := d.canonical(req.GetVolumeId(), req.GetNodeId())
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.notePublish(id, req.GetNodeId(), req.GetVolumeCapability().GetAccessMode().GetMode())
 	nodes := d.volumes[id]
 	if nodes == nil {
 		nodes = map[string]struct{}{}

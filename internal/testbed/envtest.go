@@ -35,11 +35,16 @@ func NewEnvironment(assets string, startTimeout time.Duration) *envtest.Environm
 // WriteKubeconfig adds user, in the group system:masters, to the started
 // env and writes a kubeconfig for it to path. The attacher runs with it:
 // as a cluster admin it needs no RBAC objects in the bare control plane.
-// The file holds the user's private key, hence mode 0600.
 func WriteKubeconfig(env *envtest.Environment, user, path string) error {
-	u, err := env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
+	return WriteUserKubeconfig(env, envtest.User{Name: user, Groups: []string{"system:masters"}}, path)
+}
+
+// WriteUserKubeconfig adds user to the started env and writes a kubeconfig
+// for it to path. The file holds the user's private key, hence mode 0600.
+func WriteUserKubeconfig(env *envtest.Environment, user envtest.User, path string) error {
+	u, err := env.AddUser(user, nil)
 	if err != nil {
-		return fmt.Errorf("adding the %s user: %w", user, err)
+		return fmt.Errorf("adding the %s user: %w", user.Name, err)
 	}
 	data, err := u.KubeConfig()
 	if err != nil {

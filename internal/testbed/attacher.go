@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os/exec"
 	"slices"
-	"syscall"
 	"time"
 )
 
@@ -101,60 +100,11 @@ func Ready(url string) bool {
 }
 
 // Attacher is the attacher binary running as a subprocess.
-type Attacher struct {
-	// Cmd is the started command. Its ProcessState is set once Done is
-	// closed.
-	Cmd *exec.Cmd
+type Attacher = Process
 
-	done chan struct{}
-	err  error
-}
-
-// StartAttacher starts bin with args, in its own process group (see
-// isolate), with its stdout and stderr going to out. It closes out when the
-// attacher has exited, or at once if the attacher cannot start, so that out
-// can be its log file (or flush what it echoes) and the caller need not
-// track the process to close it.
+// StartAttacher starts the attacher binary bin with args (see Start).
 func StartAttacher(bin string, args []string, out io.WriteCloser) (*Attacher, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	isolate(cmd)
-	if err := cmd.Start(); err != nil {
-		_ = out.Close()
-		return nil, fmt.Errorf("starting csi-attacher: %w", err)
-	}
-	a := &Attacher{Cmd: cmd, done: make(chan struct{})}
-	go func() {
-		a.err = cmd.Wait()
-		_ = out.Close()
-		close(a.done)
-	}()
-	return a, nil
-}
-
-// Done is closed when the attacher has exited, so that callers can stop
-// waiting for something it will never do.
-func (a *Attacher) Done() <-chan struct{} { return a.done }
-
-// Err is the attacher's exit status (see ExitStatus), valid once Done is
-// closed.
-func (a *Attacher) Err() error { return a.err }
-
-// Stop sends the attacher SIGTERM, which starts its graceful shutdown, and
-// waits for it to exit; after timeout it kills it and reports killed. An
-// attacher that has already exited makes it return at once.
-func (a *Attacher) Stop(timeout time.Duration) (killed bool) {
-	_ = a.Cmd.Process.Signal(syscall.SIGTERM)
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-a.done:
-		return false
-	case <-t.C:
-		_ = a.Cmd.Process.Kill()
-		<-a.done
-		return true
-	}
+	return Start("csi-attacher", bin, args, out)
 }
 
 // ExitStatus describes the error of an exited process, as Attacher.Err
