@@ -86,6 +86,19 @@ test: lint manifests-check monitoring-check ## Run the unit and envtest suites (
 	$(ENVTEST_ASSETS); \
 	go test $(TEST_PKGS) -count=1 $(TEST_ARGS) $(if $(strip $(GINKGO_ARGS)),-args $(GINKGO_ARGS))
 
+# Size of `make e2e`; KWOK_VERSION is the kwok the suite runs (built by
+# hack/install-envtest.sh e2e).
+E2E_NODES ?= 10
+E2E_PODS ?= 50
+KWOK_VERSION ?= v0.8.0
+export KWOK_VERSION
+
+.PHONY: e2e
+e2e: ## Run the e2e suite (test/e2e): real kube-controller-manager, kube-scheduler, kwok nodes, the built attacher (E2E_NODES, E2E_PODS, GINKGO_ARGS).
+	assets="$$(hack/install-envtest.sh e2e)"; export KUBEBUILDER_ASSETS="$$assets"; \
+	E2E_NODES=$(E2E_NODES) E2E_PODS=$(E2E_PODS) go test -tags e2e ./test/e2e/ -count=1 -timeout 60m -v \
+	  -args -ginkgo.v $(GINKGO_ARGS)
+
 .PHONY: demo
 demo: ## Run the demo (hack/demo) against envtest and the fake driver.
 	$(ENVTEST_ASSETS); go run ./hack/demo

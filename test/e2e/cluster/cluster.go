@@ -75,6 +75,9 @@ type Options struct {
 	Driver string
 	// Log receives progress lines; io.Discard when nil.
 	Log io.Writer
+	// PublishLatency and UnpublishLatency delay every ControllerPublish and
+	// ControllerUnpublish of the fake driver, as a real backend takes time.
+	PublishLatency, UnpublishLatency time.Duration
 	// AuditAttacher writes an audit log of the attacher's own writes, to
 	// count them per volume.
 	AuditAttacher bool
@@ -253,6 +256,16 @@ func (c *Cluster) start(name, bin string, args []string, env ...string) (*testbe
 	}
 	c.procs[name] = p
 	return p, nil
+}
+
+// LogNames returns the names of the components that have a log, for
+// LogPath: the attacher replicas last.
+func (c *Cluster) LogNames() []string {
+	names := []string{"kube-controller-manager", "kube-scheduler", "kwok", "fakedriver"}
+	for _, a := range c.attachers {
+		names = append(names, a.Name)
+	}
+	return names
 }
 
 // Stop stops every component, the attachers and the driver first, and

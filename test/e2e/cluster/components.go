@@ -106,6 +106,8 @@ func (c *Cluster) startDriver() (*Driver, error) {
 		"--state-file=" + c.StateFile(),
 		"--calls-file=" + c.CallsFile(),
 		"--quiet",
+		"--publish-latency=" + c.PublishLatency.String(),
+		"--unpublish-latency=" + c.UnpublishLatency.String(),
 	}
 	if c.Driver == DefaultDriver {
 		args = append(args, "--gce-pd-volume-ids")

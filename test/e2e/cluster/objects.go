@@ -31,31 +31,40 @@ func (c *Cluster) NodeNames() []string {
 	return names
 }
 
-// createNodes creates the nodes kwok simulates, each handing its volumes
-// to kube-controller-manager, and each node's CSINode with the driver and
-// the migrated GCE PD plugin, owned by the Node as the kubelet makes it,
-// so the garbage collector removes it with its Node.
+// createNodes creates the nodes kwok simulates (see AddNode).
 func (c *Cluster) createNodes(ctx context.Context) error {
 	c.logf("creating %d nodes and their CSINodes", c.Nodes)
 	for _, name := range c.NodeNames() {
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
-			Name: name,
-			Labels: map[string]string{
-				corev1.LabelHostname:           name,
-				corev1.LabelTopologyZone:       Zone,
-				corev1.LabelOSStable:           "linux",
-				"type":                         "kwok",
-				corev1.LabelArchStable:         "amd64",
-				corev1.LabelInstanceTypeStable: "e2e",
-			},
-			Annotations: map[string]string{ControllerManagedAnnotation: "true"},
-		}}
-		if err := c.Client.Create(ctx, node); err != nil {
-			return fmt.Errorf("creating node %s: %w", name, err)
+		if err := c.AddNode(ctx, name); err != nil {
+			return err
 		}
-		if err := c.Client.Create(ctx, c.CSINode(node)); err != nil {
-			return fmt.Errorf("creating CSINode %s: %w", name, err)
-		}
+	}
+	return nil
+}
+
+// AddNode creates a node that hands its volumes to
+// kube-controller-manager, as kwok simulates it, and its CSINode with the
+// driver and the migrated GCE PD plugin, owned by the Node as the kubelet
+// makes it, so the garbage collector removes it with its Node.
+func (c *Cluster) AddNode(ctx context.Context, name string) error {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Name: name,
+		Labels: map[string]string{
+			corev1.LabelHostname:     name,
+			corev1.LabelOSStable:     "linux",
+			corev1.LabelArchStable:   "amd64",
+			corev1.LabelTopologyZone: Zone,
+			// The zone key of the GCE PD driver: kube-scheduler matches
+			// a migrated GCE PD volume's translated node affinity with it.
+			"topology.gke.io/zone": Zone,
+		},
+		Annotations: map[string]string{ControllerManagedAnnotation: "true"},
+	}}
+	if err := c.Client.Create(ctx, node); err != nil {
+		return fmt.Errorf("creating node %s: %w", name, err)
+	}
+	if err := c.Client.Create(ctx, c.CSINode(node)); err != nil {
+		return fmt.Errorf("creating CSINode %s: %w", name, err)
 	}
 	return nil
 }
