@@ -107,6 +107,10 @@ demo: ## Run the demo (hack/demo) against envtest and the fake driver.
 bench: ## Run the throughput benchmark (hack/bench) with BENCH_ARGS.
 	$(ENVTEST_ASSETS); go run ./hack/bench $(BENCH_ARGS)
 
+.PHONY: bench-e2e
+bench-e2e: ## Run the cluster benchmark: N Pods (default 1000) of StatefulSets on 50 kwok nodes (hack/bench -cluster, BENCH_ARGS).
+	assets="$$(hack/install-envtest.sh e2e)"; export KUBEBUILDER_ASSETS="$$assets"; go run ./hack/bench -cluster $(BENCH_ARGS)
+
 .PHONY: soak
 soak: ## Run the fault-injection soak (hack/soak, a few minutes; not part of test) with SOAK_ARGS.
 	$(ENVTEST_ASSETS); go run ./hack/soak $(SOAK_ARGS)

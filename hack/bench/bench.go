@@ -15,8 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/csi-attacher/csi-attacher/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+	"github.com/csi-attacher/csi-attacher/internal/testbed"
 )
 
 // bench holds everything a run starts, so that cleanup can stop it, and
@@ -65,14 +65,7 @@ func (b *bench) run(parent context.Context) error {
 		UnpublishLatency:   b.cfg.unpublishLatency.String(),
 		OtherDriverObjects: b.cfg.otherObjects,
 		AttacherArgs:       b.cfg.attacherArgs,
-		Machine: machine{
-			CPUs:         runtime.NumCPU(),
-			MemTotalMiB:  memTotalMiB(),
-			GOOS:         runtime.GOOS,
-			GOARCH:       runtime.GOARCH,
-			GoVersion:    runtime.Version(),
-			LoadAvgStart: loadAvg(),
-		},
+		Machine:            machineInfo(),
 	}
 	b.printf("csi-attacher benchmark: N=%d, publish latency %s, unpublish latency %s, %d objects of another driver, attacher flags %q",
 		b.cfg.n, b.cfg.publishLatency, b.cfg.unpublishLatency, b.cfg.otherObjects, b.cfg.attacherArgs)
@@ -455,4 +448,16 @@ func unixNano(ns int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, ns)
+}
+
+// machineInfo describes this machine and its load now.
+func machineInfo() machine {
+	return machine{
+		CPUs:         runtime.NumCPU(),
+		MemTotalMiB:  memTotalMiB(),
+		GOOS:         runtime.GOOS,
+		GOARCH:       runtime.GOARCH,
+		GoVersion:    runtime.Version(),
+		LoadAvgStart: loadAvg(),
+	}
 }

@@ -23,8 +23,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/csi-attacher/csi-attacher/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+	"github.com/csi-attacher/csi-attacher/internal/testbed"
 )
 
 // ---------------------------------------------------------------------------

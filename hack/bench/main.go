@@ -56,6 +56,9 @@ type config struct {
 	verbose          bool
 	keep             bool
 	attacherArgs     []string
+	// cluster runs the cluster benchmark (e2e.go) on nodes kwok nodes.
+	cluster bool
+	nodes   int
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -71,6 +74,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.jsonPath, "json", "", "also write the JSON report to this file")
 	fs.BoolVar(&c.verbose, "v", false, "print the API requests of each phase by verb, resource and subresource")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (kubeconfig, attacher log)")
+	fs.BoolVar(&c.cluster, "cluster", false, "run the cluster benchmark: -n Pods of StatefulSets on -nodes kwok nodes, with kube-controller-manager and kube-scheduler (needs hack/install-envtest.sh e2e)")
+	fs.IntVar(&c.nodes, "nodes", 50, "kwok nodes, with -cluster")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: bench [flags] [-- attacher flags]")
 		fs.PrintDefaults()
@@ -97,6 +102,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return c, fmt.Errorf("-n must be at most 99999, got %d", c.n)
 	case c.otherObjects < 0 || c.otherObjects > 99999:
 		return c, fmt.Errorf("-other-driver-objects must be between 0 and 99999, got %d", c.otherObjects)
+	case c.cluster && (c.nodes < 1 || c.nodes > 999):
+		return c, fmt.Errorf("-nodes must be between 1 and 999, got %d", c.nodes)
+	case c.cluster && len(c.attacherArgs) > 0:
+		return c, fmt.Errorf("-cluster runs the attacher with the shipped manifest's flags; extra attacher flags are not accepted")
 	case c.timeout <= 0:
 		return c, fmt.Errorf("-timeout must be positive")
 	case c.publishLatency < 0 || c.unpublishLatency < 0 || c.settle < 0:
@@ -115,6 +124,13 @@ func main() {
 		os.Exit(2)
 	}
 	ctx := testbed.SignalContext()
+	if cfg.cluster {
+		if err := runCluster(ctx, cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	b := newBench(cfg)
 	err = b.run(ctx)
 	if err != nil && ctx.Err() != nil {
