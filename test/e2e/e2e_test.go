@@ -47,6 +47,7 @@ var _ = Describe("Pods placed by kube-scheduler, volumes attached by kube-contro
 	})
 
 	It("detaches each ReadWriteOnce volume from its old node before publishing it on the new one when Pods move", func(ctx SpecContext) {
+		ensureStatefulSet(ctx)
 		before := snapshot(ctx, Default)
 		from := c.NodeNames()[:nodes/2]
 		old := map[string]string{} // PV -> node it leaves
@@ -99,6 +100,7 @@ var _ = Describe("Pods placed by kube-scheduler, volumes attached by kube-contro
 	})
 
 	It("detaches the volumes of a Node that is deleted", func(ctx SpecContext) {
+		ensureStatefulSet(ctx)
 		s := snapshot(ctx, Default)
 		node := busiestNode(s)
 		gone := s.VAsOn(node)
@@ -131,6 +133,7 @@ var _ = Describe("Pods placed by kube-scheduler, volumes attached by kube-contro
 	})
 
 	It("completes a rollout when the attacher is SIGKILLed mid-way", func(ctx SpecContext) {
+		ensureStatefulSet(ctx)
 		scaleTo(ctx, 0)
 		var killed time.Time
 		rollout(ctx, pods, func() {
@@ -158,6 +161,7 @@ var _ = Describe("Pods placed by kube-scheduler, volumes attached by kube-contro
 		_, err := c.StartAttacher(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(c.Attachers()).To(HaveLen(2))
+		ensureStatefulSet(ctx)
 		baseline := repeatedPublishes()
 		scaleTo(ctx, 0)
 		rollout(ctx, pods, func() {
@@ -173,6 +177,7 @@ var _ = Describe("Pods placed by kube-scheduler, volumes attached by kube-contro
 	})
 
 	It("completes a rollout without a duplicate call when the driver restarts mid-way", func(ctx SpecContext) {
+		ensureStatefulSet(ctx)
 		baseline := repeatedPublishes()
 		scaleTo(ctx, 0)
 		rollout(ctx, pods, func() {
@@ -283,6 +288,7 @@ var _ = Describe("Pods placed by kube-scheduler, volumes attached by kube-contro
 	})
 
 	It("leaves nothing published and no finalizer of its own when everything scales to zero and is deleted", func(ctx SpecContext) {
+		ensureStatefulSet(ctx)
 		began := time.Now()
 		scaleTo(ctx, 0)
 		report("scaled to zero: every volume detached %s after the scale-down", since(began))
@@ -328,6 +334,20 @@ func pvOf(pod corev1.Pod) string {
 	_, err := fmt.Sscanf(pod.Name, sts+"-%d", &ordinal)
 	Expect(err).NotTo(HaveOccurred())
 	return cluster.PVName(ns, sts, ordinal)
+}
+
+// ensureStatefulSet creates the StatefulSet with every Pod unless it
+// exists, so that each scenario can also run on its own
+// (-ginkgo.focus).
+func ensureStatefulSet(ctx context.Context) {
+	GinkgoHelper()
+	err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: sts}, &appsv1.StatefulSet{})
+	if err == nil {
+		return
+	}
+	Expect(client.IgnoreNotFound(err)).To(Succeed())
+	Expect(c.Client.Create(ctx, cluster.StatefulSet(ns, sts, int32(pods)))).To(Succeed())
+	waitRollout(ctx, pods)
 }
 
 func scale(ctx context.Context, replicas int) {
