@@ -93,6 +93,14 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		return err
 	}
 
+	probeAddr := opts.HealthProbeBindAddress()
+	if single, ok := opts.SingleHTTPEndpoint(); ok {
+		probeAddr = single
+	}
+	probes, err := serveStartupProbes(probeAddr, opts.CSIAddress, setupLog)
+	if err != nil {
+		return err
+	}
 	driver, err := csi.Connect(ctx, csi.Options{
 		Address:          opts.CSIAddress,
 		Timeout:          opts.Timeout,
@@ -100,7 +108,9 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		MaxGRPCLogLength: opts.MaxGRPCLogLength,
 		Logger:           logger.WithName("csi"),
 		Registry:         ctrlmetrics.Registry,
+		Waiting:          probes.Waiting,
 	})
+	probes.Stop()
 	if err != nil {
 		return fmt.Errorf("failed to connect to the CSI driver at %s: %w", opts.CSIAddress, err)
 	}
