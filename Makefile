@@ -3,8 +3,15 @@
 # Images built by docker-build and used by deploy / deploy-sample.
 IMG ?= csi-attacher:latest
 FAKEDRIVER_IMG ?= csi-attacher-fakedriver:latest
-# Stamped into the binary as main.version.
+# Stamped into the binary as main.version, main.commit and main.buildDate
+# (printed by --version).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS = -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+BUILD_ARGS = --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE)
+# Platforms of docker-buildx: those the reference attacher's images are built for.
+PLATFORMS ?= linux/amd64,linux/arm64,linux/ppc64le,linux/s390x
 
 CONTAINER_TOOL ?= docker
 KUBECTL ?= kubectl
@@ -114,17 +121,32 @@ fuzz: ## Run every Go fuzz target for FUZZTIME each.
 
 .PHONY: build
 build: ## Build bin/csi-attacher and bin/fakedriver.
-	go build -ldflags "-X main.version=$(VERSION)" -o bin/csi-attacher .
+	go build -ldflags "$(LDFLAGS)" -o bin/csi-attacher .
 	go build -o bin/fakedriver ./hack/fakedriver
 
 .PHONY: run
 run: ## Run the attacher locally against KUBECONFIG and the driver at CSI_ADDRESS (RUN_ARGS).
-	go run -ldflags "-X main.version=$(VERSION)" . --csi-address=$(CSI_ADDRESS) $(RUN_ARGS)
+	go run -ldflags "$(LDFLAGS)" . --csi-address=$(CSI_ADDRESS) $(RUN_ARGS)
 
 .PHONY: docker-build
 docker-build: ## Build the attacher image IMG and the fake driver image FAKEDRIVER_IMG.
-	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) -t $(IMG) .
-	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --target fakedriver -t $(FAKEDRIVER_IMG) .
+	$(CONTAINER_TOOL) build $(BUILD_ARGS) -t $(IMG) .
+	$(CONTAINER_TOOL) build $(BUILD_ARGS) --target fakedriver -t $(FAKEDRIVER_IMG) .
+
+# The builder stage runs on the build machine (--platform=$BUILDPLATFORM in
+# the Dockerfile) and cross-compiles for each target with TARGETOS and
+# TARGETARCH, so no emulation is needed. buildx cannot load a multi-platform
+# image into the local engine, hence --push.
+.PHONY: docker-buildx
+docker-buildx: ## Build and push IMG and FAKEDRIVER_IMG for PLATFORMS (linux/amd64,arm64,ppc64le,s390x) with docker buildx.
+	- $(CONTAINER_TOOL) buildx create --name csi-attacher-builder
+	$(CONTAINER_TOOL) buildx use csi-attacher-builder
+	status=0; \
+	$(CONTAINER_TOOL) buildx build --push --platform=$(PLATFORMS) $(BUILD_ARGS) -t $(IMG) . || status=$$?; \
+	[[ $$status -ne 0 ]] || $(CONTAINER_TOOL) buildx build --push --platform=$(PLATFORMS) $(BUILD_ARGS) \
+	  --target fakedriver -t $(FAKEDRIVER_IMG) . || status=$$?; \
+	$(CONTAINER_TOOL) buildx rm csi-attacher-builder || true; \
+	exit $$status
 
 .PHONY: docker-push
 docker-push: ## Push IMG and FAKEDRIVER_IMG.

@@ -64,7 +64,7 @@ func main() {
 		os.Exit(2)
 	}
 	if opts.ShowVersion {
-		fmt.Printf("%s %s\n", os.Args[0], version)
+		fmt.Printf("%s %s\n", os.Args[0], versionString())
 		return
 	}
 	logger, err := options.NewLogger(opts, os.Stderr)
