@@ -75,12 +75,14 @@ lint: ## Fail on unformatted Go files (listing them), then go vet.
 	go vet ./...
 
 .PHONY: manifests-check
-manifests-check: ## Render every kustomization in config/ to check it builds.
+manifests-check: ## Render every kustomization in config/ and check the result (go test ./hack/manifests/).
 	$(KUSTOMIZE); \
-	for dir in config/rbac config/manager config/default config/samples config/flowcontrol config/prometheus; do \
+	for dir in config/rbac config/components/sidecar config/samples/fakedriver config/samples config/default \
+	    config/flowcontrol config/prometheus; do \
 	  echo "kustomize build $$dir"; \
 	  "$$kustomize" build "$$dir" >/dev/null; \
-	done
+	done; \
+	KUSTOMIZE="$$kustomize" go test -count=1 ./hack/manifests/
 
 .PHONY: monitoring-check
 monitoring-check: ## Check the alerting rules in config/prometheus/rules and run their unit tests with promtool.
@@ -156,9 +158,9 @@ docker-push: ## Push IMG and FAKEDRIVER_IMG.
 ##@ Deployment
 
 .PHONY: deploy
-deploy: ## Deploy config/default (attacher + RBAC) with image IMG to the cluster in KUBECONFIG.
+deploy: ## Deploy config/default (the sample driver with the attacher as sidecar, IMG and FAKEDRIVER_IMG) to the cluster in KUBECONFIG.
 	$(KUSTOMIZE); \
-	(cd config/manager && "$$kustomize" edit set image csi-attacher=$(IMG)); \
+	(cd config/default && "$$kustomize" edit set image csi-attacher=$(IMG) csi-attacher-fakedriver=$(FAKEDRIVER_IMG)); \
 	"$$kustomize" build config/default | $(KUBECTL) apply -f -
 
 .PHONY: undeploy
@@ -167,7 +169,7 @@ undeploy: ## Delete what deploy created.
 	"$$kustomize" build config/default | $(KUBECTL) delete --ignore-not-found=true -f -
 
 .PHONY: deploy-sample
-deploy-sample: ## Deploy config/samples: the fake driver with the attacher as sidecar (IMG, FAKEDRIVER_IMG).
+deploy-sample: ## Deploy config/samples, the example overlay: as deploy, in namespace csi-attacher-sample (IMG, FAKEDRIVER_IMG).
 	$(KUSTOMIZE); \
 	(cd config/samples && "$$kustomize" edit set image csi-attacher=$(IMG) csi-attacher-fakedriver=$(FAKEDRIVER_IMG)); \
 	"$$kustomize" build config/samples | $(KUBECTL) apply -f -

@@ -35,7 +35,7 @@ const (
 	prometheusCRD = configDir + "/prometheus/rules.yaml"
 	monitorFile   = configDir + "/prometheus/monitor.yaml"
 	dashboardFile = configDir + "/prometheus/dashboard.json"
-	serviceFile   = configDir + "/manager/service.yaml"
+	serviceFile   = configDir + "/components/sidecar/service.yaml"
 )
 
 // metric is one metric family the attacher exports.
@@ -648,7 +648,7 @@ func TestDashboard(t *testing.T) {
 }
 
 // TestServiceMonitorSelectsMetricsService: the ServiceMonitor's selector and
-// port match the Service of config/manager.
+// port match the Service of config/components/sidecar.
 func TestServiceMonitorSelectsMetricsService(t *testing.T) {
 	var svc struct {
 		Metadata struct {
