@@ -195,6 +195,14 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	if err := mgr.AddReadyzCheck("csi-driver", driver.ReadyzCheck); err != nil {
 		return err
 	}
+	// csi_attacher_ready: what /readyz says, for the alert on a replica that
+	// is scraped but never becomes ready.
+	m.SetReadySource(func() error {
+		if err := cacheReady.Check(nil); err != nil {
+			return err
+		}
+		return driver.ReadyzCheck(nil)
+	})
 	setupLog.Info("Starting manager", "leaderElection", opts.LeaderElection,
 		"lease", volume.LeaseName(driver.DriverName()), "workers", workers)
 	return mgr.Start(ctx)
