@@ -3,8 +3,15 @@
 # Images built by docker-build and used by deploy / deploy-sample.
 IMG ?= csi-attacher:latest
 FAKEDRIVER_IMG ?= csi-attacher-fakedriver:latest
-# Stamped into the binary as main.version.
+# Stamped into the binary as main.version, main.commit and main.buildDate
+# (printed by --version).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS = -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+BUILD_ARGS = --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE)
+# Platforms of docker-buildx: those the reference attacher's images are built for.
+PLATFORMS ?= linux/amd64,linux/arm64,linux/ppc64le,linux/s390x
 
 CONTAINER_TOOL ?= docker
 KUBECTL ?= kubectl
@@ -68,12 +75,14 @@ lint: ## Fail on unformatted Go files (listing them), then go vet.
 	go vet ./...
 
 .PHONY: manifests-check
-manifests-check: ## Render every kustomization in config/ to check it builds.
+manifests-check: ## Render every kustomization in config/ and check the result (go test ./hack/manifests/).
 	$(KUSTOMIZE); \
-	for dir in config/rbac config/manager config/default config/samples config/flowcontrol config/prometheus; do \
+	for dir in config/rbac config/components/sidecar config/samples/fakedriver config/samples config/default \
+	    config/flowcontrol config/prometheus; do \
 	  echo "kustomize build $$dir"; \
 	  "$$kustomize" build "$$dir" >/dev/null; \
-	done
+	done; \
+	KUSTOMIZE="$$kustomize" go test -count=1 ./hack/manifests/
 
 .PHONY: monitoring-check
 monitoring-check: ## Check the alerting rules in config/prometheus/rules and run their unit tests with promtool.
@@ -131,17 +140,32 @@ fuzz: ## Run every Go fuzz target for FUZZTIME each.
 
 .PHONY: build
 build: ## Build bin/csi-attacher and bin/fakedriver.
-	go build -ldflags "-X main.version=$(VERSION)" -o bin/csi-attacher .
+	go build -ldflags "$(LDFLAGS)" -o bin/csi-attacher .
 	go build -o bin/fakedriver ./hack/fakedriver
 
 .PHONY: run
 run: ## Run the attacher locally against KUBECONFIG and the driver at CSI_ADDRESS (RUN_ARGS).
-	go run -ldflags "-X main.version=$(VERSION)" . --csi-address=$(CSI_ADDRESS) $(RUN_ARGS)
+	go run -ldflags "$(LDFLAGS)" . --csi-address=$(CSI_ADDRESS) $(RUN_ARGS)
 
 .PHONY: docker-build
 docker-build: ## Build the attacher image IMG and the fake driver image FAKEDRIVER_IMG.
-	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) -t $(IMG) .
-	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --target fakedriver -t $(FAKEDRIVER_IMG) .
+	$(CONTAINER_TOOL) build $(BUILD_ARGS) -t $(IMG) .
+	$(CONTAINER_TOOL) build $(BUILD_ARGS) --target fakedriver -t $(FAKEDRIVER_IMG) .
+
+# The builder stage runs on the build machine (--platform=$BUILDPLATFORM in
+# the Dockerfile) and cross-compiles for each target with TARGETOS and
+# TARGETARCH, so no emulation is needed. buildx cannot load a multi-platform
+# image into the local engine, hence --push.
+.PHONY: docker-buildx
+docker-buildx: ## Build and push IMG and FAKEDRIVER_IMG for PLATFORMS (linux/amd64,arm64,ppc64le,s390x) with docker buildx.
+	- $(CONTAINER_TOOL) buildx create --name csi-attacher-builder
+	$(CONTAINER_TOOL) buildx use csi-attacher-builder
+	status=0; \
+	$(CONTAINER_TOOL) buildx build --push --platform=$(PLATFORMS) $(BUILD_ARGS) -t $(IMG) . || status=$$?; \
+	[[ $$status -ne 0 ]] || $(CONTAINER_TOOL) buildx build --push --platform=$(PLATFORMS) $(BUILD_ARGS) \
+	  --target fakedriver -t $(FAKEDRIVER_IMG) . || status=$$?; \
+	$(CONTAINER_TOOL) buildx rm csi-attacher-builder || true; \
+	exit $$status
 
 .PHONY: docker-push
 docker-push: ## Push IMG and FAKEDRIVER_IMG.
@@ -151,9 +175,9 @@ docker-push: ## Push IMG and FAKEDRIVER_IMG.
 ##@ Deployment
 
 .PHONY: deploy
-deploy: ## Deploy config/default (attacher + RBAC) with image IMG to the cluster in KUBECONFIG.
+deploy: ## Deploy config/default (the sample driver with the attacher as sidecar, IMG and FAKEDRIVER_IMG) to the cluster in KUBECONFIG.
 	$(KUSTOMIZE); \
-	(cd config/manager && "$$kustomize" edit set image csi-attacher=$(IMG)); \
+	(cd config/default && "$$kustomize" edit set image csi-attacher=$(IMG) csi-attacher-fakedriver=$(FAKEDRIVER_IMG)); \
 	"$$kustomize" build config/default | $(KUBECTL) apply -f -
 
 .PHONY: undeploy
@@ -162,7 +186,7 @@ undeploy: ## Delete what deploy created.
 	"$$kustomize" build config/default | $(KUBECTL) delete --ignore-not-found=true -f -
 
 .PHONY: deploy-sample
-deploy-sample: ## Deploy config/samples: the fake driver with the attacher as sidecar (IMG, FAKEDRIVER_IMG).
+deploy-sample: ## Deploy config/samples, the example overlay: as deploy, in namespace csi-attacher-sample (IMG, FAKEDRIVER_IMG).
 	$(KUSTOMIZE); \
 	(cd config/samples && "$$kustomize" edit set image csi-attacher=$(IMG) csi-attacher-fakedriver=$(FAKEDRIVER_IMG)); \
 	"$$kustomize" build config/samples | $(KUBECTL) apply -f -

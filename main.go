@@ -64,7 +64,7 @@ func main() {
 		os.Exit(2)
 	}
 	if opts.ShowVersion {
-		fmt.Printf("%s %s\n", os.Args[0], version)
+		fmt.Printf("%s %s\n", os.Args[0], versionString())
 		return
 	}
 	logger, err := options.NewLogger(opts, os.Stderr)
@@ -93,6 +93,14 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		return err
 	}
 
+	probeAddr := opts.HealthProbeBindAddress()
+	if single, ok := opts.SingleHTTPEndpoint(); ok {
+		probeAddr = single
+	}
+	probes, err := serveStartupProbes(probeAddr, opts.CSIAddress, setupLog)
+	if err != nil {
+		return err
+	}
 	driver, err := csi.Connect(ctx, csi.Options{
 		Address:          opts.CSIAddress,
 		Timeout:          opts.Timeout,
@@ -100,7 +108,9 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		MaxGRPCLogLength: opts.MaxGRPCLogLength,
 		Logger:           logger.WithName("csi"),
 		Registry:         ctrlmetrics.Registry,
+		Waiting:          probes.Waiting,
 	})
+	probes.Stop()
 	if err != nil {
 		return fmt.Errorf("failed to connect to the CSI driver at %s: %w", opts.CSIAddress, err)
 	}
@@ -185,6 +195,14 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	if err := mgr.AddReadyzCheck("csi-driver", driver.ReadyzCheck); err != nil {
 		return err
 	}
+	// csi_attacher_ready: what /readyz says, for the alert on a replica that
+	// is scraped but never becomes ready.
+	m.SetReadySource(func() error {
+		if err := cacheReady.Check(nil); err != nil {
+			return err
+		}
+		return driver.ReadyzCheck(nil)
+	})
 	setupLog.Info("Starting manager", "leaderElection", opts.LeaderElection,
 		"lease", volume.LeaseName(driver.DriverName()), "workers", workers)
 	return mgr.Start(ctx)

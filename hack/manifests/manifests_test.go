@@ -2,12 +2,9 @@ package manifests
 
 import (
 	"os"
-	"slices"
 	"testing"
 
 	. "github.com/onsi/gomega"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -21,44 +18,6 @@ func load(t *testing.T, path string, into any) {
 	if err := yaml.UnmarshalStrict(data, into); err != nil {
 		t.Fatalf("parsing %s: %v", path, err)
 	}
-}
-
-func TestManagerDeploymentIsLockedDown(t *testing.T) {
-	g := NewWithT(t)
-	var d appsv1.Deployment
-	load(t, "../../config/manager/manager.yaml", &d)
-
-	pod := d.Spec.Template.Spec
-	g.Expect(pod.SecurityContext).NotTo(BeNil())
-	g.Expect(pod.SecurityContext.RunAsNonRoot).To(HaveValue(BeTrue()))
-	g.Expect(pod.SecurityContext.SeccompProfile).NotTo(BeNil())
-	g.Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
-
-	i := slices.IndexFunc(pod.Containers, func(c corev1.Container) bool { return c.Name == "csi-attacher" })
-	g.Expect(i).To(BeNumerically(">=", 0), "a container named csi-attacher")
-	c := pod.Containers[i]
-	sc := c.SecurityContext
-	g.Expect(sc).NotTo(BeNil())
-	g.Expect(sc.RunAsNonRoot).To(HaveValue(BeTrue()))
-	g.Expect(sc.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
-	g.Expect(sc.AllowPrivilegeEscalation).To(HaveValue(BeFalse()))
-	g.Expect(sc.Privileged).To(Or(BeNil(), HaveValue(BeFalse())))
-	g.Expect(sc.Capabilities).NotTo(BeNil())
-	g.Expect(sc.Capabilities.Drop).To(ContainElement(corev1.Capability("ALL")))
-	g.Expect(sc.Capabilities.Add).To(BeEmpty())
-	g.Expect(sc.SeccompProfile).NotTo(BeNil())
-	g.Expect(sc.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
-
-	g.Expect(c.Resources.Requests).To(HaveKey(corev1.ResourceCPU))
-	g.Expect(c.Resources.Requests).To(HaveKey(corev1.ResourceMemory))
-	g.Expect(c.Resources.Limits).To(HaveKey(corev1.ResourceMemory))
-
-	g.Expect(c.LivenessProbe).NotTo(BeNil())
-	g.Expect(c.LivenessProbe.HTTPGet).NotTo(BeNil())
-	g.Expect(c.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))
-	g.Expect(c.ReadinessProbe).NotTo(BeNil())
-	g.Expect(c.ReadinessProbe.HTTPGet).NotTo(BeNil())
-	g.Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
 }
 
 func TestRBACIsLeastPrivilege(t *testing.T) {

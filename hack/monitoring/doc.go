@@ -14,7 +14,7 @@
 //     and label matchers only on labels the metric has;
 //   - config/prometheus/dashboard.json parses, every panel has a query, and
 //     the driver_name variable reads csi_attacher_driver_ready;
-//   - the ServiceMonitor selects the metrics Service of config/manager by
+//   - the ServiceMonitor selects the metrics Service of config/components/sidecar by
 //     its labels and port name.
 //
 // Run them with `go test ./hack/monitoring/` (part of `make test`).

@@ -35,7 +35,11 @@ const (
 	prometheusCRD = configDir + "/prometheus/rules.yaml"
 	monitorFile   = configDir + "/prometheus/monitor.yaml"
 	dashboardFile = configDir + "/prometheus/dashboard.json"
-	serviceFile   = configDir + "/manager/service.yaml"
+	serviceFile   = configDir + "/components/sidecar/service.yaml"
+	runbookFile   = "../../docs/runbook.md"
+	// runbookURL is where docs/runbook.md is published; each alert's
+	// runbook_url is it plus the anchor of the alert's section.
+	runbookURL = "https://github.com/csi-attacher/csi-attacher/blob/main/docs/runbook.md#"
 )
 
 // metric is one metric family the attacher exports.
@@ -56,6 +60,7 @@ var ownMetrics = map[string]metric{
 	},
 	metrics.VolumeAttachments:  {labels: []string{metrics.LabelDriverName, metrics.LabelState}, source: "internal/metrics"},
 	metrics.DriverReady:        {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
+	metrics.Ready:              {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
 	metrics.CSIConnectionUp:    {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
 	metrics.DriverOutagesTotal: {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
 	metrics.VolumeDriftTotal:   {labels: []string{metrics.LabelDriverName, metrics.LabelKind}, source: "internal/metrics"},
@@ -411,6 +416,16 @@ func asJSONLines(t *testing.T, v any) []string {
 // and the README.
 func TestAlerts(t *testing.T) {
 	rf := readRules(t)
+	runbook, err := os.ReadFile(runbookFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var headings []string
+	for _, l := range strings.Split(string(runbook), "\n") {
+		if strings.HasPrefix(l, "## ") {
+			headings = append(headings, strings.TrimSpace(l))
+		}
+	}
 	seen := map[string]bool{}
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {
@@ -433,6 +448,13 @@ func TestAlerts(t *testing.T) {
 			if r.Annotations["summary"] == "" {
 				t.Errorf("alert %s: no summary annotation", r.Alert)
 			}
+			// The runbook section of the alert, by its GitHub heading anchor.
+			if want := runbookURL + strings.ToLower(r.Alert); r.Annotations["runbook_url"] != want {
+				t.Errorf("alert %s: runbook_url %q, want %q", r.Alert, r.Annotations["runbook_url"], want)
+			}
+			if !slices.Contains(headings, "## "+r.Alert) {
+				t.Errorf("alert %s: %s has no section \"## %s\" for its runbook_url", r.Alert, runbookFile, r.Alert)
+			}
 			desc := r.Annotations["description"]
 			for _, want := range []string{"csi-attacher doctor", "README", "Troubleshooting"} {
 				if !strings.Contains(desc, want) {
@@ -444,6 +466,7 @@ func TestAlerts(t *testing.T) {
 	for _, want := range []string{
 		"CSIAttacherAttachErrorsRising", "CSIAttacherDetachErrorsRising", "CSIAttacherAttachLatencyHigh",
 		"CSIAttacherDriverNotReady", "CSIAttacherNoLeader", "CSIAttacherBacklogGrowing",
+		"CSIAttacherMetricsAbsent", "CSIAttacherNotReady",
 	} {
 		if !seen[want] {
 			t.Errorf("%s: alert %s missing", ruleFile, want)
@@ -648,7 +671,7 @@ func TestDashboard(t *testing.T) {
 }
 
 // TestServiceMonitorSelectsMetricsService: the ServiceMonitor's selector and
-// port match the Service of config/manager.
+// port match the Service of config/components/sidecar.
 func TestServiceMonitorSelectsMetricsService(t *testing.T) {
 	var svc struct {
 		Metadata struct {

@@ -61,6 +61,11 @@ type Options struct {
 	// Registry receives the csi_sidecar_operations_seconds histogram. Nil
 	// means the histogram is recorded but not registered.
 	Registry prometheus.Registerer
+	// Waiting, when set, is called by Connect after each failed Probe while
+	// it waits for the driver, with the reason (a *SocketAccessError when
+	// the socket's permissions keep the attacher out), so that the caller
+	// can report it before the client exists (the start-up /readyz).
+	Waiting func(reason error)
 }
 
 // Client is the connection to one CSI driver. It is safe for concurrent use.
@@ -81,6 +86,8 @@ type Client struct {
 
 	// ready is what /readyz reports; kept by the health monitor.
 	ready atomic.Bool
+	// notReady is why the driver is not ready, quoted by ReadyzCheck.
+	notReady atomic.Pointer[error]
 }
 
 var _ Attacher = (*Client)(nil)
@@ -189,10 +196,33 @@ func (c *Client) Capabilities() Capabilities { return c.caps }
 func (c *Client) Ready() bool { return c.ready.Load() }
 
 // ReadyzCheck is a healthz.Checker for /readyz. It only reads a flag, so it
-// answers at once even while the driver hangs.
+// answers at once even while the driver hangs. The error quotes the last
+// reason the health monitor found, a socket the attacher may not open
+// included.
 func (c *Client) ReadyzCheck(_ *http.Request) error {
-	if !c.ready.Load() {
-		return fmt.Errorf("CSI driver at %s is not reachable or not ready", c.endpoint)
+	if c.ready.Load() {
+		return nil
+	}
+	if reason := c.notReady.Load(); reason != nil {
+		return fmt.Errorf("CSI driver at %s is not reachable or not ready: %w", c.endpoint, *reason)
+	}
+	return fmt.Errorf("CSI driver at %s is not reachable or not ready", c.endpoint)
+}
+
+// setNotReady marks the driver not ready for reason.
+func (c *Client) setNotReady(reason error) {
+	c.ready.Store(false)
+	c.notReady.Store(&reason)
+}
+
+// socketAccess is a *SocketAccessError when the permissions of the driver's
+// unix socket (or of a directory above it) keep this process out, else nil.
+func (c *Client) socketAccess() error {
+	if c.endpoint.Network != "unix" {
+		return nil
+	}
+	if err := CheckSocketAccess(c.endpoint.Address, CurrentIdentity()); err != nil {
+		return err
 	}
 	return nil
 }
@@ -214,9 +244,11 @@ func (c *Client) Probe(ctx context.Context) (bool, error) {
 
 // WaitReady probes the driver every second until it answers ready. It keeps
 // waiting while the driver is unreachable (Unavailable), slow
-// (DeadlineExceeded) or not ready, logging at Info every 10s. It returns an
-// error when ctx ends or Probe fails in any other way: such a driver is
-// broken, not starting.
+// (DeadlineExceeded) or not ready, logging at Info every 10s. A socket whose
+// permissions keep the attacher out is logged at Error instead, every 10s,
+// with its owner, mode and the attacher's IDs: waiting only helps if
+// someone fixes them. It returns an error when ctx ends or Probe fails in
+// any other way: such a driver is broken, not starting.
 func (c *Client) WaitReady(ctx context.Context) error {
 	var lastLog time.Time
 	for {
@@ -224,21 +256,30 @@ func (c *Client) WaitReady(ctx context.Context) error {
 		if err == nil && ready {
 			return nil
 		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			if err == nil {
-				err = errors.New("the driver reports not ready")
-			}
-			return fmt.Errorf("waiting for CSI driver at %s to become ready: %w (last probe: %v)", c.endpoint, ctxErr, err)
-		}
-		reason := "the driver reports not ready"
+		var reason error = errNotReady
+		var denied error
 		if err != nil {
-			if !isWaitable(err) {
-				return err
+			reason = err
+			if denied = c.socketAccess(); denied != nil {
+				reason = denied
 			}
-			reason = err.Error()
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return fmt.Errorf("waiting for CSI driver at %s to become ready: %w (last probe: %v)", c.endpoint, ctxErr, reason)
+		}
+		if err != nil && !isWaitable(err) {
+			return err
+		}
+		if c.opts.Waiting != nil {
+			c.opts.Waiting(reason)
 		}
 		if time.Since(lastLog) >= waitLogInterval {
-			c.log.Info("Waiting for the CSI driver to become ready", "address", c.endpoint.String(), "reason", reason)
+			if denied != nil {
+				c.log.Error(denied, "Cannot connect to the CSI driver: the socket's permissions keep the attacher out",
+					"address", c.endpoint.String(), "identity", CurrentIdentity().String())
+			} else {
+				c.log.Info("Waiting for the CSI driver to become ready", "address", c.endpoint.String(), "reason", reason.Error())
+			}
 			lastLog = time.Now()
 		}
 		t := time.NewTimer(probeInterval)
@@ -249,6 +290,9 @@ func (c *Client) WaitReady(ctx context.Context) error {
 		}
 	}
 }
+
+// errNotReady is the reason when the driver answers Probe with ready=false.
+var errNotReady = errors.New("the driver reports not ready")
 
 // isWaitable: the driver is not up yet, or too slow to answer.
 func isWaitable(err error) bool {

@@ -18,6 +18,8 @@ const (
 	healthy health = iota
 	notReady
 	unreachable
+	// accessDenied: unreachable because the socket's permissions keep us out.
+	accessDenied
 )
 
 // HealthMonitor keeps Client.Ready current. It probes the driver
@@ -96,18 +98,30 @@ func (h *HealthMonitor) check(ctx context.Context) {
 	addr := h.c.endpoint.String()
 	switch {
 	case err != nil:
-		h.c.ready.Store(false)
+		// A driver restarted as another user may have recreated its socket
+		// with permissions that keep us out: say so, at error level.
+		if denied := h.c.socketAccess(); denied != nil {
+			h.c.setNotReady(denied)
+			if h.state != accessDenied {
+				h.c.log.Error(denied, "Lost connection to the CSI driver: the socket's permissions keep the attacher out",
+					"address", addr, "identity", CurrentIdentity().String())
+			}
+			h.state = accessDenied
+			return
+		}
+		h.c.setNotReady(err)
 		if h.state != unreachable {
 			h.c.log.Info("Lost connection to the CSI driver", "address", addr, "error", err.Error())
 		}
 		h.state = unreachable
 	case !ready:
-		h.c.ready.Store(false)
+		h.c.setNotReady(errNotReady)
 		if h.state != notReady {
 			h.c.log.Info("The CSI driver reports it is not ready", "address", addr)
 		}
 		h.state = notReady
 	default:
+		h.c.notReady.Store(nil)
 		h.c.ready.Store(true)
 		if h.state != healthy {
 			h.c.log.Info("The CSI driver is reachable and ready again", "address", addr)

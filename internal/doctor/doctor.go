@@ -81,6 +81,10 @@ type DriverProbe struct {
 	// SocketMissing is set when the address is a unix socket whose file
 	// does not exist.
 	SocketMissing bool
+	// SocketAccess is set when the permissions of the unix socket, or of a
+	// directory above it, keep this process out (a *csi.SocketAccessError:
+	// owner, mode, our IDs and the fix).
+	SocketAccess error
 	// Info is set when the connection succeeded.
 	Info *DriverInfo
 	// Err is set when it failed.
@@ -92,8 +96,13 @@ type DriverProbe struct {
 func CheckDriver(p DriverProbe) []Result {
 	if p.Err != nil || p.Info == nil {
 		msg := fmt.Sprintf("cannot reach the CSI driver at %s within %s: %v", p.Address, p.Wait, p.Err)
-		if p.SocketMissing {
+		switch {
+		case p.SocketMissing:
 			msg = fmt.Sprintf("cannot reach the CSI driver at %s within %s: the socket file does not exist", p.Address, p.Wait)
+		case p.SocketAccess != nil:
+			// The fix is in the message; the generic advice below would mislead.
+			return []Result{{Check: CheckDriverName, Status: StatusFail,
+				Message: fmt.Sprintf("cannot connect to the CSI driver at %s: %v", p.Address, p.SocketAccess)}}
 		}
 		return []Result{{
 			Check:  CheckDriverName,

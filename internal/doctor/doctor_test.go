@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,16 @@ func TestCheckDriver(t *testing.T) {
 				Err: errors.New("context deadline exceeded")},
 			statuses: []Status{StatusFail},
 			contains: []string{"within 2s: the socket file does not exist", "controller container is running"},
+		},
+		{
+			name: "socket the attacher may not open",
+			probe: DriverProbe{Address: "unix:///csi/csi.sock", Wait: 10 * time.Second, Err: errors.New("context deadline exceeded"),
+				SocketAccess: &csi.SocketAccessError{Path: "/csi/csi.sock", Socket: "/csi/csi.sock", Mode: 0o755 | os.ModeSocket,
+					Identity: csi.Identity{UID: 65532, GIDs: []int{65532}}}},
+			statuses: []Status{StatusFail},
+			contains: []string{"FAIL driver: cannot connect to the CSI driver at unix:///csi/csi.sock: permission denied: " +
+				"the attacher (uid 65532, gids 65532) may not connect to the CSI driver socket /csi/csi.sock: the socket is " +
+				"owned by uid 0 gid 0 with mode Srwxr-xr-x (0755)", "runAsUser: 0"},
 		},
 		{
 			name:     "full",

@@ -324,6 +324,9 @@ func connectDriver(ctx context.Context, opts *options.Options, ep csi.Endpoint) 
 		if _, err := os.Stat(ep.Address); errors.Is(err, os.ErrNotExist) {
 			probe.SocketMissing = true
 		}
+		// Judged by the permission bits, which is what the attacher logs
+		// too; the connection below still decides (an ACL may allow more).
+		probe.SocketAccess = csi.CheckSocketAccess(ep.Address, csi.CurrentIdentity())
 	}
 	ctx, cancel := context.WithTimeout(ctx, probe.Wait)
 	defer cancel()
@@ -337,6 +340,7 @@ func connectDriver(ctx context.Context, opts *options.Options, ep csi.Endpoint) 
 		return probe, nil
 	}
 	probe.SocketMissing = false
+	probe.SocketAccess = nil
 	probe.Info = &DriverInfo{
 		Name:          client.DriverName(),
 		VendorVersion: client.VendorVersion(),

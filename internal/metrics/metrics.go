@@ -35,6 +35,8 @@ const (
 	VolumeAttachments = Namespace + "_volumeattachments"
 	// DriverReady is 1 while the driver answers Probe with ready, else 0.
 	DriverReady = Namespace + "_driver_ready"
+	// Ready is 1 while the replica's /readyz checks pass, else 0.
+	Ready = Namespace + "_ready"
 	// CSIConnectionUp is 1 while the gRPC connection to the driver is up,
 	// else 0.
 	CSIConnectionUp = Namespace + "_csi_connection_up"
@@ -113,6 +115,9 @@ type Metrics struct {
 	outages     prometheus.Counter
 	drift       *prometheus.CounterVec
 	states      *stateCollector
+	ready       prometheus.GaugeFunc
+	// readySource holds the func() error set by SetReadySource.
+	readySource atomic.Value
 
 	mu        sync.Mutex // guards connWasUp
 	connWasUp bool
@@ -183,6 +188,13 @@ func New(driver string) *Metrics {
 				"status errors (kubectl describe volumeattachment).",
 			[]string{LabelState}, constLabels)},
 	}
+	m.ready = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: Ready,
+		Help: "1 if this replica's /readyz checks pass (driver reachable and ready, caches " +
+			"synced), else 0. A replica whose metrics are scraped but stays at 0 cannot work: " +
+			"read /readyz/<check> on its probe port or run csi-attacher doctor.",
+		ConstLabels: constLabels,
+	}, m.readyValue)
 	// Pre-create every error series, so that the first error after a start
 	// shows up in rate() and increase() instead of creating a new series.
 	for _, op := range []string{OperationAttach, OperationDetach} {
@@ -198,7 +210,7 @@ func New(driver string) *Metrics {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.attach, m.detach, m.errors, m.driverReady, m.connUp, m.outages, m.drift, m.states}
+	return []prometheus.Collector{m.attach, m.detach, m.errors, m.driverReady, m.connUp, m.outages, m.drift, m.states, m.ready}
 }
 
 // Register registers every collector with r. It is all or nothing: if one
@@ -279,6 +291,21 @@ func (m *Metrics) VolumeDrift(kind string) {
 		return
 	}
 	m.drift.WithLabelValues(kind).Inc()
+}
+
+// SetReadySource makes csi_attacher_ready read check at every scrape: 1
+// when it returns nil. check must be as cheap as a /readyz check. Until it
+// is set the gauge is 0.
+func (m *Metrics) SetReadySource(check func() error) {
+	if m == nil {
+		return
+	}
+	m.readySource.Store(check)
+}
+
+func (m *Metrics) readyValue() float64 {
+	check, ok := m.readySource.Load().(func() error)
+	return boolValue(ok && check() == nil)
 }
 
 // SetDriverReady sets csi_attacher_driver_ready to 1 or 0.

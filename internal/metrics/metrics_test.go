@@ -113,6 +113,7 @@ func TestExportedFamilies(t *testing.T) {
 		{OperationErrorsTotal, dto.MetricType_COUNTER, 34, []string{LabelOperation, LabelGRPCCode}},
 		{VolumeAttachments, dto.MetricType_GAUGE, 4, []string{LabelState}},
 		{DriverReady, dto.MetricType_GAUGE, 1, nil},
+		{Ready, dto.MetricType_GAUGE, 1, nil},
 		{CSIConnectionUp, dto.MetricType_GAUGE, 1, nil},
 		{DriverOutagesTotal, dto.MetricType_COUNTER, 1, nil},
 		// Both kinds, pre-created.
@@ -344,6 +345,22 @@ func TestDriverReady(t *testing.T) {
 		g.Expect(gaugeValue(g, reg, DriverReady)).To(Equal(tt.want))
 	}
 	g.Expect(counterValue(g, reg, DriverOutagesTotal, nil)).To(BeZero(), "readiness is not connectivity")
+}
+
+// TestReady: csi_attacher_ready follows its source at every scrape, and is
+// 0 before it has one.
+func TestReady(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	m, reg := registered(g)
+	g.Expect(gaugeValue(g, reg, Ready)).To(BeZero())
+	var err error
+	m.SetReadySource(func() error { return err })
+	g.Expect(gaugeValue(g, reg, Ready)).To(Equal(1.0))
+	err = errors.New("caches not synced")
+	g.Expect(gaugeValue(g, reg, Ready)).To(BeZero())
+	err = nil
+	g.Expect(gaugeValue(g, reg, Ready)).To(Equal(1.0))
 }
 
 // va builds a VolumeAttachment from a compact description.
