@@ -229,11 +229,12 @@ func (c *Cluster) StartAttacher(ctx context.Context) (*Attacher, error) {
 	return a, err
 }
 
-// ManifestArgs returns the arguments of the csi-attacher container in the
-// shipped Deployment (config/manager/manager.yaml), so the suite runs the
-// attacher exactly as it is deployed.
+// ManifestArgs returns the arguments of the csi-attacher container that
+// the shipped sidecar Component adds to a driver's controller
+// (config/components/sidecar/attacher.yaml), so the suite runs the attacher
+// exactly as it is deployed.
 func ManifestArgs(root string) ([]string, error) {
-	path := filepath.Join(root, "config", "manager", "manager.yaml")
+	path := filepath.Join(root, "config", "components", "sidecar", "attacher.yaml")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
