@@ -167,6 +167,21 @@ func (r *VolumeAttachmentReconciler) nodeIDFromCSINode(ctx context.Context, node
 	return volume.NodeID(node, r.DriverName)
 }
 
+// publishedNodeID is the node ID a VolumeAttachment's volume was published
+// to: the annotation written with our finalizer before
+// ControllerPublishVolume, else (an attachment from before the annotation
+// existed) the node's CSINode. The annotation comes first because the
+// CSINode can change under the same node name: a node that registers again
+// gets a new ID, and the volume is still published to the old one. Detach
+// and the ListVolumes pass both use it, so they never disagree on where the
+// volume is.
+func (r *VolumeAttachmentReconciler) publishedNodeID(ctx context.Context, va *storagev1.VolumeAttachment) (string, error) {
+	if id := va.Annotations[volume.NodeIDAnnotation]; id != "" {
+		return id, nil
+	}
+	return r.nodeIDFromCSINode(ctx, va.Spec.NodeName)
+}
+
 // ensurePVFinalizer protects the PersistentVolume from removal while a
 // VolumeAttachment needs its CSI source for detach.
 func (r *VolumeAttachmentReconciler) ensurePVFinalizer(ctx context.Context, pv *corev1.PersistentVolume) error {
