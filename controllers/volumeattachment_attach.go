@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/patch"
@@ -60,7 +61,14 @@ func (r *VolumeAttachmentReconciler) attach(ctx context.Context, va *storagev1.V
 		err = r.ensureVAFinalizer(ctx, va, req.NodeID)
 	}
 	if err != nil {
-		return r.attachFailed(ctx, va, err)
+		err = r.attachFailed(ctx, va, err)
+		if volume.Invalid(err) {
+			// Retrying cannot help, so it is not retried (nor is another
+			// Warning Event sent) until the VolumeAttachment or its
+			// PersistentVolume changes: those events queue it again.
+			return reconcile.TerminalError(err)
+		}
+		return err
 	}
 
 	if !r.nodes.tryAcquire(va.Spec.NodeName) {

@@ -70,7 +70,7 @@ func translate(pv *corev1.PersistentVolume) (*corev1.PersistentVolume, error) {
 	// The translations only log on inline volumes, which never come here.
 	out, err := translator.TranslateInTreePVToCSI(logr.Discard(), pv)
 	if err != nil {
-		return nil, fmt.Errorf("PersistentVolume %q: cannot translate the in-tree source to CSI: %w", pv.Name, err)
+		return nil, fmt.Errorf("PersistentVolume %q: %w: %w", pv.Name, ErrUntranslatable, err)
 	}
 	return out, nil
 }
