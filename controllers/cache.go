@@ -24,8 +24,10 @@ import (
 //     (spec.attacher, spec.nodeName, spec.source.persistentVolumeName).
 //   - PersistentVolumes of the driver: metadata needed for finalizer patches,
 //     and the spec fields that make up the CSI request. In-tree volumes the
-//     driver took over (CSI migration) also keep their labels and the
-//     migrated-to annotation, which translation and release read. Others:
+//     driver took over (CSI migration) also keep what translation reads
+//     (labels, the annotations of volume.TranslationAnnotations, the
+//     claim's namespace) and the migrated-to annotation, which release
+//     reads. Others:
 //     the name, deletion state, our finalizer, and the CSI driver name or
 //     in-tree source, so that a VolumeAttachment naming such a PV gets a
 //     clear error.
@@ -79,14 +81,19 @@ func TrimPersistentVolume(driver string) toolscache.TransformFunc {
 		out := &corev1.PersistentVolume{TypeMeta: pv.TypeMeta}
 		if volume.MigratesTo(pv, driver) {
 			// An in-tree volume this driver took over: translation reads
-			// the zone labels as well as the source, and the migrated-to
-			// annotation decides whether our finalizer stays.
+			// the zone labels, some plugins' annotations and the claim's
+			// namespace as well as the source (volume.TranslationAnnotations
+			// lists what and why), and the migrated-to annotation decides
+			// whether our finalizer stays.
 			out.ObjectMeta = pv.ObjectMeta
 			out.ManagedFields = nil
-			out.Annotations = keepAnnotation(pv.Annotations, volume.MigratedToAnnotation)
+			out.Annotations = keepAnnotations(pv.Annotations, migratedAnnotations)
 			out.Spec = pv.Spec
 			out.Spec.NodeAffinity = nil
 			out.Spec.ClaimRef = nil
+			if ref := pv.Spec.ClaimRef; ref != nil && ref.Namespace != "" {
+				out.Spec.ClaimRef = &corev1.ObjectReference{Namespace: ref.Namespace}
+			}
 			return out, nil
 		}
 		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != driver {
@@ -155,12 +162,23 @@ func trimmedMeta(m metav1.ObjectMeta, finalizer string) metav1.ObjectMeta {
 	return out
 }
 
-func keepAnnotation(in map[string]string, key string) map[string]string {
-	v, ok := in[key]
-	if !ok {
-		return nil
+// migratedAnnotations are the annotations kept on an in-tree
+// PersistentVolume the driver took over.
+var migratedAnnotations = append([]string{volume.MigratedToAnnotation}, volume.TranslationAnnotations...)
+
+// keepAnnotations returns the annotations of in named by keys; nil when
+// there are none.
+func keepAnnotations(in map[string]string, keys []string) map[string]string {
+	var out map[string]string
+	for _, k := range keys {
+		if v, ok := in[k]; ok {
+			if out == nil {
+				out = make(map[string]string, len(keys))
+			}
+			out[k] = v
+		}
 	}
-	return map[string]string{key: v}
+	return out
 }
 
 func stripManagedFields(obj any) (any, error) {

@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"maps"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -9,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/csi-translation-lib/plugins"
 	"k8s.io/utils/ptr"
 
 	"github.com/csi-attacher/csi-attacher/controllers"
@@ -199,4 +201,132 @@ func TestTrimCSINode(t *testing.T) {
 	g.Expect(node.Name).To(Equal("n"))
 	g.Expect(node.Spec.Drivers).To(Equal([]storagev1.CSINodeDriver{{Name: trimDriver, NodeID: "id"}}))
 	g.Expect(node.Labels).To(BeNil())
+}
+
+// TestTrimmedPVTranslatesAsTheFullPV checks, for every plugin
+// csi-translation-lib ships, that an in-tree PV as the cache keeps it
+// translates to the same CSI request as the PV itself: everything the
+// translation reads (labels, node affinity, the plugins' annotations, the
+// claim's namespace) survives the trim.
+func TestTrimmedPVTranslatesAsTheFullPV(t *testing.T) {
+	zones := func(zone string) *corev1.VolumeNodeAffinity {
+		return &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelTopologyZone, Operator: corev1.NodeSelectorOpIn, Values: []string{zone}}},
+		}}}}
+	}
+	type pvCase struct {
+		name        string
+		driver      string
+		labels      map[string]string
+		annotations map[string]string
+		spec        corev1.PersistentVolumeSpec
+	}
+	source := func(s corev1.PersistentVolumeSource) corev1.PersistentVolumeSpec {
+		return corev1.PersistentVolumeSpec{PersistentVolumeSource: s}
+	}
+	withClaim := func(spec corev1.PersistentVolumeSpec, namespace string) corev1.PersistentVolumeSpec {
+		spec.ClaimRef = &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: namespace, Name: "claim", UID: "uid"}
+		return spec
+	}
+	withAffinity := func(spec corev1.PersistentVolumeSpec, zone string) corev1.PersistentVolumeSpec {
+		spec.NodeAffinity = zones(zone)
+		return spec
+	}
+	gce := source(corev1.PersistentVolumeSource{GCEPersistentDisk: &corev1.GCEPersistentDiskVolumeSource{PDName: "pd", FSType: "xfs", Partition: 2, ReadOnly: true}})
+	ebs := source(corev1.PersistentVolumeSource{AWSElasticBlockStore: &corev1.AWSElasticBlockStoreVolumeSource{VolumeID: "aws://us-east-1a/vol-0123", FSType: "ext4", Partition: 1}})
+	disk := source(corev1.PersistentVolumeSource{AzureDisk: &corev1.AzureDiskVolumeSource{DiskName: "d", DataDiskURI: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/disks/d",
+		CachingMode: ptr.To(corev1.AzureDataDiskCachingReadOnly), FSType: ptr.To("ext4"), ReadOnly: ptr.To(true), Kind: ptr.To(corev1.AzureManagedDisk)}})
+	sharedDisk := disk
+	sharedDisk.AzureDisk = disk.AzureDisk.DeepCopy()
+	sharedDisk.AzureDisk.Kind = ptr.To(corev1.AzureSharedBlobDisk)
+	file := source(corev1.PersistentVolumeSource{AzureFile: &corev1.AzureFilePersistentVolumeSource{SecretName: "azure-storage-account-acct-secret", ShareName: "share", ReadOnly: true}})
+	fileNS := file
+	fileNS.AzureFile = file.AzureFile.DeepCopy()
+	fileNS.AzureFile.SecretNamespace = ptr.To("secret-ns")
+	cinder := source(corev1.PersistentVolumeSource{Cinder: &corev1.CinderPersistentVolumeSource{VolumeID: "c-1", FSType: "ext4", ReadOnly: true}})
+	vsphere := source(corev1.PersistentVolumeSource{VsphereVolume: &corev1.VsphereVirtualDiskVolumeSource{VolumePath: "[ds] v.vmdk", FSType: "ext4", StoragePolicyName: "gold"}})
+	px := source(corev1.PersistentVolumeSource{PortworxVolume: &corev1.PortworxVolumeSource{VolumeID: "px-1", FSType: "ext4"}})
+	const (
+		pxName      = "openstorage.io/auth-secret-name"
+		pxNamespace = "openstorage.io/auth-secret-namespace"
+		azureRG     = "kubernetes.io/azure-file-resource-group"
+	)
+	zoneGA := map[string]string{corev1.LabelTopologyZone: "zone-a", corev1.LabelTopologyRegion: "region-1"}
+	zoneBeta := map[string]string{corev1.LabelFailureDomainBetaZone: "zone-b", corev1.LabelFailureDomainBetaRegion: "region-2"}
+	regional := map[string]string{corev1.LabelTopologyZone: "us-central1-a__us-central1-b"}
+
+	cases := []pvCase{
+		{name: "GCE PD, GA zone label", driver: plugins.GCEPDDriverName, labels: zoneGA, spec: gce},
+		{name: "GCE PD, beta zone label", driver: plugins.GCEPDDriverName, labels: zoneBeta, spec: gce},
+		{name: "GCE PD, regional", driver: plugins.GCEPDDriverName, labels: regional, spec: gce},
+		{name: "GCE PD, node affinity", driver: plugins.GCEPDDriverName, labels: zoneGA, spec: withAffinity(gce, "zone-c")},
+		{name: "GCE PD, no zone", driver: plugins.GCEPDDriverName, spec: gce},
+		{name: "AWS EBS", driver: plugins.AWSEBSDriverName, labels: zoneGA, spec: withAffinity(ebs, "us-east-1a")},
+		{name: "AWS EBS, beta labels", driver: plugins.AWSEBSDriverName, labels: zoneBeta, spec: ebs},
+		{name: "Azure Disk", driver: plugins.AzureDiskDriverName, labels: zoneGA, spec: disk},
+		{name: "Azure Disk, unsupported kind", driver: plugins.AzureDiskDriverName, spec: sharedDisk},
+		{name: "Azure File, resource group and claim namespace", driver: plugins.AzureFileDriverName,
+			annotations: map[string]string{azureRG: "rg-1"}, spec: withClaim(file, "claim-ns")},
+		{name: "Azure File, secret namespace wins over the claim's", driver: plugins.AzureFileDriverName,
+			annotations: map[string]string{azureRG: "rg-2"}, spec: withClaim(fileNS, "claim-ns")},
+		{name: "Azure File, claim namespace only", driver: plugins.AzureFileDriverName, spec: withClaim(file, "claim-ns")},
+		{name: "Azure File, no namespace anywhere", driver: plugins.AzureFileDriverName, spec: file},
+		{name: "Cinder", driver: plugins.CinderDriverName, labels: zoneBeta, spec: withAffinity(cinder, "nova")},
+		{name: "vSphere", driver: plugins.VSphereDriverName, labels: zoneGA, spec: vsphere},
+		{name: "vSphere, beta labels", driver: plugins.VSphereDriverName, labels: zoneBeta, spec: vsphere},
+		{name: "Portworx with its auth Secret", driver: plugins.PortworxDriverName,
+			annotations: map[string]string{pxName: "px-secret", pxNamespace: "px-ns"}, spec: px},
+		{name: "Portworx with half the auth Secret", driver: plugins.PortworxDriverName,
+			annotations: map[string]string{pxName: "px-secret"}, spec: px},
+		{name: "Portworx without auth", driver: plugins.PortworxDriverName, spec: withClaim(px, "claim-ns")},
+	}
+	covered := map[string]bool{}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			covered[tc.driver] = true
+			meta := fullMeta("mig-" + tc.driver)
+			meta.Labels = map[string]string{"app": "db"}
+			maps.Copy(meta.Labels, tc.labels)
+			meta.Annotations = map[string]string{volume.MigratedToAnnotation: tc.driver,
+				"kubectl.kubernetes.io/last-applied-configuration": "{}", "pv.kubernetes.io/provisioned-by": "kubernetes.io/x"}
+			maps.Copy(meta.Annotations, tc.annotations)
+			spec := tc.spec
+			spec.Capacity = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}
+			spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce, corev1.ReadWriteMany}
+			spec.MountOptions = []string{"noatime"}
+			spec.VolumeMode = ptr.To(corev1.PersistentVolumeFilesystem)
+			full := &corev1.PersistentVolume{ObjectMeta: meta, Spec: spec}
+			g.Expect(volume.MigratesTo(full, tc.driver)).To(BeTrue(), "the case must be an in-tree PV of the driver")
+
+			out, err := controllers.TrimPersistentVolume(tc.driver)(full.DeepCopy())
+			g.Expect(err).NotTo(HaveOccurred())
+			trimmed := out.(*corev1.PersistentVolume)
+
+			want, wantErr := volume.PVSource(full, tc.driver)
+			got, gotErr := volume.PVSource(trimmed, tc.driver)
+			if wantErr != nil {
+				g.Expect(gotErr).To(MatchError(wantErr.Error()))
+				return
+			}
+			g.Expect(gotErr).NotTo(HaveOccurred())
+			// Everything of the translated PV the attacher reads.
+			g.Expect(got.CSI()).To(Equal(want.CSI()))
+			g.Expect(got.Spec.PersistentVolumeSource).To(Equal(want.Spec.PersistentVolumeSource))
+			g.Expect(got.Spec.AccessModes).To(Equal(want.Spec.AccessModes))
+			g.Expect(got.Spec.MountOptions).To(Equal(want.Spec.MountOptions))
+			g.Expect(got.Spec.VolumeMode).To(Equal(want.Spec.VolumeMode))
+			g.Expect(got.PVName).To(Equal(want.PVName))
+			g.Expect(got.Migrated).To(Equal(want.Migrated))
+		})
+	}
+	for _, driver := range []string{plugins.GCEPDDriverName, plugins.AWSEBSDriverName, plugins.AzureDiskDriverName,
+		plugins.AzureFileDriverName, plugins.CinderDriverName, plugins.VSphereDriverName, plugins.PortworxDriverName} {
+		if !volume.IsMigrationDriver(driver) {
+			t.Errorf("%s is no longer a migration driver of csi-translation-lib", driver)
+		}
+		if !covered[driver] {
+			t.Errorf("no case for %s", driver)
+		}
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -31,6 +33,13 @@ const (
 	staleRecheck = time.Second
 	// maxEventNote keeps Event notes within the API's 1 KiB limit.
 	maxEventNote = 1000
+	// maxErrorMessage is the API server's limit, in bytes, on
+	// status.attachError.message and detachError.message: a longer message
+	// makes the whole status patch fail, and the error would not show.
+	maxErrorMessage = 1024
+	// truncatedMark ends a message that was cut; it gives the full length,
+	// and the full message is in the log.
+	truncatedMark = " ... [truncated, %d bytes in all]"
 )
 
 // errCacheBehind marks a read that found the cache still older than our own
@@ -105,10 +114,48 @@ func eventNote(err error) string {
 	if code, ok := csi.Code(err); ok {
 		note = fmt.Sprintf("[%s] %s", code, note)
 	}
-	if len(note) > maxEventNote {
-		note = note[:maxEventNote-3] + "..."
+	return truncateLen(note, maxEventNote, len(err.Error()))
+}
+
+// statusMessage is the error as saved in status.attachError or
+// detachError: the error itself when it fits the API server's limit.
+// Otherwise its start, and the gRPC code in front when the cut would drop
+// the "code = ..." part (a very long volume ID), so the message still says
+// what kind of failure it was.
+func statusMessage(err error) string {
+	msg := err.Error()
+	if len(msg) <= maxErrorMessage {
+		return msg
 	}
-	return note
+	if code, ok := csi.Code(err); ok {
+		if cut := truncate(msg, maxErrorMessage); !strings.Contains(cut, "code = "+code.String()) {
+			msg = fmt.Sprintf("[%s] %s", code, msg)
+			return truncateLen(msg, maxErrorMessage, len(err.Error()))
+		}
+	}
+	return truncate(msg, maxErrorMessage)
+}
+
+// truncate cuts s to at most limit bytes, keeping its start and marking the
+// cut; s itself when it fits.
+func truncate(s string, limit int) string {
+	return truncateLen(s, limit, len(s))
+}
+
+// truncateLen is truncate with the length the mark reports: that of the
+// error, when s is the error's message with the gRPC code put in front. The
+// cut never splits a UTF-8 sequence: a broken one would be replaced by three
+// bytes in the JSON and could push the message over the limit again.
+func truncateLen(s string, limit, total int) string {
+	if len(s) <= limit {
+		return s
+	}
+	mark := fmt.Sprintf(truncatedMark, total)
+	keep := max(limit-len(mark), 0)
+	for keep > 0 && !utf8.RuneStart(s[keep]) {
+		keep--
+	}
+	return s[:keep] + mark
 }
 
 // operation describes attach or detach for error reporting.
@@ -135,7 +182,7 @@ func (r *VolumeAttachmentReconciler) failed(ctx context.Context, va *storagev1.V
 		return cause
 	}
 	base := va.DeepCopy()
-	verr := &storagev1.VolumeError{Time: metav1.Now(), Message: cause.Error()}
+	verr := &storagev1.VolumeError{Time: metav1.Now(), Message: statusMessage(cause)}
 	if code, ok := csi.Code(cause); ok {
 		verr.ErrorCode = ptr.To(int32(code))
 	}

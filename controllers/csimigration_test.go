@@ -152,6 +152,63 @@ var _ = Describe("CSI migration of in-tree volumes", func() {
 		}).WithTimeout(eventually).WithPolling(pollInterval).Should(Succeed())
 	})
 
+	// Portworx's auth Secret is named by two annotations on the PV, which
+	// csi-translation-lib turns into the ControllerPublish secret reference.
+	It("publishes an in-tree Portworx PersistentVolume with the data of the Secret its annotations name", func() {
+		const portworx = "pxd.portworx.com"
+		a := startOwnAttacher(portworx, attacherOptions{})
+		node := uniqueName("px-node")
+		objs.create(ctx, newCSINode(node, portworx, "px-id-"+node))
+		secret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: uniqueName("px-auth")},
+			Data:       map[string][]byte{"auth-token": []byte("px-token-1")},
+		}
+		objs.create(ctx, secret)
+		handle := uniqueName("px-vol")
+		pv := &corev1.PersistentVolume{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: uniqueName("px-pv"),
+				Annotations: map[string]string{
+					volume.MigratedToAnnotation:            portworx,
+					"openstorage.io/auth-secret-name":      secret.Name,
+					"openstorage.io/auth-secret-namespace": secret.Namespace,
+				},
+			},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+				AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				PersistentVolumeSource:        corev1.PersistentVolumeSource{PortworxVolume: &corev1.PortworxVolumeSource{VolumeID: handle, FSType: "ext4"}},
+				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			},
+		}
+		objs.create(ctx, pv)
+		va := newVA(uniqueName("px-va"), portworx, node, pv.Name)
+		objs.create(ctx, va)
+		expectAttached(ctx, va.Name)
+
+		var publishes []fake.Call
+		for _, c := range a.driver.Calls() {
+			if c.Method == fake.MethodPublish && c.VolumeID == handle {
+				publishes = append(publishes, c)
+			}
+		}
+		Expect(publishes).To(HaveLen(1))
+		Expect(publishes[0].Secrets).To(Equal(map[string]string{"auth-token": "px-token-1"}))
+
+		// Detach sends the same Secret.
+		Expect(k8sClient.Delete(ctx, va)).To(Succeed())
+		expectGone(ctx, va)
+		var unpublish *fake.Call
+		for _, c := range a.driver.Calls() {
+			if c.Method == fake.MethodUnpublish && c.VolumeID == handle {
+				unpublish = &c
+			}
+		}
+		Expect(unpublish).NotTo(BeNil())
+		Expect(unpublish.Secrets).To(Equal(map[string]string{"auth-token": "px-token-1"}))
+		Expect(a.driver.Published(handle)).To(BeEmpty())
+	})
+
 	It("refuses an in-tree PersistentVolume of another plugin with an attachError naming both drivers", func() {
 		a := startOwnAttacher(gcePD, attacherOptions{})
 		node := uniqueName("mig-node")

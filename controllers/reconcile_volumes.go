@@ -178,8 +178,8 @@ func (v *volumeReconciler) requestSync(ctx context.Context, va *storagev1.Volume
 }
 
 // target is the volume handle and node ID the VolumeAttachment stands for,
-// resolved as the reconciler does: the PV from the cache or the inline spec,
-// and the node ID from the annotation written at attach, else the CSINode.
+// resolved as detach does: the PV from the cache or the inline spec, and
+// publishedNodeID.
 //
 // A translated in-tree volume (or an inline spec of a migration driver) may
 // carry a handle the driver completes from the node (GCE PD's project and
@@ -190,11 +190,8 @@ func (v *volumeReconciler) target(ctx context.Context, va *storagev1.VolumeAttac
 	if err != nil {
 		return "", "", err
 	}
-	nodeID = va.Annotations[volume.NodeIDAnnotation]
-	if nodeID == "" {
-		if nodeID, err = v.r.nodeIDFromCSINode(ctx, va.Spec.NodeName); err != nil {
-			return "", "", err
-		}
+	if nodeID, err = v.r.publishedNodeID(ctx, va); err != nil {
+		return "", "", err
 	}
 	handle = src.CSI().VolumeHandle
 	if _, listed := published[handle]; listed || !(src.Migrated || src.Inline()) {

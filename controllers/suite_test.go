@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -165,6 +166,9 @@ type attacherOptions struct {
 	// watchSecrets turns on the Secret watch (WatchSecrets); main.go does
 	// when the attacher may list and watch Secrets.
 	watchSecrets bool
+	// wrapRecorder, when set, wraps the Manager's event recorder (e.g. to
+	// count Events as they are emitted, before any aggregation).
+	wrapRecorder func(events.EventRecorder) events.EventRecorder
 }
 
 // Leader-election timings for tests: short, so handovers are quick.
@@ -250,11 +254,15 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 	Expect(controllers.SetupIndexes(ctx, mgr.GetFieldIndexer(), dc.Name)).To(Succeed())
 	fresh := freshness.New()
 	trivial := !caps.PublishUnpublish
+	var recorder events.EventRecorder = mgr.GetEventRecorder("csi-attacher")
+	if o.wrapRecorder != nil {
+		recorder = o.wrapRecorder(recorder)
+	}
 	vaReconciler := &controllers.VolumeAttachmentReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Attacher:                cc,
-		Recorder:                mgr.GetEventRecorder("csi-attacher"),
+		Recorder:                recorder,
 		DriverName:              cc.DriverName(),
 		Trivial:                 trivial,
 		PublishReadonly:         caps.PublishReadonly,

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/patch"
@@ -60,7 +61,14 @@ func (r *VolumeAttachmentReconciler) attach(ctx context.Context, va *storagev1.V
 		err = r.ensureVAFinalizer(ctx, va, req.NodeID)
 	}
 	if err != nil {
-		return r.attachFailed(ctx, va, err)
+		err = r.attachFailed(ctx, va, err)
+		if volume.Invalid(err) {
+			// Retrying cannot help, so it is not retried (nor is another
+			// Warning Event sent) until the VolumeAttachment or its
+			// PersistentVolume changes: those events queue it again.
+			return reconcile.TerminalError(err)
+		}
+		return err
 	}
 
 	if !r.nodes.tryAcquire(va.Spec.NodeName) {
@@ -165,6 +173,21 @@ func (r *VolumeAttachmentReconciler) nodeIDFromCSINode(ctx context.Context, node
 		return "", fmt.Errorf("failed to read CSINode %q: %w", nodeName, err)
 	}
 	return volume.NodeID(node, r.DriverName)
+}
+
+// publishedNodeID is the node ID a VolumeAttachment's volume was published
+// to: the annotation written with our finalizer before
+// ControllerPublishVolume, else (an attachment from before the annotation
+// existed) the node's CSINode. The annotation comes first because the
+// CSINode can change under the same node name: a node that registers again
+// gets a new ID, and the volume is still published to the old one. Detach
+// and the ListVolumes pass both use it, so they never disagree on where the
+// volume is.
+func (r *VolumeAttachmentReconciler) publishedNodeID(ctx context.Context, va *storagev1.VolumeAttachment) (string, error) {
+	if id := va.Annotations[volume.NodeIDAnnotation]; id != "" {
+		return id, nil
+	}
+	return r.nodeIDFromCSINode(ctx, va.Spec.NodeName)
 }
 
 // ensurePVFinalizer protects the PersistentVolume from removal while a

@@ -249,7 +249,9 @@ func (r *VolumeAttachmentReconciler) Reconcile(ctx context.Context, req ctrl.Req
 // --retry-interval-start. A final gRPC error (InvalidArgument, NotFound,
 // FailedPrecondition, ...) will not fix itself soon: it is retried at
 // --retry-interval-max, and at once when the VolumeAttachment, its PV or its
-// CSINode changes.
+// CSINode changes. A terminal error (an attachment that can never work as
+// its objects are, see volume.Invalid) is not retried at all until one of
+// them changes.
 func (r *VolumeAttachmentReconciler) retryPolicy(ctx context.Context, err error) (ctrl.Result, error) {
 	switch {
 	case err == nil:

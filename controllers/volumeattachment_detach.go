@@ -13,7 +13,6 @@ import (
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/patch"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // reconcileDetach detaches a VolumeAttachment that is being deleted. Our
@@ -75,15 +74,9 @@ func (r *VolumeAttachmentReconciler) unpublishRequest(ctx context.Context, va *s
 	if err != nil {
 		return csi.UnpublishRequest{}, err
 	}
-	nodeID, err := r.nodeIDFromCSINode(ctx, va.Spec.NodeName)
+	nodeID, err := r.publishedNodeID(ctx, va)
 	if err != nil {
-		// The node may be gone; the annotation written at attach time still
-		// says where the volume was published.
-		annotated, ok := va.Annotations[volume.NodeIDAnnotation]
-		if !ok || annotated == "" {
-			return csi.UnpublishRequest{}, err
-		}
-		nodeID = annotated
+		return csi.UnpublishRequest{}, err
 	}
 	return csi.UnpublishRequest{VolumeID: src.CSI().VolumeHandle, NodeID: nodeID, Secrets: secrets, Migrated: src.Migrated}, nil
 }

@@ -23,7 +23,7 @@ func AccessMode(modes []corev1.PersistentVolumeAccessMode, singleNodeMultiWriter
 	case len(modes) == 0:
 		return csipb.VolumeCapability_AccessMode_UNKNOWN, ErrNoAccessModes
 	case rwop && (rwo || rox || rwx):
-		return csipb.VolumeCapability_AccessMode_UNKNOWN, fmt.Errorf("CSI does not support ReadWriteOncePod with other access modes: %v", modes)
+		return csipb.VolumeCapability_AccessMode_UNKNOWN, accessModesError("CSI does not support ReadWriteOncePod with other access modes: %v", modes)
 	case rwop:
 		if singleNodeMultiWriter {
 			return csipb.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER, nil
@@ -32,7 +32,7 @@ func AccessMode(modes []corev1.PersistentVolumeAccessMode, singleNodeMultiWriter
 	case rwx:
 		return csipb.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER, nil
 	case rox && rwo:
-		return csipb.VolumeCapability_AccessMode_UNKNOWN, fmt.Errorf("CSI does not support ReadOnlyMany and ReadWriteOnce on the same PersistentVolume: %v", modes)
+		return csipb.VolumeCapability_AccessMode_UNKNOWN, accessModesError("CSI does not support ReadOnlyMany and ReadWriteOnce on the same PersistentVolume: %v", modes)
 	case rox:
 		return csipb.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY, nil
 	case rwo:
@@ -41,9 +41,20 @@ func AccessMode(modes []corev1.PersistentVolumeAccessMode, singleNodeMultiWriter
 		}
 		return csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER, nil
 	default:
-		return csipb.VolumeCapability_AccessMode_UNKNOWN, fmt.Errorf("unsupported AccessMode combination: %v", modes)
+		return csipb.VolumeCapability_AccessMode_UNKNOWN, accessModesError("unsupported AccessMode combination: %v", modes)
 	}
 }
+
+// accessModesError formats an access-mode error that matches ErrAccessModes
+// while keeping its message as it is.
+func accessModesError(format string, args ...any) error {
+	return modesError{fmt.Errorf(format, args...)}
+}
+
+type modesError struct{ error }
+
+func (e modesError) Unwrap() error      { return e.error }
+func (modesError) Is(target error) bool { return target == ErrAccessModes }
 
 // Capability builds the CSI volume capability for a spec: block or mount
 // (with fsType, falling back to defaultFSType, and the mount options), and

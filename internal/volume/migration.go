@@ -6,7 +6,26 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	csitrans "k8s.io/csi-translation-lib"
+	"k8s.io/csi-translation-lib/plugins"
 )
+
+// AzureFileResourceGroupAnnotation holds, on an in-tree Azure File
+// PersistentVolume, the resource group csi-translation-lib puts in the
+// volume handle (the library does not export its name).
+const AzureFileResourceGroupAnnotation = "kubernetes.io/azure-file-resource-group"
+
+// TranslationAnnotations are the annotations csi-translation-lib reads when
+// it translates an in-tree PersistentVolume: Portworx's auth Secret, which
+// becomes the ControllerPublish secret reference, and Azure File's
+// resource group, part of the volume handle. Besides these it reads the
+// PV's name, its zone and region labels, its node affinity (only to write
+// the translated node affinity, which the attacher does not use) and, for
+// Azure File, spec.claimRef.namespace.
+var TranslationAnnotations = []string{
+	plugins.OpenStorageAuthSecretNameKey,
+	plugins.OpenStorageAuthSecretNamespaceKey,
+	AzureFileResourceGroupAnnotation,
+}
 
 // translator is csi-translation-lib's translator. It holds no state, so one
 // value serves every goroutine.
@@ -51,7 +70,7 @@ func translate(pv *corev1.PersistentVolume) (*corev1.PersistentVolume, error) {
 	// The translations only log on inline volumes, which never come here.
 	out, err := translator.TranslateInTreePVToCSI(logr.Discard(), pv)
 	if err != nil {
-		return nil, fmt.Errorf("PersistentVolume %q: cannot translate the in-tree source to CSI: %w", pv.Name, err)
+		return nil, fmt.Errorf("PersistentVolume %q: %w: %w", pv.Name, ErrUntranslatable, err)
 	}
 	return out, nil
 }

@@ -18,7 +18,32 @@ var (
 	ErrInlineNilCSI   = errors.New("inline volume spec contains nil CSI source")
 	ErrNoAccessModes  = errors.New("unsupported AccessMode combination: no access modes")
 	ErrWrongCSIDriver = errors.New("CSI volume source names another driver")
+	// ErrAccessModes is matched (errors.Is) by every access-mode combination
+	// CSI cannot express; the messages name the combination.
+	ErrAccessModes = errors.New("access modes CSI cannot express")
+	// ErrUntranslatable is matched by an in-tree source csi-translation-lib
+	// refuses.
+	ErrUntranslatable = errors.New("cannot translate the in-tree source to CSI")
 )
+
+// invalid lists the errors above that come from the objects themselves.
+var invalid = []error{ErrBothSources, ErrNeitherSource, ErrNotCSI, ErrEmptyHandle, ErrInlineNilCSI,
+	ErrNoAccessModes, ErrWrongCSIDriver, ErrAccessModes, ErrUntranslatable}
+
+// Invalid tells whether err says that a VolumeAttachment cannot be attached
+// as its objects are now: both or neither source, a PersistentVolume or
+// inline spec without a usable CSI source for this driver, an in-tree
+// source that cannot be translated, or access modes CSI cannot express.
+// Retrying cannot help; only a change to the VolumeAttachment or its
+// PersistentVolume can. A missing object is not invalid: it may appear.
+func Invalid(err error) bool {
+	for _, target := range invalid {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
 
 // Source is what a VolumeAttachment's source resolves to: the spec that
 // carries the CSI source, capabilities and mount options, and the name of

@@ -123,7 +123,8 @@ type key struct {
 // fault is one injected error.
 type fault struct {
 	code      codes.Code
-	remaining int // <0: until cleared
+	message   string // "" for the default message naming the call
+	remaining int    // <0: until cleared
 }
 
 // Driver is the fake CSI driver. Create it with New; the zero value is not usable.
@@ -259,6 +260,16 @@ func (d *Driver) InjectErrorAfter(method, volumeID string, code codes.Code, time
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.faultsAfter[key{method, volumeID}] = newFault(code, times)
+}
+
+// InjectErrorMessage is like InjectError with the driver's own message,
+// e.g. a long one.
+func (d *Driver) InjectErrorMessage(method, volumeID string, code codes.Code, message string, times int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f := newFault(code, times)
+	f.message = message
+	d.faultsBefore[key{method, volumeID}] = f
 }
 
 func newFault(code codes.Code, times int) *fault {
@@ -479,20 +490,23 @@ func (d *Driver) serve(ctx context.Context, req any, call *Call, delay time.Dura
 		}
 	}
 	d.mu.Lock()
-	code, hit := takeFault(d.faultsBefore, call.Method, call.VolumeID)
+	f, hit := takeFault(d.faultsBefore, call.Method, call.VolumeID)
 	d.mu.Unlock()
 	if hit {
-		return nil, status.Errorf(code, "injected error (before) for %s volume %q", call.Method, call.VolumeID)
+		if f.message != "" {
+			return nil, status.Error(f.code, f.message)
+		}
+		return nil, status.Errorf(f.code, "injected error (before) for %s volume %q", call.Method, call.VolumeID)
 	}
 	resp, err := handler(ctx, req)
 	if err != nil {
 		return resp, err
 	}
 	d.mu.Lock()
-	code, hit = takeFault(d.faultsAfter, call.Method, call.VolumeID)
+	f, hit = takeFault(d.faultsAfter, call.Method, call.VolumeID)
 	d.mu.Unlock()
 	if hit {
-		return nil, status.Errorf(code, "injected error (after) for %s volume %q", call.Method, call.VolumeID)
+		return nil, status.Errorf(f.code, "injected error (after) for %s volume %q", call.Method, call.VolumeID)
 	}
 	return resp, nil
 }
@@ -508,8 +522,8 @@ func (d *Driver) lookupLatency(method, volumeID string) time.Duration {
 }
 
 // takeFault consumes one use of the matching fault, preferring a
-// volume-specific one. Callers hold d.mu.
-func takeFault(faults map[key]*fault, method, volumeID string) (codes.Code, bool) {
+// volume-specific one, and returns a copy of it. Callers hold d.mu.
+func takeFault(faults map[key]*fault, method, volumeID string) (fault, bool) {
 	k := key{method, volumeID}
 	f, ok := faults[k]
 	if !ok && volumeID != "" {
@@ -517,7 +531,7 @@ func takeFault(faults map[key]*fault, method, volumeID string) (codes.Code, bool
 		f, ok = faults[k]
 	}
 	if !ok {
-		return codes.OK, false
+		return fault{}, false
 	}
 	if f.remaining > 0 {
 		f.remaining--
@@ -525,5 +539,5 @@ func takeFault(faults map[key]*fault, method, volumeID string) (codes.Code, bool
 			delete(faults, k)
 		}
 	}
-	return f.code, true
+	return *f, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -243,6 +244,19 @@ func TestInjectError(t *testing.T) {
 	g.Expect(probe.GetReady().GetValue()).To(BeTrue())
 	_, err = e.ctrl.ControllerUnpublishVolume(ctx(t), &csipb.ControllerUnpublishVolumeRequest{VolumeId: "vol-2", NodeId: "n"})
 	g.Expect(err).NotTo(HaveOccurred())
+}
+
+func TestInjectErrorMessage(t *testing.T) {
+	g := NewWithT(t)
+	e := start(t, fake.DefaultConfig(""))
+	long := strings.Repeat("m", 1100)
+	e.drv.InjectErrorMessage(fake.MethodPublish, "vol-1", codes.Internal, long, 1)
+	_, err := e.ctrl.ControllerPublishVolume(ctx(t), publishReq("vol-1", "n"))
+	g.Expect(status.Code(err)).To(Equal(codes.Internal))
+	g.Expect(status.Convert(err).Message()).To(Equal(long))
+	g.Expect(e.drv.Published("vol-1")).To(BeEmpty())
+	_, err = e.ctrl.ControllerPublishVolume(ctx(t), publishReq("vol-1", "n"))
+	g.Expect(err).NotTo(HaveOccurred(), "the fault wears off after `times`")
 }
 
 func TestLatencyHonoursDeadline(t *testing.T) {
