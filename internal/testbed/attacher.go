@@ -18,6 +18,12 @@ import (
 // once. Ending ctx stops the build, and the function then returns
 // context.Cause(ctx).
 func BuildAttacher(ctx context.Context, root, bin string, extraArgs ...string) func() (time.Duration, error) {
+	return Build(ctx, root, bin, ".", extraArgs...)
+}
+
+// Build is BuildAttacher for any package of the repository, such as
+// ./hack/fakedriver.
+func Build(ctx context.Context, root, bin, pkg string, extraArgs ...string) func() (time.Duration, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return func() (time.Duration, error) {
@@ -30,7 +36,7 @@ func BuildAttacher(ctx context.Context, root, bin string, extraArgs ...string) f
 		out      []byte
 		buildErr error
 	)
-	args := slices.Concat([]string{"build"}, extraArgs, []string{"-o", bin, "."})
+	args := slices.Concat([]string{"build"}, extraArgs, []string{"-o", bin, pkg})
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = root
 	began := time.Now()
@@ -45,7 +51,7 @@ func BuildAttacher(ctx context.Context, root, bin string, extraArgs ...string) f
 		case ctx.Err() != nil:
 			return took, context.Cause(ctx)
 		case buildErr != nil:
-			return took, fmt.Errorf("go build of csi-attacher in %s failed: %w\n%s", root, buildErr, bytes.TrimSpace(out))
+			return took, fmt.Errorf("go build of %s in %s failed: %w\n%s", pkg, root, buildErr, bytes.TrimSpace(out))
 		}
 		return took, nil
 	}

@@ -125,7 +125,7 @@ func (c *Cluster) logf(format string, args ...any) {
 // workload: the nodes, their CSINodes, the CSIDriver, the StorageClass and
 // the attacher's RBAC. One attacher replica is started; StartAttacher adds
 // more.
-func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
+func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if opts.Driver == "" {
 		opts.Driver = DefaultDriver
 	}
@@ -136,16 +136,17 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c = &Cluster{Options: opts, Dir: dir, procs: map[string]*testbed.Process{}}
+	c := &Cluster{Options: opts, Dir: dir, procs: map[string]*testbed.Process{}}
 	defer func() {
 		if err != nil {
 			c.Stop()
+			err = fmt.Errorf("%w (logs in %s)", err, c.Dir)
 		}
 	}()
 
 	c.AttacherBin, c.DriverBin = filepath.Join(dir, "csi-attacher"), filepath.Join(dir, "fakedriver")
 	waitAttacher := testbed.BuildAttacher(ctx, opts.Root, c.AttacherBin)
-	waitDriver := testbed.BuildAttacher(ctx, opts.Root, c.DriverBin, "./hack/fakedriver")
+	waitDriver := testbed.Build(ctx, opts.Root, c.DriverBin, "./hack/fakedriver")
 
 	if err := c.startControlPlane(); err != nil {
 		return nil, err
