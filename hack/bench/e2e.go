@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	storagev1 "k8s.io/api/storage/v1"
@@ -49,8 +50,15 @@ type phase struct {
 	// Latency is VolumeAttachment created -> attached, as seen by a watch
 	// (up only).
 	Latency *latencyStats `json:"va_latency,omitempty"`
+	// LastCreated and LastAttached are when, from the phase's start, the
+	// last VolumeAttachment was created by kube-controller-manager and the
+	// last one was attached (up only): the gap between them is the
+	// attacher's share of the phase.
+	LastCreated  float64 `json:"last_va_created_seconds,omitempty"`
+	LastAttached float64 `json:"last_va_attached_seconds,omitempty"`
 	// Writes are the attacher's API writes by verb and resource, from the
-	// audit log, and per volume.
+	// audit log, and per volume (the leader-election Lease's renewals,
+	// which follow the clock rather than the volumes, left out).
 	Writes          map[string]int `json:"attacher_writes"`
 	WritesPerVolume float64        `json:"attacher_writes_per_volume"`
 	// Duplicates counts CSI calls repeated for a (volume, node) pair.
@@ -120,7 +128,7 @@ func runCluster(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	rep.Up.Latency = w.latency()
+	rep.Up.Latency, rep.Up.LastCreated, rep.Up.LastAttached = w.latency()
 
 	fmt.Fprintf(log, "scaling every StatefulSet to zero\n")
 	rep.Down, err = measure(ctx, c, pid, cfg.n, fake.MethodUnpublish, func() error {
@@ -168,6 +176,7 @@ func measure(ctx context.Context, c *cluster.Cluster, pid, volumes int, method s
 		return p, err
 	}
 	began := time.Now()
+	phaseStart.Store(&began)
 	if err := act(); err != nil {
 		return p, err
 	}
@@ -204,7 +213,13 @@ func measure(ctx context.Context, c *cluster.Cluster, pid, volumes int, method s
 		return p, err
 	}
 	p.Writes = writes.byKind
-	p.WritesPerVolume = round3(float64(writes.lines-audit0.lines) / float64(volumes))
+	perVolume := 0
+	for kind, n := range writes.byKind {
+		if kind != "update leases" {
+			perVolume += n
+		}
+	}
+	p.WritesPerVolume = round3(float64(perVolume) / float64(volumes))
 	calls, err := c.Calls(method)
 	if err != nil {
 		return p, err
@@ -307,16 +322,29 @@ func (w *vaWatch) run(ctx context.Context, c *cluster.Cluster) {
 	}
 }
 
-func (w *vaWatch) latency() *latencyStats {
+// phaseStart is when the current phase began, for the watch's report.
+var phaseStart atomic.Pointer[time.Time]
+
+// latency returns the created -> attached latencies and when, from the
+// phase's start, the last VolumeAttachment was created and attached.
+func (w *vaWatch) latency() (*latencyStats, float64, float64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var ds []time.Duration
+	var lastCreated, lastAttached time.Time
 	for name, at := range w.attached {
 		if created, ok := w.created[name]; ok {
 			ds = append(ds, at.Sub(created))
+			if created.After(lastCreated) {
+				lastCreated = created
+			}
+		}
+		if at.After(lastAttached) {
+			lastAttached = at
 		}
 	}
-	return computeLatency(ds)
+	start := *phaseStart.Load()
+	return computeLatency(ds), seconds(lastCreated.Sub(start)), seconds(lastAttached.Sub(start))
 }
 
 func printClusterReport(r clusterReport) {
@@ -329,6 +357,7 @@ func printClusterReport(r clusterReport) {
 		fmt.Printf("  %s: %.1f s\n", p.name, p.ph.Seconds)
 		if l := p.ph.Latency; l != nil {
 			fmt.Printf("    VolumeAttachment created -> attached: p50 %.3f s, p99 %.3f s, max %.3f s (%d)\n", l.P50, l.P99, l.Max, l.Count)
+			fmt.Printf("    last VolumeAttachment created by kube-controller-manager at %.1f s, last attached at %.1f s\n", p.ph.LastCreated, p.ph.LastAttached)
 		}
 		fmt.Printf("    attacher: %.2f writes per volume %s, %.2f CPU s, %d duplicate CSI calls\n",
 			p.ph.WritesPerVolume, formatCounts(p.ph.Writes), p.ph.CPUSeconds, p.ph.Duplicates)
