@@ -10,9 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/testbed"
@@ -77,6 +79,9 @@ func runCluster(ctx context.Context, cfg config) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
+	// The benchmark's own clients have nothing to say; without a logger
+	// controller-runtime warns about the missing one, with a stack trace.
+	ctrllog.SetLogger(logr.Discard())
 	log := os.Stderr
 	c, err := cluster.Start(ctx, cluster.Options{
 		Root: root, Assets: assets, KwokVersion: os.Getenv("KWOK_VERSION"), Nodes: cfg.nodes,
