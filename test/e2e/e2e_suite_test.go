@@ -41,7 +41,11 @@ func envInt(name string, def int) int {
 func TestE2E(t *testing.T) {
 	RegisterFailHandler(Fail)
 	SetDefaultEventuallyPollingInterval(cluster.PollInterval)
-	SetDefaultEventuallyTimeout(3 * time.Minute)
+	// kube-controller-manager may take up to 4 minutes to create a
+	// VolumeAttachment: a Pod scheduled before its informer saw the claim
+	// Bound waits for the attach-detach controller's next full list of
+	// Pods (every 3 minutes, checked every minute).
+	SetDefaultEventuallyTimeout(6 * time.Minute)
 	RunSpecs(t, "csi-attacher e2e suite")
 }
 
