@@ -29,6 +29,7 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/doctor"
 	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/maxprocs"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/options"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
@@ -76,6 +77,13 @@ func main() {
 	setupLog := logger.WithName("setup")
 	for _, w := range opts.Warnings {
 		setupLog.Info("Configuration warning", "warning", w)
+	}
+	if opts.AutoMaxProcs {
+		if r, err := maxprocs.Apply(os.Getenv, os.ReadFile); err != nil {
+			setupLog.Error(err, "--automaxprocs: cannot read the cgroup CPU limit; GOMAXPROCS stays as the Go runtime set it", "gomaxprocs", r.Procs)
+		} else {
+			setupLog.Info(r.String(), "gomaxprocs", r.Procs)
+		}
 	}
 	if err := run(ctrl.SetupSignalHandler(), opts, logger); err != nil {
 		setupLog.Error(err, "csi-attacher stopped")
@@ -149,6 +157,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		Freshness:               fresh,
 		Metrics:                 m,
 		WatchSecrets:            watchSecrets,
+		OmitErrorCode:           !opts.FeatureEnabled(options.FeatureMutableCSINodeAllocatableCount),
 	}
 	if err := vaReconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the VolumeAttachment controller: %w", err)
@@ -317,7 +326,7 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		LeaderElectionID:              volume.LeaseName(driver.DriverName()),
 		LeaderElectionNamespace:       opts.LeaderElectionNamespaceResolved,
 		LeaderElectionLabels:          opts.LeaderElectionLabels,
-		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionReleaseOnCancel: opts.FeatureEnabled(options.FeatureReleaseLeaderElectionOnExit),
 		LeaseDuration:                 &leaseDuration,
 		RenewDeadline:                 &renewDeadline,
 		RetryPeriod:                   &retryPeriod,

@@ -165,6 +165,9 @@ type attacherOptions struct {
 	// watchSecrets turns on the Secret watch (WatchSecrets); main.go does
 	// when the attacher may list and watch Secrets.
 	watchSecrets bool
+	// omitErrorCode sets OmitErrorCode (the feature gate
+	// MutableCSINodeAllocatableCount off).
+	omitErrorCode bool
 }
 
 // Leader-election timings for tests: short, so handovers are quick.
@@ -267,6 +270,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		RetryIntervalMax:        o.retryMax,
 		Freshness:               fresh,
 		WatchSecrets:            o.watchSecrets,
+		OmitErrorCode:           o.omitErrorCode,
 	}
 	Expect(vaReconciler.SetupWithManager(mgr)).To(Succeed())
 	if o.reconcileSync > 0 && caps.ListVolumes && caps.ListVolumesPublishedNodes && !trivial {

@@ -92,6 +92,10 @@ type VolumeAttachmentReconciler struct {
 	// SecretWatchAllowed); without it a fixed Secret is picked up at the
 	// next retry.
 	WatchSecrets bool
+	// OmitErrorCode leaves errorCode out of attachError and detachError, as
+	// the reference does with its feature gate MutableCSINodeAllocatableCount
+	// off (--feature-gates=MutableCSINodeAllocatableCount=false).
+	OmitErrorCode bool
 
 	finalizer string
 	// force and trigger connect the ListVolumes reconciler: it flags a
