@@ -89,7 +89,7 @@ type VolumeAttachmentReconciler struct {
 	// WatchSecrets retries an attachment as soon as its ControllerPublish
 	// Secret is created or updated, through a metadata-only watch of all
 	// Secrets. It needs list and watch on Secrets cluster-wide (see
-	// SecretWatchAllowed); without it a fixed Secret is picked up at the
+	// doctor.SecretWatchRights); without it a fixed Secret is picked up at the
 	// next retry.
 	WatchSecrets bool
 	// OmitErrorCode leaves errorCode out of attachError and detachError, as
