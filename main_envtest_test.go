@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,9 +121,9 @@ func loadRBAC[T any](t *testing.T, file string) *T {
 }
 
 // attacherUser creates a user holding config/rbac's ClusterRole, edited by
-// editRole, and, when withLease, its Lease Role in namespace default. It
-// returns the path of the user's kubeconfig.
-func attacherUser(t *testing.T, name string, editRole func(*rbacv1.ClusterRole), withLease bool) string {
+// editRole, and, when withLease, its Lease Role in namespace default,
+// edited by editLease. It returns the path of the user's kubeconfig.
+func attacherUser(t *testing.T, name string, editRole func(*rbacv1.ClusterRole), withLease bool, editLease func(*rbacv1.Role)) string {
 	t.Helper()
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -138,6 +139,9 @@ func attacherUser(t *testing.T, name string, editRole func(*rbacv1.ClusterRole),
 	if withLease {
 		role := loadRBAC[rbacv1.Role](t, "leader_election_role.yaml")
 		role.ObjectMeta = metav1.ObjectMeta{Name: name, Namespace: "default"}
+		if editLease != nil {
+			editLease(role)
+		}
 		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Subjects: subject,
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}}
 		objs = append(objs, role, rb)
@@ -214,7 +218,12 @@ func startAttacherCommand(t *testing.T, kubeconfig string, args ...string) *atta
 		_ = p.cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(p.stop)
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("csi-attacher output:\n%s", p.out.String())
+		}
+	})
 	return p
 }
 
@@ -251,36 +260,39 @@ func lines(s string) []string {
 	return out
 }
 
+func grantsEvents(rule rbacv1.PolicyRule) bool { return slices.Contains(rule.Resources, "events") }
+
 // textLine is the start of a line of the text format: zap's console
 // encoder, an ISO 8601 timestamp and the level, tab separated.
 var textLine = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d{4})\t(info|error|warn)\t`)
 
 // TestLogFormatsWithClientGoFailures runs the attacher with each log
-// format as a user that may not list PersistentVolumes, so that client-go's
-// reflector logs its list failures through klog, and checks that every line
-// of the output is in the chosen format.
+// format as a user that may not create Events, so that client-go's event
+// broadcaster reports the rejected LeaderElection Event through klog's
+// global logger, and checks that every line of the output is in the chosen
+// format. (A forbidden list is no test of this: controller-runtime hands
+// the reflector its own logger, and the cache never syncs, so leader
+// election never starts.)
 func TestLogFormatsWithClientGoFailures(t *testing.T) {
 	startAPIServer(t)
 	for _, format := range []string{"json", "text"} {
 		t.Run(format, func(t *testing.T) {
 			g := NewWithT(t)
-			kubeconfig := attacherUser(t, "attacher-nolist-"+format, func(cr *rbacv1.ClusterRole) {
-				for i, r := range cr.Rules {
-					if len(r.Resources) == 1 && r.Resources[0] == "persistentvolumes" {
-						cr.Rules[i].Verbs = []string{"get", "watch", "patch"}
-					}
-				}
-			}, true)
+			kubeconfig := attacherUser(t, "attacher-noevents-"+format, func(cr *rbacv1.ClusterRole) {
+				cr.Rules = slices.DeleteFunc(cr.Rules, grantsEvents)
+			}, true, func(r *rbacv1.Role) {
+				r.Rules = slices.DeleteFunc(r.Rules, grantsEvents)
+			})
 			p := startAttacherCommand(t, kubeconfig, "--logging-format="+format, "--v=5")
-			// The reflector's list failure, as client-go words it.
+			// The rejected Event, as client-go words it.
 			g.Eventually(p.out.String).WithTimeout(90 * time.Second).WithPolling(500 * time.Millisecond).
-				Should(ContainSubstring("persistentvolumes is forbidden"))
+				Should(ContainSubstring("Server rejected event"))
 			p.stop()
 
 			out := p.out.String()
 			all := lines(out)
 			g.Expect(len(all)).To(BeNumerically(">", 5))
-			klogLines := 0
+			eventLines := 0
 			for _, l := range all {
 				switch format {
 				case "json":
@@ -292,11 +304,11 @@ func TestLogFormatsWithClientGoFailures(t *testing.T) {
 				case "text":
 					g.Expect(l).To(MatchRegexp(textLine.String()), "not the text format: %s", l)
 				}
-				if strings.Contains(l, "persistentvolumes is forbidden") && strings.Contains(l, "error") {
-					klogLines++
+				if strings.Contains(l, "Server rejected event") && strings.Contains(l, "events is forbidden") {
+					eventLines++
 				}
 			}
-			g.Expect(klogLines).To(BeNumerically(">=", 1), "client-go's list failure is logged, as an error, in the format:\n%s", out)
+			g.Expect(eventLines).To(BeNumerically(">=", 1), "client-go's rejected Event is logged in the format:\n%s", out)
 		})
 	}
 }
@@ -308,7 +320,7 @@ func TestMissingLeaseRight(t *testing.T) {
 	startAPIServer(t)
 	g := NewWithT(t)
 	const user = "attacher-nolease"
-	kubeconfig := attacherUser(t, user, nil, false)
+	kubeconfig := attacherUser(t, user, nil, false, nil)
 	p := startAttacherCommand(t, kubeconfig, "--logging-format=json")
 
 	lease := volume.LeaseName(binaryTestDriver)
