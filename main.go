@@ -96,9 +96,11 @@ func main() {
 }
 
 // routeKlog sends what client-go and the other Kubernetes libraries log
-// through klog's global logger (reflector list and watch failures, leader
-// election errors...) to logger, so that the output has one format, JSON
-// or text, instead of klog's own text lines in the middle. klog keeps its
+// through klog's global logger (rejected Events, errors of code that was
+// given no logger of its own; controller-runtime already hands its
+// reflectors and its leader election ours) to logger, so that the output
+// has one format, JSON or text, instead of klog's own text lines in the
+// middle. klog keeps its
 // own verbosity threshold (0): the libraries' errors and V(0) lines get
 // through, their V(1+) chatter does not rise with --v.
 func routeKlog(logger logr.Logger) {
