@@ -190,22 +190,23 @@ func (b *lockedBuffer) String() string {
 
 // attacherProcess is the attacher command running in the background.
 type attacherProcess struct {
-	cmd    *exec.Cmd
-	out    *lockedBuffer
-	health string // --health-probe-bind-address
-	done   chan struct{}
+	cmd     *exec.Cmd
+	out     *lockedBuffer
+	health  string // --health-probe-bind-address
+	metrics string // --metrics-addr
+	done    chan struct{}
 }
 
 // startAttacherCommand runs the attacher with the driver, kubeconfig and
 // args, and stops it (SIGTERM) when the test ends.
 func startAttacherCommand(t *testing.T, kubeconfig string, args ...string) *attacherProcess {
 	t.Helper()
-	p := &attacherProcess{out: &lockedBuffer{}, health: freeAddr(t), done: make(chan struct{})}
+	p := &attacherProcess{out: &lockedBuffer{}, health: freeAddr(t), metrics: freeAddr(t), done: make(chan struct{})}
 	all := append([]string{
 		"--csi-address=" + apiServer.address,
 		"--kubeconfig=" + kubeconfig,
 		"--leader-election-namespace=default",
-		"--metrics-addr=" + freeAddr(t),
+		"--metrics-addr=" + p.metrics,
 		"--health-probe-bind-address=" + p.health,
 	}, args...)
 	p.cmd = exec.Command(os.Args[0], all...)
@@ -239,7 +240,11 @@ func (p *attacherProcess) stop() {
 
 // get returns the status code and body of a GET on the health server.
 func (p *attacherProcess) get(path string) (int, string, error) {
-	resp, err := http.Get("http://" + p.health + path)
+	return getURL("http://" + p.health + path)
+}
+
+func getURL(url string) (int, string, error) {
+	resp, err := http.Get(url)
 	if err != nil {
 		return 0, "", err
 	}
@@ -287,6 +292,15 @@ func TestLogFormatsWithClientGoFailures(t *testing.T) {
 			// The rejected Event, as client-go words it.
 			g.Eventually(p.out.String).WithTimeout(90 * time.Second).WithPolling(500 * time.Millisecond).
 				Should(ContainSubstring("Server rejected event"))
+			// The leader's queues carry the reference's names.
+			g.Eventually(func(g Gomega) {
+				code, body, err := getURL("http://" + p.metrics + "/metrics")
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(code).To(Equal(http.StatusOK))
+				g.Expect(body).To(ContainSubstring(`workqueue_adds_total{controller="volumeattachment",name="csi-attacher-va"}`))
+				g.Expect(body).To(ContainSubstring(`workqueue_adds_total{controller="volumeattachment-detach",name="csi-attacher-va"}`))
+				g.Expect(body).To(ContainSubstring(`workqueue_adds_total{controller="persistentvolume",name="csi-attacher-pv"}`))
+			}).WithTimeout(30 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
 			p.stop()
 
 			out := p.out.String()
