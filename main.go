@@ -18,6 +18,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -29,6 +31,8 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/doctor"
 	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/leaderhealth"
+	"github.com/csi-attacher/csi-attacher/internal/maxprocs"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/options"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
@@ -73,14 +77,34 @@ func main() {
 		os.Exit(2)
 	}
 	ctrl.SetLogger(logger)
+	routeKlog(logger)
 	setupLog := logger.WithName("setup")
 	for _, w := range opts.Warnings {
 		setupLog.Info("Configuration warning", "warning", w)
+	}
+	if opts.AutoMaxProcs {
+		if r, err := maxprocs.Apply(os.Getenv, os.ReadFile); err != nil {
+			setupLog.Error(err, "--automaxprocs: cannot read the cgroup CPU limit; GOMAXPROCS stays as the Go runtime set it", "gomaxprocs", r.Procs)
+		} else {
+			setupLog.Info(r.String(), "gomaxprocs", r.Procs)
+		}
 	}
 	if err := run(ctrl.SetupSignalHandler(), opts, logger); err != nil {
 		setupLog.Error(err, "csi-attacher stopped")
 		os.Exit(1)
 	}
+}
+
+// routeKlog sends what client-go and the other Kubernetes libraries log
+// through klog's global logger (rejected Events, errors of code that was
+// given no logger of its own; controller-runtime already hands its
+// reflectors and its leader election ours) to logger, so that the output
+// has one format, JSON or text, instead of klog's own text lines in the
+// middle. klog keeps its
+// own verbosity threshold (0): the libraries' errors and V(0) lines get
+// through, their V(1+) chatter does not rise with --v.
+func routeKlog(logger logr.Logger) {
+	klog.SetLogger(logger.WithName("klog"))
 }
 
 // run connects to the driver, builds the Manager and runs it until ctx ends.
@@ -127,7 +151,8 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	}
 
 	cacheReady := &controllers.CacheReadiness{}
-	mgr, err := newManager(restConfig, opts, driver, cacheReady)
+	ready := &readiness{}
+	mgr, err := newManager(restConfig, opts, driver, cacheReady, ready)
 	if err != nil {
 		return err
 	}
@@ -159,6 +184,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		Freshness:               fresh,
 		Metrics:                 m,
 		WatchSecrets:            watchSecrets,
+		OmitErrorCode:           !opts.FeatureEnabled(options.FeatureMutableCSINodeAllocatableCount),
 	}
 	if err := vaReconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the VolumeAttachment controller: %w", err)
@@ -189,20 +215,18 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	if err := mgr.Add(cacheReady); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("informers", cacheReady.Check); err != nil {
+	if err := ready.add(mgr, readyzInformers, cacheReady.Check); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("csi-driver", driver.ReadyzCheck); err != nil {
+	if err := ready.add(mgr, readyzDriver, driver.ReadyzCheck); err != nil {
+		return err
+	}
+	if err := watchRights(ctx, mgr, ready, opts, driver.DriverName(), logger); err != nil {
 		return err
 	}
 	// csi_attacher_ready: what /readyz says, for the alert on a replica that
 	// is scraped but never becomes ready.
-	m.SetReadySource(func() error {
-		if err := cacheReady.Check(nil); err != nil {
-			return err
-		}
-		return driver.ReadyzCheck(nil)
-	})
+	m.SetReadySource(func() error { return ready.Check(nil) })
 	setupLog.Info("Starting manager", "leaderElection", opts.LeaderElection,
 		"lease", volume.LeaseName(driver.DriverName()), "workers", workers)
 	return mgr.Start(ctx)
@@ -213,7 +237,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 // which way the attacher runs. A failed check counts as no: a watch that
 // cannot list would hold up the cache and every controller with it.
 func secretWatch(ctx context.Context, c client.Writer, retryMax time.Duration, setupLog logr.Logger) bool {
-	allowed, err := controllers.SecretWatchAllowed(ctx, c)
+	allowed, err := secretWatchAllowed(ctx, c)
 	switch {
 	case err != nil:
 		setupLog.Error(err, "Cannot tell whether Secrets may be watched: a fixed Secret is picked up at the next retry, within --retry-interval-max",
@@ -225,6 +249,23 @@ func secretWatch(ctx context.Context, c client.Writer, retryMax time.Duration, s
 			"retryIntervalMax", retryMax.String())
 	}
 	return err == nil && allowed
+}
+
+// secretWatchAllowed asks the API server whether the attacher may list and
+// watch Secrets in all namespaces (doctor.SecretWatchRights). The watch
+// must only be set up when it may: the cache waits for every informer to
+// sync before any controller starts, and an informer that is refused its
+// list never syncs.
+func secretWatchAllowed(ctx context.Context, c client.Writer) (bool, error) {
+	for _, check := range doctor.ReviewRights(ctx, doctor.ClientReviewer(c), doctor.SecretWatchRights()) {
+		if check.Err != nil {
+			return false, fmt.Errorf("failed to review the right to %s: %w", check.Right, check.Err)
+		}
+		if !check.Allowed {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // setupMetrics registers the csi_attacher_* metrics: the VolumeAttachment
@@ -294,8 +335,10 @@ func ownConnection(cfg *rest.Config) (*http.Client, error) {
 	return hc, nil
 }
 
-// newManager builds the Manager and points cacheReady at its cache.
-func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Client, cacheReady *controllers.CacheReadiness) (manager.Manager, error) {
+// newManager builds the Manager and points cacheReady at its cache. With
+// --http-endpoint, that server's /readyz runs the checks of ready, which
+// the caller fills before the Manager starts.
+func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Client, cacheReady *controllers.CacheReadiness, ready *readiness) (manager.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -304,18 +347,28 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 	if opts.MetricsPath != "" && opts.MetricsPath != "/metrics" {
 		metricsOpts.ExtraHandlers[opts.MetricsPath] = promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{})
 	}
+	// /healthz/leader-election fails when this replica leads but has
+	// stopped renewing the Lease (leaderhealth); without leader election
+	// there is nothing to fail.
+	leaderCheck := healthz.Ping
+	var leaseLock resourcelock.Interface // nil without leader election
+	if opts.LeaderElection {
+		lock, err := leaderhealth.NewLock(restConfig, leaderhealth.Options{
+			Namespace: opts.LeaderElectionNamespaceResolved, Name: volume.LeaseName(driver.DriverName()),
+			Labels: opts.LeaderElectionLabels, LeaseDuration: opts.LeaderElectionLeaseDuration,
+			RenewDeadline: opts.LeaderElectionRenewDeadline,
+		})
+		if err != nil {
+			return nil, err
+		}
+		leaseLock, leaderCheck = lock, lock.Check
+	}
 	if _, single := opts.SingleHTTPEndpoint(); single {
 		// The reference attacher's manifests probe one address; serve the
 		// health endpoints next to the metrics there.
-		ping := healthz.CheckHandler{Checker: healthz.Ping}
-		metricsOpts.ExtraHandlers["/healthz"] = ping
-		metricsOpts.ExtraHandlers["/healthz/leader-election"] = ping
-		metricsOpts.ExtraHandlers["/readyz"] = healthz.CheckHandler{Checker: func(r *http.Request) error {
-			if err := cacheReady.Check(r); err != nil {
-				return err
-			}
-			return driver.ReadyzCheck(r)
-		}}
+		metricsOpts.ExtraHandlers["/healthz"] = healthz.CheckHandler{Checker: leaderCheck}
+		metricsOpts.ExtraHandlers["/healthz/leader-election"] = healthz.CheckHandler{Checker: leaderCheck}
+		metricsOpts.ExtraHandlers["/readyz"] = healthz.CheckHandler{Checker: ready.Check}
 	}
 	resync := opts.Resync
 	cacheOpts := controllers.CacheOptions(driver.DriverName(), &resync)
@@ -327,24 +380,32 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 	shutdown := gracefulShutdown
 	leaseDuration, renewDeadline, retryPeriod := opts.LeaderElectionLeaseDuration, opts.LeaderElectionRenewDeadline, opts.LeaderElectionRetryPeriod
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsOpts,
-		HealthProbeBindAddress:        opts.HealthProbeBindAddress(),
-		PprofBindAddress:              opts.PprofAddr,
-		LeaderElection:                opts.LeaderElection,
-		LeaderElectionID:              volume.LeaseName(driver.DriverName()),
-		LeaderElectionNamespace:       opts.LeaderElectionNamespaceResolved,
-		LeaderElectionLabels:          opts.LeaderElectionLabels,
-		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 &leaseDuration,
-		RenewDeadline:                 &renewDeadline,
-		RetryPeriod:                   &retryPeriod,
-		GracefulShutdownTimeout:       &shutdown,
-		Cache:                         cacheOpts,
+		Scheme:                  scheme,
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  opts.HealthProbeBindAddress(),
+		PprofBindAddress:        opts.PprofAddr,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        volume.LeaseName(driver.DriverName()),
+		LeaderElectionNamespace: opts.LeaderElectionNamespaceResolved,
+		LeaderElectionLabels:    opts.LeaderElectionLabels,
+		// The Manager takes the ID, namespace, labels and timings from the
+		// lock and from here; the elector it builds uses the lock.
+		LeaderElectionResourceLockInterface: leaseLock,
+		LeaderElectionReleaseOnCancel:       opts.FeatureEnabled(options.FeatureReleaseLeaderElectionOnExit),
+		LeaseDuration:                       &leaseDuration,
+		RenewDeadline:                       &renewDeadline,
+		RetryPeriod:                         &retryPeriod,
+		GracefulShutdownTimeout:             &shutdown,
+		Cache:                               cacheOpts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the manager: %w", err)
 	}
 	cacheReady.Cache = mgr.GetCache()
+	if opts.LeaderElection {
+		if err := mgr.AddHealthzCheck("leader-election", leaderCheck); err != nil {
+			return nil, err
+		}
+	}
 	return mgr, nil
 }

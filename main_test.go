@@ -21,7 +21,9 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopAPIServer()
+	os.Exit(code)
 }
 
 func runCommand(t *testing.T, env []string, args ...string) (string, int) {

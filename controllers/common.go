@@ -183,7 +183,7 @@ func (r *VolumeAttachmentReconciler) failed(ctx context.Context, va *storagev1.V
 	}
 	base := va.DeepCopy()
 	verr := &storagev1.VolumeError{Time: metav1.Now(), Message: statusMessage(cause)}
-	if code, ok := csi.Code(cause); ok {
+	if code, ok := csi.Code(cause); ok && !r.OmitErrorCode {
 		verr.ErrorCode = ptr.To(int32(code))
 	}
 	op.setError(&va.Status, verr)

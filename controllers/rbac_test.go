@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/csi-attacher/csi-attacher/controllers"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+	"github.com/csi-attacher/csi-attacher/internal/doctor"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -185,7 +185,7 @@ var _ = Describe("RBAC", func() {
 	It("allows the Secret watch only with the optional secret_watch_role.yaml", func() {
 		const saName = "csi-attacher-rbac-secretwatch"
 		uc := userClient(attacherRBAC(ctx, objs, saName, nil))
-		allowed, err := controllers.SecretWatchAllowed(ctx, uc)
+		allowed, err := secretWatchAllowed(ctx, uc)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(allowed).To(BeFalse(), "config/rbac grants get on secrets, not list and watch")
 
@@ -199,7 +199,7 @@ var _ = Describe("RBAC", func() {
 		objs.create(ctx, cr)
 		objs.create(ctx, crb)
 		Eventually(func(g Gomega) {
-			allowed, err := controllers.SecretWatchAllowed(ctx, uc)
+			allowed, err := secretWatchAllowed(ctx, uc)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(allowed).To(BeTrue())
 		}).WithTimeout(eventually).WithPolling(pollInterval).Should(Succeed())
@@ -276,3 +276,13 @@ var _ = Describe("RBAC", func() {
 		Expect(a.driver.Published(handle)).To(BeEmpty())
 	})
 })
+
+// secretWatchAllowed reviews doctor.SecretWatchRights as main.go does.
+func secretWatchAllowed(ctx context.Context, c client.Client) (bool, error) {
+	for _, check := range doctor.ReviewRights(ctx, doctor.ClientReviewer(c), doctor.SecretWatchRights()) {
+		if check.Err != nil || !check.Allowed {
+			return false, check.Err
+		}
+	}
+	return true, nil
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,32 +26,8 @@ import (
 // direct GET).
 //
 // It needs list and watch on Secrets in every namespace, which the shipped
-// RBAC deliberately does not grant; SecretWatchAllowed tells whether it may
-// run.
-
-// SecretWatchAllowed asks the API server, with SelfSubjectAccessReviews,
-// whether the attacher may list and watch Secrets in all namespaces. The
-// Secret watch must only be set up when it may: the cache waits for every
-// informer to sync before any controller starts, and an informer that is
-// refused its list never syncs.
-func SecretWatchAllowed(ctx context.Context, c client.Writer) (bool, error) {
-	for _, verb := range []string{"list", "watch"} {
-		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Verb:     verb,
-				Version:  corev1.SchemeGroupVersion.Version,
-				Resource: "secrets",
-			},
-		}}
-		if err := c.Create(ctx, review); err != nil {
-			return false, fmt.Errorf("failed to review the right to %s secrets: %w", verb, err)
-		}
-		if !review.Status.Allowed {
-			return false, nil
-		}
-	}
-	return true, nil
-}
+// RBAC deliberately does not grant; main.go reviews the rights
+// (doctor.SecretWatchRights) and sets WatchSecrets only when they are granted.
 
 // secretMetadata is the type of the Secret watch and of its cache entry.
 func secretMetadata() *metav1.PartialObjectMetadata {

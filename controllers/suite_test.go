@@ -169,6 +169,9 @@ type attacherOptions struct {
 	// wrapRecorder, when set, wraps the Manager's event recorder (e.g. to
 	// count Events as they are emitted, before any aggregation).
 	wrapRecorder func(events.EventRecorder) events.EventRecorder
+	// omitErrorCode sets OmitErrorCode (the feature gate
+	// MutableCSINodeAllocatableCount off).
+	omitErrorCode bool
 }
 
 // Leader-election timings for tests: short, so handovers are quick.
@@ -275,6 +278,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		RetryIntervalMax:        o.retryMax,
 		Freshness:               fresh,
 		WatchSecrets:            o.watchSecrets,
+		OmitErrorCode:           o.omitErrorCode,
 	}
 	Expect(vaReconciler.SetupWithManager(mgr)).To(Succeed())
 	if o.reconcileSync > 0 && caps.ListVolumes && caps.ListVolumesPublishedNodes && !trivial {

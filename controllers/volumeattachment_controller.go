@@ -89,9 +89,13 @@ type VolumeAttachmentReconciler struct {
 	// WatchSecrets retries an attachment as soon as its ControllerPublish
 	// Secret is created or updated, through a metadata-only watch of all
 	// Secrets. It needs list and watch on Secrets cluster-wide (see
-	// SecretWatchAllowed); without it a fixed Secret is picked up at the
+	// doctor.SecretWatchRights); without it a fixed Secret is picked up at the
 	// next retry.
 	WatchSecrets bool
+	// OmitErrorCode leaves errorCode out of attachError and detachError, as
+	// the reference does with its feature gate MutableCSINodeAllocatableCount
+	// off (--feature-gates=MutableCSINodeAllocatableCount=false).
+	OmitErrorCode bool
 
 	finalizer string
 	// force and trigger connect the ListVolumes reconciler: it flags a
@@ -176,16 +180,29 @@ func (r *VolumeAttachmentReconciler) controllerOptions(logger logr.Logger) contr
 	}
 }
 
+// queueMetrics labels the workqueue_* metrics of each controller with the
+// reference attacher's queue name (name="csi-attacher-va" for both
+// VolumeAttachment lanes, "csi-attacher-pv") next to the controller's own
+// name (controller="volumeattachment", ...), so that dashboards built on
+// either keep working.
+var queueMetrics = metrics.NewWorkqueueProvider(map[string]string{
+	VolumeAttachmentControllerName:       metrics.QueueVolumeAttachments,
+	VolumeAttachmentDetachControllerName: metrics.QueueVolumeAttachments,
+	PersistentVolumeControllerName:       metrics.QueuePersistentVolumes,
+})
+
 // newQueue builds controller-runtime's default priority queue, except that
 // its periodic dump of every queued item, logged at V(5) (our default
 // level), moves to V(7): with thousands of items queued, each dump is a log
 // line of hundreds of kilobytes, and the encoder's buffers that grew to hold
-// it stay in memory.
+// it stay in memory; and its metrics carry the reference's queue names
+// (queueMetrics).
 func newQueue(logger logr.Logger) func(string, workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
 	return func(name string, limiter workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
 		return priorityqueue.New(name, func(o *priorityqueue.Opts[reconcile.Request]) {
 			o.Log = logger.WithValues("controller", name).V(2)
 			o.RateLimiter = limiter
+			o.MetricProvider = queueMetrics
 		})
 	}
 }

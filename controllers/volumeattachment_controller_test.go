@@ -466,3 +466,23 @@ func expectWarningEvent(ctx context.Context, vaName, reason, substring string) {
 		g.Expect(found).To(BeTrue(), "no %s Event for VolumeAttachment %s", reason, vaName)
 	}).WithTimeout(eventually).WithPolling(pollInterval).Should(Succeed())
 }
+
+var _ = Describe("VolumeAttachmentReconciler with the feature gate MutableCSINodeAllocatableCount off", func() {
+	It("saves a CSI error without its errorCode, as the reference does with the gate off", func() {
+		const driverName = "no-error-code.csi.test"
+		ctx := context.Background()
+		objs := &tracker{}
+		a := startOwnAttacher(driverName, attacherOptions{omitErrorCode: true})
+		DeferCleanup(objs.cleanup, ctx)
+		node := uniqueName("node")
+		objs.create(ctx, newCSINode(node, driverName, "id-"+node))
+		handle := uniqueName("vol")
+		a.driver.InjectError(fake.MethodPublish, handle, codes.ResourceExhausted, 0)
+		pv := newPV(uniqueName("pv"), driverName, handle)
+		objs.create(ctx, pv)
+		va := newVA(uniqueName("va"), driverName, node, pv.Name)
+		objs.create(ctx, va)
+		got := expectAttachError(ctx, va.Name, "ResourceExhausted")
+		Expect(got.Status.AttachError.ErrorCode).To(BeNil())
+	})
+})

@@ -18,6 +18,8 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
+	// Puts the attacher's workqueue_* metrics in place of controller-runtime's.
+	_ "github.com/csi-attacher/csi-attacher/controllers"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 
@@ -73,12 +75,13 @@ var ownMetrics = map[string]metric{
 // controller-runtime v0.25.2's metrics, registered with crmetrics.Registry,
 // which main.go serves on /metrics. Read from its source:
 //
-//   - workqueue_*: pkg/internal/metrics/workqueue.go (names from the constants
-//     of pkg/metrics/workqueue.go, WorkQueueSubsystem "workqueue"); the name
-//     and controller labels are both the controller's name (volumeattachment,
+//   - workqueue_*: registered by internal/metrics (WorkqueueProvider) in
+//     place of controller-runtime's pkg/internal/metrics/workqueue.go, with
+//     the same names and label names: name is the reference's queue name
+//     (csi-attacher-va for both VolumeAttachment lanes, csi-attacher-pv),
+//     controller the controller's name (volumeattachment,
 //     volumeattachment-detach, persistentvolume). workqueue_depth also has
-//     priority: the priority queue, on by default, keeps one series per
-//     priority, so queries sum it away.
+//     priority, always empty.
 //   - controller_runtime_*: pkg/internal/controller/metrics/metrics.go.
 //   - leader_election_master_status{name}: pkg/metrics/leaderelection.go, set
 //     through client-go's leaderelection metrics provider: 0 by every replica
@@ -811,6 +814,39 @@ func TestControllerRuntimeMetricsRegistered(t *testing.T) {
 		name := crmetrics.WorkQueueSubsystem + "_" + key
 		if _, ok := controllerRuntimeMetrics[name]; !ok {
 			t.Errorf("%s is missing from controllerRuntimeMetrics", name)
+		}
+	}
+}
+
+// TestWorkqueueNamesAreTheReferences checks that the rules and the
+// dashboard select the work queues by the reference attacher's queue names
+// (the name label), which the attacher exports, and by nothing else.
+func TestWorkqueueNamesAreTheReferences(t *testing.T) {
+	known := map[string]bool{metrics.QueueVolumeAttachments: true, metrics.QueuePersistentVolumes: true}
+	selectorRE := regexp.MustCompile(`workqueue_[a-z_]+\{([^{}]*)\}`)
+	nameRE := regexp.MustCompile(`(?:^|[,\s])name\s*(?:=~|=)\s*"([^"]*)"`)
+	for _, file := range []string{ruleFile, prometheusCRD, dashboardFile} {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(string(raw), `\"`, `"`)
+		byName := 0
+		for _, sel := range selectorRE.FindAllStringSubmatch(text, -1) {
+			m := nameRE.FindStringSubmatch(sel[1])
+			if m == nil {
+				continue
+			}
+			byName++
+			for v := range strings.SplitSeq(m[1], "|") {
+				if !known[v] {
+					t.Errorf("%s: %s selects the queue name %q; the attacher's queues are %s and %s",
+						file, sel[0], v, metrics.QueueVolumeAttachments, metrics.QueuePersistentVolumes)
+				}
+			}
+		}
+		if byName == 0 {
+			t.Errorf("%s: no workqueue_* query selects a queue by its name label", file)
 		}
 	}
 }

@@ -244,6 +244,11 @@ type Right struct {
 	Name string `json:"name,omitempty"`
 	// GrantedBy names the object of config/rbac that grants it.
 	GrantedBy string `json:"grantedBy"`
+	// WithoutIt is set for a right the attacher can run without, and says
+	// what is lost. The reference's RBAC lacks these, so a missing one is a
+	// warning, not a failure: swapping in the attacher with the reference's
+	// manifests must work.
+	WithoutIt string `json:"withoutIt,omitempty"`
 }
 
 // Where the rights are granted in config/rbac.
@@ -278,10 +283,11 @@ func (r Right) String() string {
 // driver name is unknown.
 func RequiredRights(leaderElection bool, leaseNamespace, leaseName string) []Right {
 	var rights []Right
+	var withoutIt string
 	add := func(group, resource, sub, ns, name, grantedBy string, verbs ...string) {
 		for _, v := range verbs {
 			rights = append(rights, Right{Group: group, Resource: resource, Subresource: sub, Verb: v,
-				Namespace: ns, Name: name, GrantedBy: grantedBy})
+				Namespace: ns, Name: name, GrantedBy: grantedBy, WithoutIt: withoutIt})
 		}
 	}
 	add("", "persistentvolumes", "", "", "", clusterRoleRef, "get", "list", "watch", "patch")
@@ -289,9 +295,12 @@ func RequiredRights(leaderElection bool, leaseNamespace, leaseName string) []Rig
 	add("storage.k8s.io", "volumeattachments", "status", "", "", clusterRoleRef, "patch")
 	add("storage.k8s.io", "csinodes", "", "", "", clusterRoleRef, "get", "list", "watch")
 	// Secrets are read one by one, in whatever namespace the StorageClass names.
+	withoutIt = "volumes whose StorageClass names a controller-publish secret fail to attach"
 	add("", "secrets", "", "", "", clusterRoleRef, "get")
 	// Events about cluster-scoped objects go to the default namespace.
+	withoutIt = "no Warning Events for attach and detach failures (they still show in the VolumeAttachment status and the log)"
 	add("events.k8s.io", "events", "", "default", "", clusterRoleRef, "create", "patch")
+	withoutIt = ""
 	if leaderElection {
 		// A name cannot narrow create, so only get and update carry it.
 		add("coordination.k8s.io", "leases", "", leaseNamespace, leaseName, roleRef, "get", "update")
@@ -311,19 +320,23 @@ type RightCheck struct {
 }
 
 // CheckRights gives one OK verdict when every right is granted, else one
-// FAIL per missing right (or per review that failed). user, when known, is
-// named in the verdicts. leaderElection only adds a note when it is off.
+// FAIL per missing right (or per review that failed), a WARN for a missing
+// right the attacher can run without. user, when known, is named in the
+// verdicts. leaderElection only adds a note when it is off. The attacher
+// logs these same verdicts at start (RightsMonitor).
 func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result {
 	who := "us"
 	if user != "" {
 		who = user
 	}
 	var out []Result
+	failed := false
 	for _, c := range checks {
 		switch {
 		case c.Err != nil:
 			out = append(out, Result{Check: CheckRightsName, Status: StatusFail,
 				Message: fmt.Sprintf("could not check %s: %v", c.Right, c.Err)})
+			failed = true
 		case !c.Allowed:
 			msg := fmt.Sprintf("%s may not %s: grant it in the %s", who, c.Right, c.Right.GrantedBy)
 			if c.Right.Namespace != "" && c.Right.GrantedBy == roleRef {
@@ -332,11 +345,29 @@ func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result
 			if c.Reason != "" {
 				msg += " (" + c.Reason + ")"
 			}
-			out = append(out, Result{Check: CheckRightsName, Status: StatusFail, Message: msg})
+			status := StatusFail
+			if c.Right.WithoutIt != "" {
+				status = StatusWarn
+				msg += "; without it, " + c.Right.WithoutIt
+			} else {
+				failed = true
+			}
+			out = append(out, Result{Check: CheckRightsName, Status: status, Message: msg})
 		}
 	}
-	if len(out) > 0 {
+	if failed {
 		return out
+	}
+	if len(out) > 0 {
+		// Only optional rights are missing: say so, and that the rest is fine.
+		granted := 0
+		for _, c := range checks {
+			if c.Err == nil && c.Allowed {
+				granted++
+			}
+		}
+		return append(out, Result{Check: CheckRightsName, Status: StatusOK,
+			Message: fmt.Sprintf("the %d API rights the attacher cannot work without are granted to %s", granted, who)})
 	}
 	if len(checks) == 0 {
 		return []Result{{Check: CheckRightsName, Status: StatusSkip, Message: "no rights were checked"}}
@@ -349,9 +380,8 @@ func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result
 }
 
 // SecretWatchRights are the rights of the optional Secret watch: list and
-// watch on Secrets in every namespace, as controllers.SecretWatchAllowed
-// reviews them at start. They are not in RequiredRights because the
-// attacher works without them: the shipped RBAC leaves them out on purpose,
+// watch on Secrets in every namespace, as main.go reviews them at start.
+// They are not in RequiredRights because the attacher works without them: the shipped RBAC leaves them out on purpose,
 // since they let it enumerate the cluster's Secrets by name.
 func SecretWatchRights() []Right {
 	var rights []Right

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/options"
@@ -254,14 +255,14 @@ func run(ctx context.Context, opts *options.Options, ep csi.Endpoint, df doctorF
 		leaseName = volume.LeaseName(driverName)
 	}
 	rights := RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, leaseName)
-	p.add(CheckRights(api.User, opts.LeaderElection, reviewRights(ctx, clientset, rights))...)
+	p.add(CheckRights(api.User, opts.LeaderElection, ReviewRights(ctx, clientset.AuthorizationV1().SelfSubjectAccessReviews().Create, rights))...)
 	// The attacher sets up the Secret watch only for a driver that
 	// publishes. When the driver is unknown the rights are still reviewed:
 	// they do not depend on it.
 	trivial := probe.Info != nil && probe.Info.Capabilities.Trivial()
 	var secretChecks []RightCheck
 	if !trivial {
-		secretChecks = reviewRights(ctx, clientset, SecretWatchRights())
+		secretChecks = ReviewRights(ctx, clientset.AuthorizationV1().SelfSubjectAccessReviews().Create, SecretWatchRights())
 	}
 	p.add(CheckSecretWatch(trivial, opts.RetryIntervalMax, secretChecks))
 
@@ -402,11 +403,26 @@ func connectAPI(ctx context.Context, opts *options.Options, as string) (APIInfo,
 	return info, cs
 }
 
-// reviewRights asks the API server about each right.
-func reviewRights(ctx context.Context, cs kubernetes.Interface, rights []Right) []RightCheck {
+// Reviewer creates a SelfSubjectAccessReview: a typed client's
+// AuthorizationV1().SelfSubjectAccessReviews().Create, or ClientReviewer.
+type Reviewer func(context.Context, *authzv1.SelfSubjectAccessReview, metav1.CreateOptions) (*authzv1.SelfSubjectAccessReview, error)
+
+// ClientReviewer is the Reviewer of a controller-runtime client.
+func ClientReviewer(c client.Writer) Reviewer {
+	return func(ctx context.Context, r *authzv1.SelfSubjectAccessReview, _ metav1.CreateOptions) (*authzv1.SelfSubjectAccessReview, error) {
+		if err := c.Create(ctx, r); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+}
+
+// ReviewRights asks the API server about each right, one
+// SelfSubjectAccessReview each.
+func ReviewRights(ctx context.Context, review Reviewer, rights []Right) []RightCheck {
 	out := make([]RightCheck, 0, len(rights))
 	for _, r := range rights {
-		review := &authzv1.SelfSubjectAccessReview{Spec: authzv1.SelfSubjectAccessReviewSpec{
+		ssar := &authzv1.SelfSubjectAccessReview{Spec: authzv1.SelfSubjectAccessReviewSpec{
 			ResourceAttributes: &authzv1.ResourceAttributes{
 				Namespace:   r.Namespace,
 				Verb:        r.Verb,
@@ -416,7 +432,7 @@ func reviewRights(ctx context.Context, cs kubernetes.Interface, rights []Right) 
 				Name:        r.Name,
 			},
 		}}
-		res, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		res, err := review(ctx, ssar, metav1.CreateOptions{})
 		c := RightCheck{Right: r, Err: err}
 		if err == nil {
 			c.Allowed = res.Status.Allowed && !res.Status.Denied

@@ -19,11 +19,15 @@ import (
 // Feature gate names accepted by --feature-gates. They are the reference
 // attacher's gates, so its manifests parse unchanged.
 const (
-	// FeatureMutableCSINodeAllocatableCount fills status.attachError.errorCode
-	// with the gRPC code of a failed ControllerPublish. GA upstream, on by default.
+	// FeatureMutableCSINodeAllocatableCount fills errorCode in
+	// status.attachError and detachError with the gRPC code of the failed
+	// CSI call. GA upstream, on by default; off leaves errorCode out.
 	FeatureMutableCSINodeAllocatableCount = "MutableCSINodeAllocatableCount"
 	// FeatureReleaseLeaderElectionOnExit releases the leader-election Lease on
-	// SIGTERM/SIGINT after in-flight work has finished. Alpha upstream, off by default.
+	// SIGTERM/SIGINT after in-flight work has finished, so a standby takes
+	// over at once. Alpha and off upstream; on here, because a prompt
+	// hand-over is part of the product. Off leaves the Lease to expire, as
+	// the reference does by default.
 	FeatureReleaseLeaderElectionOnExit = "ReleaseLeaderElectionOnExit"
 )
 
@@ -183,7 +187,7 @@ type Options struct {
 func DefaultFeatureGates() map[string]bool {
 	return map[string]bool{
 		FeatureMutableCSINodeAllocatableCount: true,
-		FeatureReleaseLeaderElectionOnExit:    false,
+		FeatureReleaseLeaderElectionOnExit:    true,
 	}
 }
 
@@ -232,8 +236,9 @@ func (o *Options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxInflightPerNode, "max-inflight-per-node", 0,
 		"Maximum attach/detach calls in flight for one node; 0 means no limit.")
 	fs.Var(&featureGatesValue{m: &o.FeatureGates}, "feature-gates",
-		"Comma-separated `key=bool` pairs. Known gates: "+FeatureMutableCSINodeAllocatableCount+", "+
-			FeatureReleaseLeaderElectionOnExit+".")
+		"Comma-separated `key=bool` pairs. "+FeatureMutableCSINodeAllocatableCount+" (default true): errorCode in "+
+			"attachError/detachError. "+FeatureReleaseLeaderElectionOnExit+" (default true): release the Lease on exit. "+
+			"Any other gate is refused.")
 
 	// Kubernetes client.
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "",
@@ -275,7 +280,7 @@ func (o *Options) register(fs *flag.FlagSet) {
 
 	// Process.
 	fs.BoolVar(&o.AutoMaxProcs, "automaxprocs", false,
-		"Set GOMAXPROCS from the container's CPU quota.")
+		"Set GOMAXPROCS from the container's CPU limit and log it (the Go runtime already follows the limit unless GODEBUG=containermaxprocs=0; a GOMAXPROCS variable wins).")
 	fs.BoolVar(&o.ShowVersion, "version", false,
 		"Print the version and exit.")
 
@@ -761,8 +766,13 @@ func (v *featureGatesValue) Set(s string) error {
 			return fmt.Errorf("%q: missing =true or =false", item)
 		}
 		if _, isKnown := known[key]; !isKnown {
-			return fmt.Errorf("unknown feature gate %q (known: %s, %s)", key,
-				FeatureMutableCSINodeAllocatableCount, FeatureReleaseLeaderElectionOnExit)
+			// The reference's flag also takes the gates of the Kubernetes
+			// libraries it links (AllAlpha, LoggingBetaOptions, the API
+			// server's...). None changes how volumes are attached, and
+			// accepting them would mean ignoring them.
+			return fmt.Errorf("unknown feature gate %q: the attacher has only %s and %s; "+
+				"the other gates the reference accepts belong to its Kubernetes libraries and do not apply here, remove it",
+				key, FeatureMutableCSINodeAllocatableCount, FeatureReleaseLeaderElectionOnExit)
 		}
 		b, err := strconv.ParseBool(val)
 		if err != nil {

@@ -48,7 +48,7 @@ func TestParseDefaults(t *testing.T) {
 		ReconcileSync:                   time.Minute,
 		MaxGRPCLogLength:                -1,
 		MaxInflightPerNode:              0,
-		FeatureGates:                    map[string]bool{FeatureMutableCSINodeAllocatableCount: true, FeatureReleaseLeaderElectionOnExit: false},
+		FeatureGates:                    map[string]bool{FeatureMutableCSINodeAllocatableCount: true, FeatureReleaseLeaderElectionOnExit: true},
 		Resync:                          10 * time.Minute,
 		LeaderElection:                  true,
 		LeaderElectionNamespaceResolved: "default",
@@ -71,7 +71,7 @@ func TestParseDefaults(t *testing.T) {
 	_, single := o.SingleHTTPEndpoint()
 	g.Expect(single).To(BeFalse())
 	g.Expect(o.FeatureEnabled(FeatureMutableCSINodeAllocatableCount)).To(BeTrue())
-	g.Expect(o.FeatureEnabled(FeatureReleaseLeaderElectionOnExit)).To(BeFalse())
+	g.Expect(o.FeatureEnabled(FeatureReleaseLeaderElectionOnExit)).To(BeTrue(), "on here, off in the reference")
 }
 
 func TestParseEachFlag(t *testing.T) {
@@ -140,6 +140,10 @@ func TestParseEachFlag(t *testing.T) {
 		}},
 		{"feature-gates repeated flags merge", []string{"--feature-gates=ReleaseLeaderElectionOnExit=true", "--feature-gates=MutableCSINodeAllocatableCount=false"}, func(g Gomega, o *Options) {
 			g.Expect(o.FeatureGates).To(Equal(map[string]bool{FeatureMutableCSINodeAllocatableCount: false, FeatureReleaseLeaderElectionOnExit: true}))
+		}},
+		{"feature-gates off", []string{"--feature-gates=ReleaseLeaderElectionOnExit=false,MutableCSINodeAllocatableCount=false"}, func(g Gomega, o *Options) {
+			g.Expect(o.FeatureEnabled(FeatureReleaseLeaderElectionOnExit)).To(BeFalse())
+			g.Expect(o.FeatureEnabled(FeatureMutableCSINodeAllocatableCount)).To(BeFalse())
 		}},
 		{"feature-gates empty keeps defaults", []string{"--feature-gates="}, func(g Gomega, o *Options) {
 			g.Expect(o.FeatureGates).To(Equal(DefaultFeatureGates()))
@@ -367,6 +371,11 @@ func TestParseErrors(t *testing.T) {
 		{name: "kube-api-burst negative", args: []string{"--kube-api-burst=-1"}, want: []string{"--kube-api-burst=-1"}},
 
 		{name: "feature gate unknown", args: []string{"--feature-gates=Foo=true"}, want: []string{"-feature-gates", `unknown feature gate "Foo"`}},
+		// Gates the reference takes from its Kubernetes libraries.
+		{name: "feature gate of the reference's libraries", args: []string{"--feature-gates=LoggingBetaOptions=true"},
+			want: []string{"-feature-gates", `unknown feature gate "LoggingBetaOptions": the attacher has only MutableCSINodeAllocatableCount and ReleaseLeaderElectionOnExit`, "remove it"}},
+		{name: "feature gate AllAlpha", args: []string{"--feature-gates=MutableCSINodeAllocatableCount=true,AllAlpha=true"},
+			want: []string{"-feature-gates", `unknown feature gate "AllAlpha"`}},
 		{name: "feature gate without value", args: []string{"--feature-gates=ReleaseLeaderElectionOnExit"}, want: []string{"-feature-gates", "missing =true or =false"}},
 		{name: "feature gate bad bool", args: []string{"--feature-gates=ReleaseLeaderElectionOnExit=maybe"}, want: []string{"-feature-gates", `"maybe"`}},
 		{name: "feature gate wrong separator", args: []string{"--feature-gates=ReleaseLeaderElectionOnExit:true"}, want: []string{"-feature-gates"}},
