@@ -57,3 +57,22 @@ func (s *startTimes) forget(name string) {
 	delete(s.seen, "attach/"+name)
 	delete(s.seen, "detach/"+name)
 }
+
+// forgetObject drops what is known about a deleted object, leaving alone
+// the entries of a newer object of the same name.
+func (s *startTimes) forgetObject(name string, uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, op := range []string{"attach", "detach"} {
+		if e, ok := s.seen[op+"/"+name]; ok && e.uid == uid {
+			delete(s.seen, op+"/"+name)
+		}
+	}
+}
+
+// len is the number of operations whose start is remembered.
+func (s *startTimes) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
+}

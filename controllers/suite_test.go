@@ -124,9 +124,12 @@ var _ = AfterSuite(func() {
 type testAttacher struct {
 	driver *fake.Driver
 	client *csi.Client
-	cancel context.CancelFunc
-	done   chan struct{}
-	dir    string
+	// reconciler is the attacher's VolumeAttachment reconciler, for tests
+	// that look at its in-memory state.
+	reconciler *controllers.VolumeAttachmentReconciler
+	cancel     context.CancelFunc
+	done       chan struct{}
+	dir        string
 	// elected is closed once the Manager leads (at once without leader
 	// election).
 	elected <-chan struct{}
@@ -282,7 +285,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 			Freshness:               fresh,
 		}).SetupWithManager(mgr)).To(Succeed())
 	}
-	a := &testAttacher{driver: driver, client: cc, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
+	a := &testAttacher{driver: driver, client: cc, reconciler: vaReconciler, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
 	go func() {
 		defer GinkgoRecover()
 		defer close(a.done)

@@ -30,7 +30,7 @@ func (r *VolumeAttachmentReconciler) reconcileAttach(ctx context.Context, va *st
 	// reconciler found it detached behind our back. The flag is taken even
 	// for a VA not attached yet, so it cannot linger and cause a needless
 	// publish later.
-	forced := r.force.consume(va.Name)
+	forced := r.force.consume(va.UID)
 	if va.Status.Attached && !forced {
 		return nil
 	}
@@ -38,7 +38,7 @@ func (r *VolumeAttachmentReconciler) reconcileAttach(ctx context.Context, va *st
 	if err != nil && forced {
 		// attached=true still holds, so without the flag the retry would
 		// stop at the shortcut above.
-		r.force.mark(va.Name)
+		r.forceSync(ctx, va)
 	}
 	return err
 }
@@ -249,7 +249,7 @@ func (r *VolumeAttachmentReconciler) patchStatus(ctx context.Context, va, base *
 	if err := r.Client.Status().Patch(ctx, va, client.RawPatch(mp.Type(), data)); err != nil {
 		return err
 	}
-	r.Freshness.Wrote(va.UID, va.ResourceVersion)
+	recordWrite(ctx, r.Client, r.Freshness, va)
 	return nil
 }
 

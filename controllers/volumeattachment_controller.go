@@ -121,6 +121,10 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Freshness = freshness.New()
 	}
 	r.nodes = &nodeLimiter{limit: r.MaxInflightPerNode}
+	r.Metrics.SetTrackedSource(r.TrackedObjects)
+	if err := r.forgetDeleted(mgr); err != nil {
+		return err
+	}
 	// Attach and detach have their own queues and workers, so a storm of
 	// slow or failing detaches never delays new attaches, nor the other way
 	// round. Both run the same level-based Reconcile; the per-object lock in
@@ -154,6 +158,22 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), deleting(true), vaChangeMatters())).
 		WithOptions(r.controllerOptions(mgr.GetLogger()))
 	return r.watchSecrets(detach, true).Complete(r)
+}
+
+// forgetDeleted makes every per-object map forget a VolumeAttachment, and
+// the freshness tracker a PersistentVolume, once the cache sees it deleted.
+func (r *VolumeAttachmentReconciler) forgetDeleted(mgr ctrl.Manager) error {
+	if err := forgetOnDelete(mgr, &storagev1.VolumeAttachment{}, func(o client.Object) {
+		r.Freshness.Forget(o.GetUID())
+		r.force.consume(o.GetUID())
+		r.started.forgetObject(o.GetName(), o.GetUID())
+	}); err != nil {
+		return fmt.Errorf("VolumeAttachmentReconciler: %w", err)
+	}
+	if err := forgetOnDelete(mgr, &corev1.PersistentVolume{}, forgetFreshness(r.Freshness)); err != nil {
+		return fmt.Errorf("VolumeAttachmentReconciler: %w", err)
+	}
+	return nil
 }
 
 // watchSecrets adds the Secret watch to one of the two controllers when

@@ -37,12 +37,12 @@ func (r *VolumeAttachmentReconciler) reconcileDetach(ctx context.Context, va *st
 // (another finalizer keeps the object). There is no finalizer to remove;
 // a failure keeps the flag so the retry unpublishes again.
 func (r *VolumeAttachmentReconciler) forcedDetach(ctx context.Context, va *storagev1.VolumeAttachment) error {
-	if !r.force.consume(va.Name) {
+	if !r.force.consume(va.UID) {
 		return nil
 	}
 	err := r.unpublish(ctx, va, log.FromContext(ctx), "Unpublishing volume still published after detach")
 	if err != nil {
-		r.force.mark(va.Name)
+		r.forceSync(ctx, va)
 	}
 	return err
 }
