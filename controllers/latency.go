@@ -61,12 +61,16 @@ func (s *startTimes) forget(name string) {
 // forgetObject drops what is known about a deleted object, leaving alone
 // the entries of a newer object of the same name.
 func (s *startTimes) forgetObject(name string, uid types.UID) {
+	s.forgetOp("attach", name, uid)
+	s.forgetOp("detach", name, uid)
+}
+
+// forgetOp drops the start of op on the object, if it is the one recorded.
+func (s *startTimes) forgetOp(op, name string, uid types.UID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, op := range []string{"attach", "detach"} {
-		if e, ok := s.seen[op+"/"+name]; ok && e.uid == uid {
-			delete(s.seen, op+"/"+name)
-		}
+	if e, ok := s.seen[op+"/"+name]; ok && e.uid == uid {
+		delete(s.seen, op+"/"+name)
 	}
 }
 

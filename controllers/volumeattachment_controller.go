@@ -131,7 +131,7 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// Reconcile keeps them from working on one object at once.
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(VolumeAttachmentControllerName).
-		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), deleting(false), vaChangeMatters())).
+		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(opAttach), deleting(false), vaChangeMatters())).
 		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByPV)),
 			builder.WithPredicates(specOrDeletionChanged())).
 		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByNode)),
@@ -155,7 +155,7 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	detach := ctrl.NewControllerManagedBy(mgr).
 		Named(VolumeAttachmentDetachControllerName).
-		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), deleting(true), vaChangeMatters())).
+		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(opDetach), deleting(true), vaChangeMatters())).
 		WithOptions(r.controllerOptions(mgr.GetLogger()))
 	return r.watchSecrets(detach, true).Complete(r)
 }
@@ -304,19 +304,27 @@ func (r *VolumeAttachmentReconciler) reconcileTrivial(ctx context.Context, va *s
 	return nil
 }
 
-// ours keeps only VolumeAttachments of our driver. It also notes when an
-// attach or a detach is first seen, as the event arrives, so the latency
-// metrics include the time spent queued.
-func (r *VolumeAttachmentReconciler) ours() predicate.Predicate {
+// ours keeps only VolumeAttachments of our driver. It also notes when op
+// (the attach or detach of the controller it guards) is first seen, as the
+// event arrives, so the latency metrics include the time spent queued.
+//
+// Each controller notes only its own operation: a controller receives the
+// events of one object in order, so once the attach controller has seen the
+// deletion (and forgotten the attach start), no older event of that object
+// can record it again. Noting from both controllers' event streams, which
+// run independently, could bring an entry back after the object was gone.
+func (r *VolumeAttachmentReconciler) ours(op operation) predicate.Predicate {
 	return predicate.NewPredicateFuncs(func(o client.Object) bool {
 		va, ok := o.(*storagev1.VolumeAttachment)
 		if !ok || va.Spec.Attacher != r.DriverName {
 			return false
 		}
 		switch {
-		case va.DeletionTimestamp.IsZero() && !va.Status.Attached:
+		case op.metric == metrics.OperationAttach && va.DeletionTimestamp.IsZero() && !va.Status.Attached:
 			r.started.observe("attach", va.Name, va.UID, time.Now())
-		case !va.DeletionTimestamp.IsZero() && hasFinalizer(va, r.finalizer):
+		case op.metric == metrics.OperationAttach && !va.DeletionTimestamp.IsZero():
+			r.started.forgetOp("attach", va.Name, va.UID)
+		case op.metric == metrics.OperationDetach && !va.DeletionTimestamp.IsZero() && hasFinalizer(va, r.finalizer):
 			r.started.observe("detach", va.Name, va.UID, time.Now())
 		}
 		return true
