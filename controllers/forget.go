@@ -71,6 +71,16 @@ func recordWrite(ctx context.Context, c client.Reader, t *freshness.Tracker, obj
 	}
 }
 
+// recordGone marks obj, which our write has just deleted, as gone in the
+// tracker: any copy the cache still holds is stale. As in recordWrite, the
+// mark is taken back if the cache has already seen the deletion.
+func recordGone(ctx context.Context, c client.Reader, t *freshness.Tracker, obj client.Object) {
+	t.Gone(obj.GetUID())
+	if !stillCached(ctx, c, obj) {
+		t.Forget(obj.GetUID())
+	}
+}
+
 // forgetFreshness drops the tracker's entry of a deleted object.
 func forgetFreshness(t *freshness.Tracker) func(client.Object) {
 	return func(o client.Object) { t.Forget(o.GetUID()) }

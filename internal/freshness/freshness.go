@@ -1,6 +1,7 @@
 package freshness
 
 import (
+	"math"
 	"strconv"
 	"sync"
 
@@ -33,6 +34,21 @@ func (t *Tracker) Wrote(uid types.UID, resourceVersion string) {
 	if rv > t.written[uid] {
 		t.written[uid] = rv
 	}
+}
+
+// Gone records that the attacher's write deleted uid (it removed the last
+// finalizer of an object being deleted). The API server answers such a
+// write with the object's previous resourceVersion, so Wrote could not tell
+// the cached copy from the deleted object: after Gone every cached copy of
+// uid is stale, until Forget, which the caller arranges for when the cache
+// sees the deletion.
+func (t *Tracker) Gone(uid types.UID) {
+	if uid == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.written[uid] = math.MaxUint64
 }
 
 // Stale tells whether a cached copy with cachedVersion is older than the
