@@ -37,10 +37,6 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "devel"
 
-// gracefulShutdown bounds how long in-flight reconciles (and their CSI
-// calls) may run after SIGTERM before the Lease is released.
-const gracefulShutdown = 30 * time.Second
-
 // defaultGCPercent trades a little CPU for a smaller peak heap: bursts of
 // attachments decode many objects at once, and Go's default of 100 lets the
 // heap double before collecting. GOGC in the environment still wins.
@@ -306,7 +302,9 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		return nil, err
 	}
 	cacheOpts.HTTPClient = watchClient
-	shutdown := gracefulShutdown
+	// In-flight reconciles (and their CSI calls, bounded by --timeout) may
+	// finish after SIGTERM before the Lease is released.
+	shutdown := controllers.ShutdownGracePeriod(opts.Timeout)
 	leaseDuration, renewDeadline, retryPeriod := opts.LeaderElectionLeaseDuration, opts.LeaderElectionRenewDeadline, opts.LeaderElectionRetryPeriod
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        scheme,

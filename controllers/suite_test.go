@@ -235,8 +235,10 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		LeaseDuration:                 &testLeaseDuration,
 		RenewDeadline:                 &testRenewDeadline,
 		RetryPeriod:                   &testRetryPeriod,
-		Metrics:                       metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:        "0",
+		// As main.go: in-flight CSI calls finish before the Lease goes.
+		GracefulShutdownTimeout: ptr.To(controllers.ShutdownGracePeriod(o.timeout)),
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
 		// Several attachers run in one process here; in production each
 		// process has one Manager and unique controller names.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},

@@ -63,6 +63,9 @@ func (r *VolumeAttachmentReconciler) attach(ctx context.Context, va *storagev1.V
 		return r.attachFailed(ctx, va, err)
 	}
 
+	if err := callAllowed(ctx); err != nil {
+		return err
+	}
 	if !r.nodes.tryAcquire(va.Spec.NodeName) {
 		return errNodeBusy
 	}

@@ -229,11 +229,17 @@ func deleting(want bool) predicate.Predicate {
 func (r *VolumeAttachmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	// On shutdown the Manager cancels ctx, then waits for reconciles to
 	// return. An operation already started runs to its end instead (the
-	// CSI call is bounded by --timeout), so a publish that reached the driver
-	// gets its status written rather than being cut off half way.
-	ctx = context.WithoutCancel(ctx)
+	// CSI call is bounded by --timeout, and the grace period covers it, see
+	// ShutdownGracePeriod), so a publish that reached the driver gets its
+	// status written rather than being cut off half way. No new call starts.
+	ctx = withStop(ctx)
 	unlock := r.locks.lock(req.Name)
 	defer unlock()
+	if callAllowed(ctx) != nil {
+		// This worker waited for the lock while the other side's call ran,
+		// and SIGTERM came meanwhile.
+		return ctrl.Result{}, nil
+	}
 	va := &storagev1.VolumeAttachment{}
 	fresh, err := r.getFresh(ctx, req.NamespacedName, va)
 	if err != nil {
@@ -276,6 +282,9 @@ func (r *VolumeAttachmentReconciler) retryPolicy(ctx context.Context, err error)
 		return ctrl.Result{}, nil
 	case errors.Is(err, errNodeBusy):
 		return ctrl.Result{RequeueAfter: nodeBusyRetry}, nil
+	case errors.Is(err, errShuttingDown):
+		log.FromContext(ctx).V(4).Info("Not starting a CSI call: shutting down")
+		return ctrl.Result{}, nil
 	}
 	if code, ok := csi.Code(err); ok && csi.IsFinalError(err) {
 		// Not returned, so controller-runtime does not log it: log it here.

@@ -54,6 +54,9 @@ func (r *VolumeAttachmentReconciler) unpublish(ctx context.Context, va *storagev
 	if err != nil {
 		return r.detachFailed(ctx, va, err)
 	}
+	if err := callAllowed(ctx); err != nil {
+		return err
+	}
 	if !r.nodes.tryAcquire(va.Spec.NodeName) {
 		return errNodeBusy
 	}
