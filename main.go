@@ -29,6 +29,7 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/doctor"
 	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/options"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
@@ -113,7 +114,20 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	}
 
 	cacheReady := &controllers.CacheReadiness{}
-	mgr, err := newManager(restConfig, opts, driver, cacheReady)
+	var lock *leader.Lock
+	if opts.LeaderElection {
+		// A Lease lock that lets a standby take over as soon as the leader
+		// releases the Lease (see internal/leader).
+		lock, err = leader.NewLock(ctx, leader.Options{
+			Config: restConfig, Namespace: opts.LeaderElectionNamespaceResolved, Name: volume.LeaseName(driver.DriverName()),
+			Labels: opts.LeaderElectionLabels, RenewDeadline: opts.LeaderElectionRenewDeadline, RetryPeriod: opts.LeaderElectionRetryPeriod,
+		})
+		if err != nil {
+			return fmt.Errorf("failed to set up leader election: %w", err)
+		}
+		defer lock.Shutdown()
+	}
+	mgr, err := newManager(restConfig, opts, driver, cacheReady, lock)
 	if err != nil {
 		return err
 	}
@@ -273,7 +287,7 @@ func ownConnection(cfg *rest.Config) (*http.Client, error) {
 }
 
 // newManager builds the Manager and points cacheReady at its cache.
-func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Client, cacheReady *controllers.CacheReadiness) (manager.Manager, error) {
+func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Client, cacheReady *controllers.CacheReadiness, lock *leader.Lock) (manager.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -306,7 +320,7 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 	// finish after SIGTERM before the Lease is released.
 	shutdown := controllers.ShutdownGracePeriod(opts.Timeout)
 	leaseDuration, renewDeadline, retryPeriod := opts.LeaderElectionLeaseDuration, opts.LeaderElectionRenewDeadline, opts.LeaderElectionRetryPeriod
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        opts.HealthProbeBindAddress(),
@@ -321,7 +335,11 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		RetryPeriod:                   &retryPeriod,
 		GracefulShutdownTimeout:       &shutdown,
 		Cache:                         cacheOpts,
-	})
+	}
+	if lock != nil {
+		mgrOpts.LeaderElectionResourceLockInterface = lock
+	}
+	mgr, err := ctrl.NewManager(restConfig, mgrOpts)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the manager: %w", err)
 	}
