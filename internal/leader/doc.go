@@ -11,8 +11,9 @@
 // several times a second, forever, to save a few seconds once per rollout.
 //
 // Instead each replica watches its Lease, and a standby's read of the Lease
-// waits until the Lease is released, or may have expired, before it returns.
-// The elector's next attempt then finds the Lease free and takes it at once:
-// the hand-over takes one watch event and one write, whatever the retry
-// period. A standby makes no requests at all while a healthy leader renews.
+// waits while the holder keeps renewing it. A release ends the wait, and the
+// elector's attempt finds the Lease free and takes it at once: the hand-over
+// takes one watch event and one write, whatever the retry period. A standby
+// makes no requests at all while a healthy leader renews; a holder that
+// stops renewing ends the wait too, and client-go's expiry applies as usual.
 package leader
