@@ -115,11 +115,14 @@ loop:
 	growth := float64(last.anonKiB-warm.anonKiB) / 1024
 	fmt.Println()
 	fmt.Println("CHURN RESULTS")
-	fmt.Printf("  cycles (create PV+VA, attach, detach, delete)  %d in %s (%d failed)\n", s.cycles.Load(), last.at.Round(time.Second), failures.Load())
-	fmt.Printf("  RSS after warm-up (%d cycles)                  %.1f MiB (anon %.1f MiB)\n", warm.cycles, float64(warm.rssKiB)/1024, float64(warm.anonKiB)/1024)
-	fmt.Printf("  RSS at the end, idle                           %.1f MiB (anon %.1f MiB)\n", float64(last.rssKiB)/1024, float64(last.anonKiB)/1024)
-	fmt.Printf("  anonymous RSS growth after warm-up             %+.1f MiB (allowed %.0f MiB)\n", growth, s.cfg.rssSlack)
-	fmt.Printf("  per-object maps at the end                     %s\n", formatMaps(last.maps))
+	row := func(label, format string, args ...any) {
+		fmt.Printf("  %-46s %s\n", label, fmt.Sprintf(format, args...))
+	}
+	row("cycles (create PV+VA, attach, detach, delete)", "%d in %s (%d failed)", s.cycles.Load(), last.at.Round(time.Second), failures.Load())
+	row(fmt.Sprintf("RSS after warm-up (%d cycles)", warm.cycles), "%.1f MiB (anon %.1f MiB)", float64(warm.rssKiB)/1024, float64(warm.anonKiB)/1024)
+	row("RSS at the end, idle", "%.1f MiB (anon %.1f MiB)", float64(last.rssKiB)/1024, float64(last.anonKiB)/1024)
+	row("anonymous RSS growth after warm-up", "%+.1f MiB (allowed %.0f MiB)", growth, s.cfg.rssSlack)
+	row("per-object maps at the end", "%s", formatMaps(last.maps))
 	bad := len(last.maps) == 0 || total(last.maps) != 0 || growth > s.cfg.rssSlack || failures.Load() > 0
 	if bad {
 		fmt.Println("CHURN FAILED")

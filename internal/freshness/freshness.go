@@ -10,7 +10,9 @@ import (
 
 // Tracker records, per object, the resourceVersion of the attacher's last
 // write. It is safe for concurrent use. Entries are dropped as soon as the
-// cache has caught up, so its size is bounded by the writes in flight.
+// cache has caught up, and by Forget once the object is deleted (the caller
+// calls it when its cache sees the deletion), so its size is bounded by the
+// writes in flight.
 type Tracker struct {
 	mu      sync.Mutex
 	written map[types.UID]uint64
