@@ -31,6 +31,7 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/doctor"
 	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/leaderhealth"
 	"github.com/csi-attacher/csi-attacher/internal/maxprocs"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
@@ -40,10 +41,6 @@ import (
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "devel"
-
-// gracefulShutdown bounds how long in-flight reconciles (and their CSI
-// calls) may run after SIGTERM before the Lease is released.
-const gracefulShutdown = 30 * time.Second
 
 // defaultGCPercent trades a little CPU for a smaller peak heap: bursts of
 // attachments decode many objects at once, and Go's default of 100 lets the
@@ -152,7 +149,20 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 
 	cacheReady := &controllers.CacheReadiness{}
 	ready := &readiness{}
-	mgr, err := newManager(restConfig, opts, driver, cacheReady, ready)
+	var lock *leader.Lock
+	if opts.LeaderElection {
+		// A Lease lock that lets a standby take over as soon as the leader
+		// releases the Lease (see internal/leader).
+		lock, err = leader.NewLock(ctx, leader.Options{
+			Config: restConfig, Namespace: opts.LeaderElectionNamespaceResolved, Name: volume.LeaseName(driver.DriverName()),
+			Labels: opts.LeaderElectionLabels, RenewDeadline: opts.LeaderElectionRenewDeadline, RetryPeriod: opts.LeaderElectionRetryPeriod,
+		})
+		if err != nil {
+			return fmt.Errorf("failed to set up leader election: %w", err)
+		}
+		defer lock.Shutdown()
+	}
+	mgr, err := newManager(restConfig, opts, driver, cacheReady, ready, lock)
 	if err != nil {
 		return err
 	}
@@ -338,7 +348,8 @@ func ownConnection(cfg *rest.Config) (*http.Client, error) {
 // newManager builds the Manager and points cacheReady at its cache. With
 // --http-endpoint, that server's /readyz runs the checks of ready, which
 // the caller fills before the Manager starts.
-func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Client, cacheReady *controllers.CacheReadiness, ready *readiness) (manager.Manager, error) {
+// lock is the Lease lock of internal/leader, nil without leader election.
+func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Client, cacheReady *controllers.CacheReadiness, ready *readiness, lock *leader.Lock) (manager.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -352,16 +363,9 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 	// there is nothing to fail.
 	leaderCheck := healthz.Ping
 	var leaseLock resourcelock.Interface // nil without leader election
-	if opts.LeaderElection {
-		lock, err := leaderhealth.NewLock(restConfig, leaderhealth.Options{
-			Namespace: opts.LeaderElectionNamespaceResolved, Name: volume.LeaseName(driver.DriverName()),
-			Labels: opts.LeaderElectionLabels, LeaseDuration: opts.LeaderElectionLeaseDuration,
-			RenewDeadline: opts.LeaderElectionRenewDeadline,
-		})
-		if err != nil {
-			return nil, err
-		}
-		leaseLock, leaderCheck = lock, lock.Check
+	if lock != nil {
+		wrapped := leaderhealth.Wrap(lock, opts.LeaderElectionLeaseDuration)
+		leaseLock, leaderCheck = wrapped, wrapped.Check
 	}
 	if _, single := opts.SingleHTTPEndpoint(); single {
 		// The reference attacher's manifests probe one address; serve the
@@ -377,7 +381,9 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		return nil, err
 	}
 	cacheOpts.HTTPClient = watchClient
-	shutdown := gracefulShutdown
+	// In-flight reconciles (and their CSI calls, bounded by --timeout) may
+	// finish after SIGTERM before the Lease is released.
+	shutdown := controllers.ShutdownGracePeriod(opts.Timeout)
 	leaseDuration, renewDeadline, retryPeriod := opts.LeaderElectionLeaseDuration, opts.LeaderElectionRenewDeadline, opts.LeaderElectionRetryPeriod
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,

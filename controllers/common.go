@@ -74,9 +74,7 @@ func sendJSONPatch(ctx context.Context, c client.Client, t *freshness.Tracker, o
 	if err := c.Patch(ctx, obj, raw); err != nil {
 		return err
 	}
-	if t != nil {
-		t.Wrote(obj.GetUID(), obj.GetResourceVersion())
-	}
+	recordWrite(ctx, c, t, obj)
 	return nil
 }
 

@@ -4,24 +4,30 @@ import "testing"
 
 func TestForceSync(t *testing.T) {
 	f := newForceSync()
-	if f.consume("a") {
-		t.Fatal("consume of an unmarked name reported true")
+	if f.consume("uid-a") {
+		t.Fatal("consume of an unmarked object reported true")
 	}
-	f.mark("a")
-	f.mark("a")
-	f.mark("b")
-	if !f.consume("a") {
-		t.Fatal("consume of a marked name reported false")
+	f.mark("uid-a")
+	f.mark("uid-a")
+	f.mark("uid-b")
+	if f.len() != 2 {
+		t.Fatalf("len = %d, want 2", f.len())
 	}
-	if f.consume("a") {
+	if !f.consume("uid-a") {
+		t.Fatal("consume of a marked object reported false")
+	}
+	if f.consume("uid-a") {
 		t.Fatal("a mark must be used once, however often it was set")
 	}
-	if !f.consume("b") {
-		t.Fatal("marks of different names are independent")
+	if !f.consume("uid-b") {
+		t.Fatal("marks of different objects are independent")
+	}
+	if f.len() != 0 {
+		t.Fatalf("len = %d after every mark was used, want 0", f.len())
 	}
 	var none *forceSync
-	none.mark("a")
-	if none.consume("a") {
+	none.mark("uid-a")
+	if none.consume("uid-a") || none.len() != 0 {
 		t.Fatal("a nil forceSync never forces")
 	}
 }

@@ -57,3 +57,26 @@ func (s *startTimes) forget(name string) {
 	delete(s.seen, "attach/"+name)
 	delete(s.seen, "detach/"+name)
 }
+
+// forgetObject drops what is known about a deleted object, leaving alone
+// the entries of a newer object of the same name.
+func (s *startTimes) forgetObject(name string, uid types.UID) {
+	s.forgetOp("attach", name, uid)
+	s.forgetOp("detach", name, uid)
+}
+
+// forgetOp drops the start of op on the object, if it is the one recorded.
+func (s *startTimes) forgetOp(op, name string, uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.seen[op+"/"+name]; ok && e.uid == uid {
+		delete(s.seen, op+"/"+name)
+	}
+}
+
+// len is the number of operations whose start is remembered.
+func (s *startTimes) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
+}

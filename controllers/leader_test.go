@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -50,8 +51,8 @@ var _ = Describe("Leader election", func() {
 		Expect(standby.driver.CallCount(fake.MethodPublish, "")).To(BeZero(), "the standby never calls its driver")
 		Expect(isClosed(standby.elected)).To(BeFalse())
 
-		// A graceful stop releases the Lease: the standby takes over at its
-		// next retry, not after the lease duration.
+		// A graceful stop releases the Lease: the standby, which watches it,
+		// takes over at once, not after the lease duration.
 		start := time.Now()
 		first.stop()
 		Eventually(standby.elected).WithTimeout(testLeaseDuration + 5*time.Second).Should(BeClosed())
@@ -76,5 +77,62 @@ var _ = Describe("Leader election", func() {
 		AddReportEntry("takeover after a graceful stop", graceful.String())
 		AddReportEntry("takeover after a lost leader (lease "+testLeaseDuration.String()+")", lost.String())
 		GinkgoWriter.Printf("takeover: graceful %v, lost leader %v (lease %v)\n", graceful, lost, testLeaseDuration)
+	})
+
+	It("hands over within 2 s of the leader's SIGTERM with the default timings, ten times in a row", func() {
+		const handoverDriver = "handover.csi.test"
+		ctx := context.Background()
+		objs := &tracker{}
+		DeferCleanup(objs.cleanup, ctx)
+		driver := sharedDriver(handoverDriver)
+		node := uniqueName("ho-node")
+		objs.create(ctx, newCSINode(node, handoverDriver, "id-"+node))
+		// The defaults of --leader-election-lease-duration, -renew-deadline
+		// and -retry-period: client-go retries every 5-11 s.
+		replica := func() *testAttacher {
+			GinkgoHelper()
+			a := startAttacher(fake.DefaultConfig(handoverDriver), attacherOptions{
+				driver: driver, leaderElection: true, releaseOnCancel: true,
+				leaseDuration: 15 * time.Second, renewDeadline: 10 * time.Second, retryPeriod: 5 * time.Second,
+			})
+			DeferCleanup(a.stop)
+			return a
+		}
+		standbyReady := func(a *testAttacher) {
+			GinkgoHelper()
+			Eventually(a.lock.Waiting).WithTimeout(eventually).WithPolling(10*time.Millisecond).Should(BeTrue(), "the standby waits for the Lease")
+		}
+
+		leader := replica()
+		Eventually(leader.elected).WithTimeout(eventually).Should(BeClosed())
+		standby := replica()
+		standbyReady(standby)
+		var took []time.Duration
+		for i := range 10 {
+			sigterm := time.Now()
+			stopped := make(chan struct{})
+			go func(a *testAttacher) {
+				defer GinkgoRecover()
+				defer close(stopped)
+				a.stop()
+			}(leader)
+			pv := newPV(uniqueName("ho-pv"), handoverDriver, uniqueName("ho-vol"))
+			objs.create(ctx, pv)
+			va := newVA(uniqueName("ho-va"), handoverDriver, node, pv.Name)
+			objs.create(ctx, va)
+			Eventually(func(g Gomega) {
+				got, err := getVA(ctx, va.Name)
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(got.Status.Attached).To(BeTrue())
+			}).WithTimeout(2*time.Second).WithPolling(20*time.Millisecond).Should(Succeed(),
+				"hand-over %d: attached within 2 s of the leader's SIGTERM", i+1)
+			took = append(took, time.Since(sigterm).Round(time.Millisecond))
+			Eventually(stopped).WithTimeout(eventually).Should(BeClosed())
+			Expect(isClosed(standby.elected)).To(BeTrue())
+			leader, standby = standby, replica()
+			standbyReady(standby)
+		}
+		AddReportEntry("attached after SIGTERM, 10 hand-overs", fmt.Sprint(took))
+		GinkgoWriter.Printf("hand-over: attached after SIGTERM in %v\n", took)
 	})
 })

@@ -93,3 +93,20 @@ func (l *nodeLimiter) release(node string) {
 	}
 	l.used[node]--
 }
+
+// len is the number of keys locked or waited for.
+func (k *keyedMutex) len() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.locks)
+}
+
+// len is the number of nodes with a slot taken.
+func (l *nodeLimiter) len() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.used)
+}

@@ -62,6 +62,11 @@ func (r *PersistentVolumeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Freshness == nil {
 		r.Freshness = freshness.New()
 	}
+	// The tracker may be shared with the VolumeAttachment reconciler, which
+	// forgets deleted PVs too; forgetting twice is harmless.
+	if err := forgetOnDelete(mgr, &corev1.PersistentVolume{}, forgetFreshness(r.Freshness)); err != nil {
+		return fmt.Errorf("PersistentVolumeReconciler: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(PersistentVolumeControllerName).
 		For(&corev1.PersistentVolume{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {

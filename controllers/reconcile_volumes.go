@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -36,33 +37,55 @@ type VolumeLister interface {
 
 // forceSync remembers the VolumeAttachments whose next reconcile must call
 // the driver even though their state looks settled: the driver disagrees
-// with the API. Each flag is used once.
+// with the API. Each flag is used once. Flags are keyed by UID, not name: a
+// flag left by a VolumeAttachment deleted before its reconcile must never
+// make a later one of the same name call the driver.
 type forceSync struct {
-	mu    sync.Mutex
-	names map[string]bool
+	mu   sync.Mutex
+	uids map[types.UID]bool
 }
 
-func newForceSync() *forceSync { return &forceSync{names: map[string]bool{}} }
+func newForceSync() *forceSync { return &forceSync{uids: map[types.UID]bool{}} }
 
-func (f *forceSync) mark(name string) {
+func (f *forceSync) mark(uid types.UID) {
 	if f == nil {
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.names[name] = true
+	f.uids[uid] = true
 }
 
-// consume reports whether name was marked, and clears the mark.
-func (f *forceSync) consume(name string) bool {
+// consume reports whether uid was marked, and clears the mark.
+func (f *forceSync) consume(uid types.UID) bool {
 	if f == nil {
 		return false
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	marked := f.names[name]
-	delete(f.names, name)
+	marked := f.uids[uid]
+	delete(f.uids, uid)
 	return marked
+}
+
+// len is the number of flags not consumed yet.
+func (f *forceSync) len() int {
+	if f == nil {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.uids)
+}
+
+// forceSync flags va for one forced sync. A flag for an object the cache
+// no longer holds is taken back at once (see stillCached): its reconcile
+// finds nothing and would never consume it.
+func (r *VolumeAttachmentReconciler) forceSync(ctx context.Context, va *storagev1.VolumeAttachment) {
+	r.force.mark(va.UID)
+	if !stillCached(ctx, r.Client, va) {
+		r.force.consume(va.UID)
+	}
 }
 
 // volumeReconciler compares the VolumeAttachments of one driver with what
@@ -170,7 +193,7 @@ func (v *volumeReconciler) requestSync(ctx context.Context, va *storagev1.Volume
 		"VolumeAttachment", va.Name, "volumeHandle", handle, "nodeID", nodeID)
 	recordEvent(v.r.Recorder, va, corev1.EventTypeWarning, reason, "Reconcile", note, args...)
 	v.r.Metrics.VolumeDrift(kind)
-	v.r.force.mark(va.Name)
+	v.r.forceSync(ctx, va)
 	select {
 	case v.r.trigger <- event.GenericEvent{Object: va}:
 	case <-ctx.Done():

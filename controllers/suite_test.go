@@ -17,6 +17,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +31,7 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
@@ -125,6 +127,11 @@ var _ = AfterSuite(func() {
 type testAttacher struct {
 	driver *fake.Driver
 	client *csi.Client
+	// reconciler is the attacher's VolumeAttachment reconciler, for tests
+	// that look at its in-memory state.
+	reconciler *controllers.VolumeAttachmentReconciler
+	// lock is the leader-election lock, with leader election on.
+	lock   *leader.Lock
 	cancel context.CancelFunc
 	done   chan struct{}
 	dir    string
@@ -172,6 +179,9 @@ type attacherOptions struct {
 	// omitErrorCode sets OmitErrorCode (the feature gate
 	// MutableCSINodeAllocatableCount off).
 	omitErrorCode bool
+	// leaseDuration, renewDeadline and retryPeriod, when set, replace the
+	// short test timings of leader election.
+	leaseDuration, renewDeadline, retryPeriod time.Duration
 }
 
 // Leader-election timings for tests: short, so handovers are quick.
@@ -229,18 +239,34 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 	Expect(err).NotTo(HaveOccurred())
 	caps := cc.Capabilities()
 
+	leaseDuration, renewDeadline, retryPeriod := testLeaseDuration, testRenewDeadline, testRetryPeriod
+	if o.leaseDuration > 0 {
+		leaseDuration, renewDeadline, retryPeriod = o.leaseDuration, o.renewDeadline, o.retryPeriod
+	}
+	var lock *leader.Lock
+	if o.leaderElection {
+		// As main.go: the Lease lock that hands over at once.
+		lock, err = leader.NewLock(ctx, leader.Options{
+			Config: restConfig, Namespace: "default", Name: volume.LeaseName(dc.Name),
+			RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
+		})
+		Expect(err).NotTo(HaveOccurred())
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:                        scheme,
-		Logger:                        logger,
-		LeaderElection:                o.leaderElection,
-		LeaderElectionID:              volume.LeaseName(dc.Name),
-		LeaderElectionNamespace:       "default",
-		LeaderElectionReleaseOnCancel: o.releaseOnCancel,
-		LeaseDuration:                 &testLeaseDuration,
-		RenewDeadline:                 &testRenewDeadline,
-		RetryPeriod:                   &testRetryPeriod,
-		Metrics:                       metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:        "0",
+		LeaderElectionResourceLockInterface: leaderLock(lock),
+		Scheme:                              scheme,
+		Logger:                              logger,
+		LeaderElection:                      o.leaderElection,
+		LeaderElectionID:                    volume.LeaseName(dc.Name),
+		LeaderElectionNamespace:             "default",
+		LeaderElectionReleaseOnCancel:       o.releaseOnCancel,
+		LeaseDuration:                       &leaseDuration,
+		RenewDeadline:                       &renewDeadline,
+		RetryPeriod:                         &retryPeriod,
+		// As main.go: in-flight CSI calls finish before the Lease goes.
+		GracefulShutdownTimeout: ptr.To(controllers.ShutdownGracePeriod(o.timeout)),
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
 		// Several attachers run in one process here; in production each
 		// process has one Manager and unique controller names.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
@@ -294,13 +320,24 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 			Freshness:               fresh,
 		}).SetupWithManager(mgr)).To(Succeed())
 	}
-	a := &testAttacher{driver: driver, client: cc, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
+	a := &testAttacher{driver: driver, client: cc, reconciler: vaReconciler, lock: lock, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
 	go func() {
 		defer GinkgoRecover()
 		defer close(a.done)
 		Expect(mgr.Start(ctx)).To(Succeed())
+		if lock != nil {
+			lock.Shutdown()
+		}
 	}()
 	return a
+}
+
+// leaderLock keeps a nil lock a nil interface.
+func leaderLock(l *leader.Lock) resourcelock.Interface {
+	if l == nil {
+		return nil
+	}
+	return l
 }
 
 func (a *testAttacher) stop() {

@@ -31,7 +31,7 @@ func (r *VolumeAttachmentReconciler) reconcileAttach(ctx context.Context, va *st
 	// reconciler found it detached behind our back. The flag is taken even
 	// for a VA not attached yet, so it cannot linger and cause a needless
 	// publish later.
-	forced := r.force.consume(va.Name)
+	forced := r.force.consume(va.UID)
 	if va.Status.Attached && !forced {
 		return nil
 	}
@@ -39,7 +39,7 @@ func (r *VolumeAttachmentReconciler) reconcileAttach(ctx context.Context, va *st
 	if err != nil && forced {
 		// attached=true still holds, so without the flag the retry would
 		// stop at the shortcut above.
-		r.force.mark(va.Name)
+		r.forceSync(ctx, va)
 	}
 	return err
 }
@@ -71,6 +71,9 @@ func (r *VolumeAttachmentReconciler) attach(ctx context.Context, va *storagev1.V
 		return err
 	}
 
+	if err := callAllowed(ctx); err != nil {
+		return err
+	}
 	if !r.nodes.tryAcquire(va.Spec.NodeName) {
 		return errNodeBusy
 	}
@@ -272,7 +275,7 @@ func (r *VolumeAttachmentReconciler) patchStatus(ctx context.Context, va, base *
 	if err := r.Client.Status().Patch(ctx, va, client.RawPatch(mp.Type(), data)); err != nil {
 		return err
 	}
-	r.Freshness.Wrote(va.UID, va.ResourceVersion)
+	recordWrite(ctx, r.Client, r.Freshness, va)
 	return nil
 }
 

@@ -125,13 +125,17 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Freshness = freshness.New()
 	}
 	r.nodes = &nodeLimiter{limit: r.MaxInflightPerNode}
+	r.Metrics.SetTrackedSource(r.TrackedObjects)
+	if err := r.forgetDeleted(mgr); err != nil {
+		return err
+	}
 	// Attach and detach have their own queues and workers, so a storm of
 	// slow or failing detaches never delays new attaches, nor the other way
 	// round. Both run the same level-based Reconcile; the per-object lock in
 	// Reconcile keeps them from working on one object at once.
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(VolumeAttachmentControllerName).
-		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), deleting(false), vaChangeMatters())).
+		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(opAttach), deleting(false), vaChangeMatters())).
 		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByPV)),
 			builder.WithPredicates(specOrDeletionChanged())).
 		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(IndexVAByNode)),
@@ -155,9 +159,25 @@ func (r *VolumeAttachmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	detach := ctrl.NewControllerManagedBy(mgr).
 		Named(VolumeAttachmentDetachControllerName).
-		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(), deleting(true), vaChangeMatters())).
+		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(r.ours(opDetach), deleting(true), vaChangeMatters())).
 		WithOptions(r.controllerOptions(mgr.GetLogger()))
 	return r.watchSecrets(detach, true).Complete(r)
+}
+
+// forgetDeleted makes every per-object map forget a VolumeAttachment, and
+// the freshness tracker a PersistentVolume, once the cache sees it deleted.
+func (r *VolumeAttachmentReconciler) forgetDeleted(mgr ctrl.Manager) error {
+	if err := forgetOnDelete(mgr, &storagev1.VolumeAttachment{}, func(o client.Object) {
+		r.Freshness.Forget(o.GetUID())
+		r.force.consume(o.GetUID())
+		r.started.forgetObject(o.GetName(), o.GetUID())
+	}); err != nil {
+		return fmt.Errorf("VolumeAttachmentReconciler: %w", err)
+	}
+	if err := forgetOnDelete(mgr, &corev1.PersistentVolume{}, forgetFreshness(r.Freshness)); err != nil {
+		return fmt.Errorf("VolumeAttachmentReconciler: %w", err)
+	}
+	return nil
 }
 
 // watchSecrets adds the Secret watch to one of the two controllers when
@@ -226,11 +246,17 @@ func deleting(want bool) predicate.Predicate {
 func (r *VolumeAttachmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	// On shutdown the Manager cancels ctx, then waits for reconciles to
 	// return. An operation already started runs to its end instead (the
-	// CSI call is bounded by --timeout), so a publish that reached the driver
-	// gets its status written rather than being cut off half way.
-	ctx = context.WithoutCancel(ctx)
+	// CSI call is bounded by --timeout, and the grace period covers it, see
+	// ShutdownGracePeriod), so a publish that reached the driver gets its
+	// status written rather than being cut off half way. No new call starts.
+	ctx = withStop(ctx)
 	unlock := r.locks.lock(req.Name)
 	defer unlock()
+	if callAllowed(ctx) != nil {
+		// This worker waited for the lock while the other side's call ran,
+		// and SIGTERM came meanwhile.
+		return ctrl.Result{}, nil
+	}
 	va := &storagev1.VolumeAttachment{}
 	fresh, err := r.getFresh(ctx, req.NamespacedName, va)
 	if err != nil {
@@ -275,6 +301,9 @@ func (r *VolumeAttachmentReconciler) retryPolicy(ctx context.Context, err error)
 		return ctrl.Result{}, nil
 	case errors.Is(err, errNodeBusy):
 		return ctrl.Result{RequeueAfter: nodeBusyRetry}, nil
+	case errors.Is(err, errShuttingDown):
+		log.FromContext(ctx).V(4).Info("Not starting a CSI call: shutting down")
+		return ctrl.Result{}, nil
 	}
 	if code, ok := csi.Code(err); ok && csi.IsFinalError(err) {
 		// Not returned, so controller-runtime does not log it: log it here.
@@ -303,19 +332,27 @@ func (r *VolumeAttachmentReconciler) reconcileTrivial(ctx context.Context, va *s
 	return nil
 }
 
-// ours keeps only VolumeAttachments of our driver. It also notes when an
-// attach or a detach is first seen, as the event arrives, so the latency
-// metrics include the time spent queued.
-func (r *VolumeAttachmentReconciler) ours() predicate.Predicate {
+// ours keeps only VolumeAttachments of our driver. It also notes when op
+// (the attach or detach of the controller it guards) is first seen, as the
+// event arrives, so the latency metrics include the time spent queued.
+//
+// Each controller notes only its own operation: a controller receives the
+// events of one object in order, so once the attach controller has seen the
+// deletion (and forgotten the attach start), no older event of that object
+// can record it again. Noting from both controllers' event streams, which
+// run independently, could bring an entry back after the object was gone.
+func (r *VolumeAttachmentReconciler) ours(op operation) predicate.Predicate {
 	return predicate.NewPredicateFuncs(func(o client.Object) bool {
 		va, ok := o.(*storagev1.VolumeAttachment)
 		if !ok || va.Spec.Attacher != r.DriverName {
 			return false
 		}
 		switch {
-		case va.DeletionTimestamp.IsZero() && !va.Status.Attached:
+		case op.metric == metrics.OperationAttach && va.DeletionTimestamp.IsZero() && !va.Status.Attached:
 			r.started.observe("attach", va.Name, va.UID, time.Now())
-		case !va.DeletionTimestamp.IsZero() && hasFinalizer(va, r.finalizer):
+		case op.metric == metrics.OperationAttach && !va.DeletionTimestamp.IsZero():
+			r.started.forgetOp("attach", va.Name, va.UID)
+		case op.metric == metrics.OperationDetach && !va.DeletionTimestamp.IsZero() && hasFinalizer(va, r.finalizer):
 			r.started.observe("detach", va.Name, va.UID, time.Now())
 		}
 		return true

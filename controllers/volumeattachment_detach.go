@@ -36,12 +36,12 @@ func (r *VolumeAttachmentReconciler) reconcileDetach(ctx context.Context, va *st
 // (another finalizer keeps the object). There is no finalizer to remove;
 // a failure keeps the flag so the retry unpublishes again.
 func (r *VolumeAttachmentReconciler) forcedDetach(ctx context.Context, va *storagev1.VolumeAttachment) error {
-	if !r.force.consume(va.Name) {
+	if !r.force.consume(va.UID) {
 		return nil
 	}
 	err := r.unpublish(ctx, va, log.FromContext(ctx), "Unpublishing volume still published after detach")
 	if err != nil {
-		r.force.mark(va.Name)
+		r.forceSync(ctx, va)
 	}
 	return err
 }
@@ -52,6 +52,9 @@ func (r *VolumeAttachmentReconciler) unpublish(ctx context.Context, va *storagev
 	req, err := r.unpublishRequest(ctx, va)
 	if err != nil {
 		return r.detachFailed(ctx, va, err)
+	}
+	if err := callAllowed(ctx); err != nil {
+		return err
 	}
 	if !r.nodes.tryAcquire(va.Spec.NodeName) {
 		return errNodeBusy
@@ -86,6 +89,13 @@ func (r *VolumeAttachmentReconciler) unpublishRequest(ctx context.Context, va *s
 // finalizer the API server deletes the object and there is no status left to
 // write; otherwise the status is cleared so other finalizer holders see the
 // volume detached.
+//
+// When the object is deleted, the cache still holds the copy with our
+// finalizer until it sees the deletion, and a reconcile queued meanwhile (by
+// a PV or CSINode event) would unpublish again. The API server answers the
+// deleting write with the previous resourceVersion, so the write alone does
+// not make that copy stale: the tracker marks the object gone until the
+// cache sees the deletion (forgetDeleted).
 func (r *VolumeAttachmentReconciler) markDetached(ctx context.Context, va *storagev1.VolumeAttachment) error {
 	hadError := va.Status.DetachError != nil
 	if err := r.sendPatch(ctx, va, patch.RemoveFinalizer(va.Finalizers, r.finalizer)); err != nil {
@@ -102,7 +112,7 @@ func (r *VolumeAttachmentReconciler) markDetached(ctx context.Context, va *stora
 		r.event(va, corev1.EventTypeNormal, ReasonDetached, "Detach", "Volume detached from node %s after earlier failures", va.Spec.NodeName)
 	}
 	if len(va.Finalizers) == 0 {
-		r.Freshness.Forget(va.UID)
+		recordGone(ctx, r.Client, r.Freshness, va)
 		return nil
 	}
 	base := va.DeepCopy()

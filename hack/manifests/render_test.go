@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +24,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/csi-attacher/csi-attacher/controllers"
+	"github.com/csi-attacher/csi-attacher/internal/options"
 )
 
 const (
@@ -282,6 +286,20 @@ func checkSidecar(r rendered, w workload) []error {
 	}
 	if _, ok := c.Resources.Limits[corev1.ResourceMemory]; !ok {
 		add("no memory limit")
+	}
+
+	// The kubelet must not kill an attacher that still waits for a CSI
+	// call before it releases its Lease: the Pod's grace period exceeds
+	// the attacher's graceful shutdown, which covers --timeout.
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if opts, err := options.Parse(c.Args, func(k string) string { return env[k] }, os.ReadFile); err != nil {
+		add("args: %v", err)
+	} else if need := controllers.ShutdownGracePeriod(opts.Timeout); pod.TerminationGracePeriodSeconds == nil ||
+		time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second <= need {
+		add("terminationGracePeriodSeconds must exceed the graceful shutdown for --timeout=%s (%s)", opts.Timeout, need)
 	}
 
 	// securityContext: nothing but the user to open the socket with.

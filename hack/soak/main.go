@@ -45,6 +45,11 @@ type config struct {
 	n                                               int
 	seed                                            uint64
 	keep                                            bool
+	// churn, when positive, runs that many fault-free cycles instead and
+	// checks memory (see churn).
+	churn    int
+	sample   time.Duration
+	rssSlack float64
 }
 
 type soak struct {
@@ -54,6 +59,8 @@ type soak struct {
 	socket string
 	tmp    string
 	log    string // the attacher's log
+	// metricsURL is the attacher's /metrics.
+	metricsURL string
 
 	mu      sync.Mutex
 	vas     map[string]*storagev1.VolumeAttachment // from the informer
@@ -76,6 +83,9 @@ func run() int {
 	fs.DurationVar(&c.converge, "converge", 2*time.Minute, "time allowed to converge after the faults stop")
 	fs.Uint64Var(&c.seed, "seed", uint64(time.Now().UnixNano()), "random seed")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory")
+	fs.IntVar(&c.churn, "churn", 0, "run this many fault-free create/attach/detach/delete cycles (a new PV and VA each) and check that memory stays flat, instead of the fault soak")
+	fs.DurationVar(&c.sample, "sample", 10*time.Second, "with -churn: how often to read the attacher's RSS and map sizes")
+	fs.Float64Var(&c.rssSlack, "rss-slack", 16, "with -churn: MiB of anonymous RSS the attacher may gain after the warm-up")
 	_ = fs.Parse(os.Args[1:])
 	if c.n <= 0 || c.duration <= 0 {
 		fmt.Fprintln(os.Stderr, "soak: -n and -duration must be positive")
@@ -114,7 +124,11 @@ func (s *soak) run(ctx context.Context) (bad bool, err error) {
 			_ = os.RemoveAll(s.tmp)
 		}
 	}()
-	logf("seed %d, %d volumes, %s of faults, temporary directory %s", s.cfg.seed, s.cfg.n, s.cfg.duration, s.tmp)
+	if s.cfg.churn > 0 {
+		logf("churn: %d cycles on %d slots, temporary directory %s", s.cfg.churn, s.cfg.n, s.tmp)
+	} else {
+		logf("seed %d, %d volumes, %s of faults, temporary directory %s", s.cfg.seed, s.cfg.n, s.cfg.duration, s.tmp)
+	}
 
 	// Build the attacher while the control plane starts.
 	root, err := testbed.RepoRoot()
@@ -185,6 +199,9 @@ func (s *soak) run(ctx context.Context) (bad bool, err error) {
 	if err := s.startInformer(ctx); err != nil {
 		return false, err
 	}
+	if s.cfg.churn > 0 {
+		return s.churn(ctx, att)
+	}
 	if err := s.createObjects(ctx); err != nil {
 		return false, err
 	}
@@ -242,6 +259,7 @@ func (s *soak) startAttacher(ctx context.Context, bin, kubeconfig string) (*test
 	if err != nil {
 		return nil, err
 	}
+	s.metricsURL = endpoints.MetricsURL()
 	s.log = filepath.Join(s.tmp, "attacher.log")
 	logFile, err := os.Create(s.log)
 	if err != nil {
@@ -256,7 +274,7 @@ func (s *soak) startAttacher(ctx context.Context, bin, kubeconfig string) (*test
 		"--retry-interval-start=100ms",
 		"--retry-interval-max=2s",
 		"--worker-threads=20",
-		"--v=2",
+		"--v=" + map[bool]string{true: "1", false: "2"}[s.cfg.churn > 0],
 	})
 	att, err := testbed.StartAttacher(bin, args, logFile)
 	if err != nil {

@@ -1,6 +1,7 @@
 package freshness
 
 import (
+	"math"
 	"strconv"
 	"sync"
 
@@ -9,7 +10,9 @@ import (
 
 // Tracker records, per object, the resourceVersion of the attacher's last
 // write. It is safe for concurrent use. Entries are dropped as soon as the
-// cache has caught up, so its size is bounded by the writes in flight.
+// cache has caught up, and by Forget once the object is deleted (the caller
+// calls it when its cache sees the deletion), so its size is bounded by the
+// writes in flight.
 type Tracker struct {
 	mu      sync.Mutex
 	written map[types.UID]uint64
@@ -33,6 +36,21 @@ func (t *Tracker) Wrote(uid types.UID, resourceVersion string) {
 	if rv > t.written[uid] {
 		t.written[uid] = rv
 	}
+}
+
+// Gone records that the attacher's write deleted uid (it removed the last
+// finalizer of an object being deleted). The API server answers such a
+// write with the object's previous resourceVersion, so Wrote could not tell
+// the cached copy from the deleted object: after Gone every cached copy of
+// uid is stale, until Forget, which the caller arranges for when the cache
+// sees the deletion.
+func (t *Tracker) Gone(uid types.UID) {
+	if uid == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.written[uid] = math.MaxUint64
 }
 
 // Stale tells whether a cached copy with cachedVersion is older than the

@@ -195,3 +195,25 @@ func TestConcurrentHighestWins(t *testing.T) {
 	g.Expect(tr.Stale(uid, "100")).To(BeFalse())
 	g.Expect(tr.Len()).To(Equal(0))
 }
+
+func TestGone(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	tr := New()
+	tr.Wrote(uid, "10")
+	tr.Gone(uid)
+	// Every cached copy is stale, whatever its version, and stays so.
+	for _, rv := range []string{"10", "11", "18446744073709551614"} {
+		g.Expect(tr.Stale(uid, rv)).To(BeTrue(), "cached version %s", rv)
+	}
+	g.Expect(tr.Len()).To(Equal(1))
+	// A later, lower write does not undo it.
+	tr.Wrote(uid, "12")
+	g.Expect(tr.Stale(uid, "12")).To(BeTrue())
+	// Forget, once the cache has seen the deletion.
+	tr.Forget(uid)
+	g.Expect(tr.Stale(uid, "10")).To(BeFalse())
+	g.Expect(tr.Len()).To(Equal(0))
+	tr.Gone("")
+	g.Expect(tr.Len()).To(Equal(0))
+}

@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 )
 
 // TestLeaderThatCannotRenew runs client-go's LeaderElector, as
@@ -40,7 +42,7 @@ func TestLeaderThatCannotRenew(t *testing.T) {
 
 	const user, ns, name = "leader", "default", "test-lease"
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}}
 	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns},
@@ -59,8 +61,10 @@ func TestLeaderThatCannotRenew(t *testing.T) {
 		retryPeriod   = 250 * time.Millisecond
 		grace         = time.Second
 	)
-	lock, err := NewLock(u.Config(), Options{Namespace: ns, Name: name, LeaseDuration: leaseDuration, RenewDeadline: renewDeadline})
+	inner, err := leader.NewLock(ctx, leader.Options{Config: u.Config(), Namespace: ns, Name: name, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod})
 	g.Expect(err).NotTo(HaveOccurred())
+	defer inner.Shutdown()
+	lock := Wrap(inner, leaseDuration)
 	lock.Grace = grace
 	started, stopped := make(chan struct{}), make(chan struct{})
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{

@@ -4,18 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/uuid"
-	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
-	"k8s.io/client-go/tools/record"
 )
 
 // DefaultGrace is the time past the lease duration after which a leader
@@ -38,46 +30,10 @@ type Lock struct {
 	renewed time.Time
 }
 
-// Options are what NewLock needs to build the Lease lock.
-type Options struct {
-	Namespace     string
-	Name          string
-	Labels        map[string]string
-	LeaseDuration time.Duration
-	RenewDeadline time.Duration
-}
-
-// NewLock builds the Lease lock the way controller-runtime's Manager does
-// (identity hostname_UUID, a client whose requests time out at half the
-// renew deadline so that one hung request does not cost the leadership,
-// LeaderElection Events from the identity) and wraps it. The Event
-// broadcaster lives as long as the process, as the Manager's does.
-func NewLock(cfg *rest.Config, o Options) (*Lock, error) {
-	host, err := os.Hostname()
-	if err != nil {
-		return nil, fmt.Errorf("leader election identity: %w", err)
-	}
-	id := host + "_" + string(uuid.NewUUID())
-	cfg = rest.AddUserAgent(rest.CopyConfig(cfg), "leader-election")
-	if o.RenewDeadline > 0 {
-		cfg.Timeout = max(o.RenewDeadline/2, time.Second)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("leader election client: %w", err)
-	}
-	broadcaster := record.NewBroadcaster()
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
-	inner, err := resourcelock.NewWithLabels(resourcelock.LeasesResourceLock, o.Namespace, o.Name,
-		cs.CoreV1(), cs.CoordinationV1(), resourcelock.ResourceLockConfig{
-			Identity:      id,
-			EventRecorder: broadcaster.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: id}),
-		}, o.Labels)
-	if err != nil {
-		broadcaster.Shutdown()
-		return nil, fmt.Errorf("leader election lock: %w", err)
-	}
-	return &Lock{Interface: inner, LeaseDuration: o.LeaseDuration}, nil
+// Wrap returns inner (the Lease lock the elector uses, see internal/leader)
+// wrapped so that it records the leader's renewals for Check.
+func Wrap(inner resourcelock.Interface, leaseDuration time.Duration) *Lock {
+	return &Lock{Interface: inner, LeaseDuration: leaseDuration}
 }
 
 // Get implements resourcelock.Interface. A record held by someone else

@@ -46,6 +46,10 @@ const (
 	// reconciliation found between the driver and the VolumeAttachments, by
 	// kind.
 	VolumeDriftTotal = Namespace + "_volume_drift_total"
+	// TrackedObjects gauges the entries of each per-object map the attacher
+	// keeps in memory, by map. Each map forgets an object once it is deleted,
+	// so these follow the live objects; one that only grows is a leak.
+	TrackedObjects = Namespace + "_tracked_objects"
 )
 
 // Label names.
@@ -61,6 +65,8 @@ const (
 	LabelState = "state"
 	// LabelKind is one of the Drift* values.
 	LabelKind = "kind"
+	// LabelMap names one of the attacher's per-object maps.
+	LabelMap = "map"
 )
 
 // Values of the operation label.
@@ -102,6 +108,11 @@ var DurationBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60,
 // gauges are left out of that scrape rather than reporting wrong numbers.
 type StateCounter func() (attached, attaching, detaching, failed int, err error)
 
+// TrackedCounter returns the number of entries of each per-object map, by
+// map name. It is called on every scrape, so it must be cheap and safe for
+// concurrent use.
+type TrackedCounter func() map[string]int
+
 // Metrics holds the attacher's collectors for one driver. Create it with
 // New and register it with Register. All methods are safe for concurrent
 // use, and the recording methods do nothing on a nil *Metrics, so a
@@ -118,6 +129,7 @@ type Metrics struct {
 	ready       prometheus.GaugeFunc
 	// readySource holds the func() error set by SetReadySource.
 	readySource atomic.Value
+	tracked     *trackedCollector
 
 	mu        sync.Mutex // guards connWasUp
 	connWasUp bool
@@ -187,6 +199,12 @@ func New(driver string) *Metrics {
 				"count is a backlog; a non-zero failed count needs a look at the objects' "+
 				"status errors (kubectl describe volumeattachment).",
 			[]string{LabelState}, constLabels)},
+		tracked: &trackedCollector{desc: prometheus.NewDesc(TrackedObjects,
+			"Entries of each per-object map the attacher keeps in memory (map: freshness, "+
+				"force_sync, start_times, locks, node_slots). Each follows the objects in "+
+				"flight and drops to 0 when the attacher is idle; a map that only grows is a "+
+				"memory leak.",
+			[]string{LabelMap}, constLabels)},
 	}
 	m.ready = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: Ready,
@@ -210,7 +228,7 @@ func New(driver string) *Metrics {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.attach, m.detach, m.errors, m.driverReady, m.connUp, m.outages, m.drift, m.states, m.ready}
+	return []prometheus.Collector{m.attach, m.detach, m.errors, m.driverReady, m.connUp, m.outages, m.drift, m.states, m.ready, m.tracked}
 }
 
 // Register registers every collector with r. It is all or nothing: if one
@@ -352,6 +370,39 @@ func (m *Metrics) SetStateSource(f StateCounter) {
 		return
 	}
 	m.states.source.Store(&f)
+}
+
+// SetTrackedSource sets the function the csi_attacher_tracked_objects gauges
+// are read from on every scrape. With a nil f (the default) the gauges are
+// not exported.
+func (m *Metrics) SetTrackedSource(f TrackedCounter) {
+	if m == nil {
+		return
+	}
+	if f == nil {
+		m.tracked.source.Store(nil)
+		return
+	}
+	m.tracked.source.Store(&f)
+}
+
+// trackedCollector exports the map sizes from its TrackedCounter at scrape
+// time.
+type trackedCollector struct {
+	desc   *prometheus.Desc
+	source atomic.Pointer[TrackedCounter]
+}
+
+func (c *trackedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *trackedCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.source.Load()
+	if f == nil {
+		return
+	}
+	for name, n := range (*f)() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), name)
+	}
 }
 
 // stateCollector exports the state gauges from its StateCounter at scrape

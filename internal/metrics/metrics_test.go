@@ -99,6 +99,7 @@ func TestExportedFamilies(t *testing.T) {
 	g := NewWithT(t)
 	m, reg := registered(g)
 	m.SetStateSource(func() (int, int, int, int, error) { return 0, 0, 0, 0, nil })
+	m.SetTrackedSource(func() map[string]int { return map[string]int{"freshness": 0, "locks": 0} })
 	mfs := gather(g, reg)
 
 	tests := []struct {
@@ -118,6 +119,8 @@ func TestExportedFamilies(t *testing.T) {
 		{DriverOutagesTotal, dto.MetricType_COUNTER, 1, nil},
 		// Both kinds, pre-created.
 		{VolumeDriftTotal, dto.MetricType_COUNTER, 2, []string{LabelKind}},
+		// One series per map the source reports.
+		{TrackedObjects, dto.MetricType_GAUGE, 2, []string{LabelMap}},
 	}
 	g.Expect(mfs).To(HaveLen(len(tests)), "no unexpected families")
 	for _, tt := range tests {
@@ -629,6 +632,7 @@ func TestHelpMentionsSubject(t *testing.T) {
 	g := NewWithT(t)
 	m, reg := registered(g)
 	m.SetStateSource(func() (int, int, int, int, error) { return 0, 0, 0, 0, nil })
+	m.SetTrackedSource(func() map[string]int { return map[string]int{"freshness": 0, "locks": 0} })
 	mfs := gather(g, reg)
 	for name, word := range map[string]string{
 		AttachDurationSeconds: "attach latency",

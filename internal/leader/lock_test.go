@@ -1,0 +1,155 @@
+package leader
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/ptr"
+)
+
+const self = "me"
+
+// recordLock is a resourcelock.Interface that keeps the record in memory.
+type recordLock struct {
+	rec     resourcelock.LeaderElectionRecord
+	written []resourcelock.LeaderElectionRecord
+}
+
+func (r *recordLock) Get(context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	rec := r.rec
+	return &rec, []byte(rec.HolderIdentity), nil
+}
+func (r *recordLock) Create(_ context.Context, ler resourcelock.LeaderElectionRecord) error {
+	r.rec = ler
+	r.written = append(r.written, ler)
+	return nil
+}
+func (r *recordLock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	return r.Create(ctx, ler)
+}
+func (r *recordLock) RecordEvent(string) {}
+func (r *recordLock) Identity() string   { return self }
+func (r *recordLock) Describe() string   { return "default/test" }
+
+func lease(holder string, seconds int32) *coordinationv1.Lease {
+	return &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder), LeaseDurationSeconds: ptr.To(seconds)}}
+}
+
+// getReturns runs Get in the background and returns a channel closed when
+// it returns.
+func getReturns(l *Lock, ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, _ = l.Get(ctx)
+	}()
+	return done
+}
+
+func TestGetDoesNotWait(t *testing.T) {
+	for name, observe := range map[string]func(*Lock){
+		"Lease unknown (no watch, or no Lease)": func(*Lock) {},
+		"held by this replica":                  func(l *Lock) { l.observe(lease(self, 15)) },
+		"released":                              func(l *Lock) { l.observe(lease("", 1)) },
+		"deleted":                               func(l *Lock) { l.observe(lease("other", 15)); l.forget() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			l := newLock(&recordLock{})
+			observe(l)
+			g.Eventually(getReturns(l, context.Background())).WithTimeout(time.Second).Should(BeClosed())
+			g.Expect(l.Waiting()).To(BeFalse())
+		})
+	}
+}
+
+func TestStandbyGetWaitsForTheRelease(t *testing.T) {
+	g := NewWithT(t)
+	l := newLock(&recordLock{})
+	l.observe(lease("other", 15))
+	done := getReturns(l, context.Background())
+	g.Eventually(l.Waiting).Should(BeTrue())
+	// A renewal by the leader: still held, keep waiting.
+	l.observe(lease("other", 15))
+	g.Consistently(done).WithTimeout(200 * time.Millisecond).ShouldNot(BeClosed())
+	released := time.Now()
+	l.observe(lease("", 1))
+	// At once: well under the renew period (a loaded machine may delay the
+	// goroutines a little).
+	g.Eventually(done).WithTimeout(time.Second).Should(BeClosed())
+	g.Expect(time.Since(released)).To(BeNumerically("<", 500*time.Millisecond), "the release ends the wait at once")
+	g.Expect(l.Waiting()).To(BeFalse())
+}
+
+func TestStandbyGetStopsWaitingWhenRenewalsStop(t *testing.T) {
+	g := NewWithT(t)
+	l := newLock(&recordLock{})
+	l.renewGap = time.Second
+	l.observe(lease("other", 15))
+	start := time.Now()
+	done := getReturns(l, context.Background())
+	// Renewals keep it waiting ...
+	for range 3 {
+		time.Sleep(300 * time.Millisecond)
+		l.observe(lease("other", 15))
+	}
+	g.Expect(done).NotTo(BeClosed())
+	// ... until the holder stops renewing for the renew gap.
+	g.Eventually(done).WithTimeout(5 * time.Second).Should(BeClosed())
+	// The last renewal came after 0.9 s or more; the wait ends 1 s later.
+	g.Expect(time.Since(start)).To(BeNumerically(">=", 1900*time.Millisecond))
+}
+
+func TestStandbyGetWaitsAtMostTheLeaseDuration(t *testing.T) {
+	g := NewWithT(t)
+	l := newLock(&recordLock{})
+	l.observe(lease("other", 1)) // no renew gap set: the lease duration bounds the wait
+	start := time.Now()
+	g.Eventually(getReturns(l, context.Background())).WithTimeout(5 * time.Second).Should(BeClosed())
+	g.Expect(time.Since(start)).To(BeNumerically(">=", 950*time.Millisecond))
+}
+
+func TestStandbyGetEndsWithItsContext(t *testing.T) {
+	g := NewWithT(t)
+	l := newLock(&recordLock{})
+	l.observe(lease("other", 15))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := getReturns(l, ctx)
+	g.Eventually(l.Waiting).Should(BeTrue())
+	cancel()
+	g.Eventually(done).WithTimeout(time.Second).Should(BeClosed())
+}
+
+func TestWritesStampTheRealAcquireTime(t *testing.T) {
+	g := NewWithT(t)
+	inner := &recordLock{}
+	l := newLock(inner)
+	clock := time.Date(2026, 12, 1, 5, 0, 0, 0, time.UTC)
+	l.now = func() time.Time { return clock }
+	ctx := context.Background()
+
+	// client-go stamped the attempt when it began, before Get waited a
+	// minute for the release.
+	asked := metav1.NewTime(clock.Add(-time.Minute))
+	g.Expect(l.Update(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: self, AcquireTime: asked, RenewTime: asked})).To(Succeed())
+	g.Expect(inner.rec.AcquireTime.Time).To(Equal(clock))
+	g.Expect(inner.rec.RenewTime.Time).To(Equal(clock))
+
+	// A renewal carries the acquire time client-go remembers: the real one
+	// is written.
+	clock = clock.Add(5 * time.Second)
+	renew := metav1.NewTime(clock)
+	g.Expect(l.Update(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: self, AcquireTime: asked, RenewTime: renew})).To(Succeed())
+	g.Expect(inner.rec.AcquireTime.Time).To(Equal(clock.Add(-5 * time.Second)))
+	g.Expect(inner.rec.RenewTime.Time).To(Equal(clock))
+
+	// A release (no holder) is written as client-go built it.
+	rel := resourcelock.LeaderElectionRecord{LeaseDurationSeconds: 1, AcquireTime: renew, RenewTime: renew}
+	g.Expect(l.Update(ctx, rel)).To(Succeed())
+	g.Expect(inner.rec).To(Equal(rel))
+}
