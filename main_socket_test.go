@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,24 +18,6 @@ import (
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 )
-
-// syncBuffer is an io.Writer safe to read while the process writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestCommandReportsSocketAccess runs csi-attacher as uid 65532 next to a
 // driver whose socket is root-style 0755 and owned by another user, as with
@@ -88,7 +69,7 @@ current-context: c
 		"--metrics-addr=0", "--health-probe-bind-address="+probeAddr, "--logging-format=json")
 	cmd.Env = []string{runMainEnv + "=1"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
-	var logs syncBuffer
+	var logs lockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	g.Expect(cmd.Start()).To(Succeed())
 	t.Cleanup(func() {

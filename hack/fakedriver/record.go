@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 )
@@ -24,23 +23,6 @@ type recorder struct {
 	mu    sync.Mutex
 	calls *os.File
 	enc   *json.Encoder
-}
-
-// callLine is one line of the call log. Secrets are left out; their count
-// shows whether a call carried any.
-type callLine struct {
-	Method        string            `json:"method"`
-	VolumeID      string            `json:"volumeID,omitempty"`
-	NodeID        string            `json:"nodeID,omitempty"`
-	Readonly      bool              `json:"readonly,omitempty"`
-	AccessMode    string            `json:"accessMode,omitempty"`
-	Block         bool              `json:"block,omitempty"`
-	FSType        string            `json:"fsType,omitempty"`
-	Secrets       int               `json:"secrets,omitempty"`
-	VolumeContext map[string]string `json:"volumeContext,omitempty"`
-	Code          string            `json:"code"`
-	Start         time.Time         `json:"start"`
-	End           time.Time         `json:"end"`
 }
 
 func newRecorder(statePath, callsPath string, state func() fake.State) (*recorder, error) {
@@ -87,17 +69,7 @@ func (r *recorder) record(c fake.Call) error {
 	if r.enc == nil {
 		return nil
 	}
-	line := callLine{
-		Method: c.Method, VolumeID: c.VolumeID, NodeID: c.NodeID, Readonly: c.ReadOnly,
-		Secrets: len(c.Secrets), VolumeContext: c.VolumeContext,
-		Code: c.Code.String(), Start: c.Start, End: c.End,
-	}
-	if c.Capability != nil {
-		line.AccessMode = c.Capability.GetAccessMode().GetMode().String()
-		line.Block = c.Capability.GetBlock() != nil
-		line.FSType = c.Capability.GetMount().GetFsType()
-	}
-	if err := r.enc.Encode(line); err != nil {
+	if err := r.enc.Encode(c.Record()); err != nil {
 		return fmt.Errorf("--calls-file: %w", err)
 	}
 	return nil

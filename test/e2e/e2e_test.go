@@ -462,11 +462,11 @@ func busiestNode(s *cluster.Snapshot) string {
 }
 
 // calls returns the driver's calls of method that started after since.
-func calls(method string, since time.Time) []cluster.Call {
+func calls(method string, since time.Time) []fake.CallRecord {
 	GinkgoHelper()
 	all, err := c.Calls(method)
 	Expect(err).NotTo(HaveOccurred())
-	var out []cluster.Call
+	var out []fake.CallRecord
 	for _, call := range all {
 		if !call.Start.Before(since) {
 			out = append(out, call)
@@ -477,8 +477,8 @@ func calls(method string, since time.Time) []cluster.Call {
 
 // lastCalls and firstCalls index the successful calls of method since a
 // moment by (volume ID, node ID), keeping the last or the first.
-func lastCalls(method string, since time.Time) map[[2]string]cluster.Call {
-	out := map[[2]string]cluster.Call{}
+func lastCalls(method string, since time.Time) map[[2]string]fake.CallRecord {
+	out := map[[2]string]fake.CallRecord{}
 	for _, call := range calls(method, since) {
 		if call.Code == "OK" {
 			out[[2]string{call.VolumeID, call.NodeID}] = call
@@ -487,8 +487,8 @@ func lastCalls(method string, since time.Time) map[[2]string]cluster.Call {
 	return out
 }
 
-func firstCalls(method string, since time.Time) map[[2]string]cluster.Call {
-	out := map[[2]string]cluster.Call{}
+func firstCalls(method string, since time.Time) map[[2]string]fake.CallRecord {
+	out := map[[2]string]fake.CallRecord{}
 	for _, call := range calls(method, since) {
 		k := [2]string{call.VolumeID, call.NodeID}
 		if _, ok := out[k]; !ok && call.Code == "OK" {

@@ -2,6 +2,7 @@ package fake_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -546,4 +547,27 @@ func TestGCEPDVolumeID(t *testing.T) {
 			t.Errorf("GCEPDVolumeID(%q, %q) = %q, want %q", tc.volume, tc.node, got, tc.want)
 		}
 	}
+}
+
+func TestCallRecord(t *testing.T) {
+	g := NewWithT(t)
+	e := start(t, fake.DefaultConfig("drv.example.com"))
+	req := publishReq("v1", "n1")
+	req.Secrets = map[string]string{"password": "s3cret"}
+	req.Readonly = true
+	_, err := e.ctrl.ControllerPublishVolume(ctx(t), req)
+	g.Expect(err).NotTo(HaveOccurred())
+	calls := e.drv.Calls()
+	rec := calls[len(calls)-1].Record()
+	g.Expect(rec.Method).To(Equal(fake.MethodPublish))
+	g.Expect(rec.VolumeID).To(Equal("v1"))
+	g.Expect(rec.NodeID).To(Equal("n1"))
+	g.Expect(rec.Readonly).To(BeTrue())
+	g.Expect(rec.AccessMode).To(Equal("SINGLE_NODE_WRITER"))
+	g.Expect(rec.FSType).To(Equal("ext4"))
+	g.Expect(rec.Block).To(BeFalse())
+	g.Expect(rec.Code).To(Equal("OK"))
+	g.Expect(rec.Secrets).To(Equal(1), "secrets are counted")
+	g.Expect(fmt.Sprint(rec)).NotTo(ContainSubstring("s3cret"), "never copied")
+	g.Expect(rec.End).NotTo(BeTemporally("<", rec.Start))
 }

@@ -42,6 +42,40 @@ type State struct {
 	RepeatedPublishes map[string]int `json:"repeatedPublishes,omitempty"`
 }
 
+// CallRecord is a Call as one line of a call log (hack/fakedriver
+// --calls-file), for a test that reads the driver's calls from another
+// process. Secrets are counted, never copied.
+type CallRecord struct {
+	Method        string            `json:"method"`
+	VolumeID      string            `json:"volumeID,omitempty"`
+	NodeID        string            `json:"nodeID,omitempty"`
+	Readonly      bool              `json:"readonly,omitempty"`
+	AccessMode    string            `json:"accessMode,omitempty"`
+	Block         bool              `json:"block,omitempty"`
+	FSType        string            `json:"fsType,omitempty"`
+	Secrets       int               `json:"secrets,omitempty"`
+	VolumeContext map[string]string `json:"volumeContext,omitempty"`
+	// Code is the gRPC code's name, "OK" for success.
+	Code  string    `json:"code"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Record returns the call's CallRecord.
+func (c Call) Record() CallRecord {
+	r := CallRecord{
+		Method: c.Method, VolumeID: c.VolumeID, NodeID: c.NodeID, Readonly: c.ReadOnly,
+		Secrets: len(c.Secrets), VolumeContext: c.VolumeContext,
+		Code: c.Code.String(), Start: c.Start, End: c.End,
+	}
+	if c.Capability != nil {
+		r.AccessMode = c.Capability.GetAccessMode().GetMode().String()
+		r.Block = c.Capability.GetBlock() != nil
+		r.FSType = c.Capability.GetMount().GetFsType()
+	}
+	return r
+}
+
 // singleNode reports whether an access mode allows the volume on one node
 // only.
 func singleNode(mode csipb.VolumeCapability_AccessMode_Mode) bool {

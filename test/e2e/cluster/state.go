@@ -34,22 +34,6 @@ func (c *Cluster) poll(ctx context.Context, done func() (bool, error)) error {
 	})
 }
 
-// Call is one line of the driver's call log.
-type Call struct {
-	Method        string            `json:"method"`
-	VolumeID      string            `json:"volumeID"`
-	NodeID        string            `json:"nodeID"`
-	Readonly      bool              `json:"readonly"`
-	AccessMode    string            `json:"accessMode"`
-	Block         bool              `json:"block"`
-	FSType        string            `json:"fsType"`
-	Secrets       int               `json:"secrets"`
-	VolumeContext map[string]string `json:"volumeContext"`
-	Code          string            `json:"code"`
-	Start         time.Time         `json:"start"`
-	End           time.Time         `json:"end"`
-}
-
 // DriverState reads the driver's state file: what the backend holds.
 func (c *Cluster) DriverState() (fake.State, error) {
 	var s fake.State
@@ -66,17 +50,17 @@ func (c *Cluster) DriverState() (fake.State, error) {
 
 // Calls reads the driver's call log, the calls of method only when method
 // is not empty.
-func (c *Cluster) Calls(method string) ([]Call, error) {
+func (c *Cluster) Calls(method string) ([]fake.CallRecord, error) {
 	f, err := os.Open(c.CallsFile())
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var out []Call
+	var out []fake.CallRecord
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
-		var call Call
+		var call fake.CallRecord
 		if err := json.Unmarshal(sc.Bytes(), &call); err != nil {
 			// The driver may be writing the last line right now.
 			continue
