@@ -26,6 +26,9 @@ var (
 
 var c *cluster.Cluster
 
+// failed is set once a spec has failed, so the component logs are kept.
+var failed bool
+
 func envInt(name string, def int) int {
 	v := os.Getenv(name)
 	if v == "" {
@@ -66,7 +69,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
 		c.Stop()
-		if CurrentSpecReport().Failed() || os.Getenv("E2E_KEEP_LOGS") != "" {
+		if failed || os.Getenv("E2E_KEEP_LOGS") != "" {
 			fmt.Fprintf(GinkgoWriter, "component logs kept in %s\n", c.Dir)
 			return
 		}
@@ -81,6 +84,7 @@ var _ = JustAfterEach(func() {
 		return
 	}
 	if CurrentSpecReport().Failed() {
+		failed = true
 		for _, name := range c.LogNames() {
 			lines, _ := testbed.Tail(c.LogPath(name), 40)
 			fmt.Fprintf(GinkgoWriter, "---- last lines of %s ----\n%s\n", name, strings.Join(lines, "\n"))
