@@ -32,13 +32,11 @@ func TestCommandReportsSocketAccess(t *testing.T) {
 	dir, err := os.MkdirTemp("", "attacher")
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	g.Expect(os.Chmod(dir, 0o755)).To(Succeed())
 	sock := filepath.Join(dir, "csi.sock")
 	driver := fake.New(fake.DefaultConfig("socket.csi.example.com"))
 	g.Expect(driver.Start(sock)).To(Succeed())
 	t.Cleanup(driver.Stop)
-	g.Expect(os.Chown(sock, 4242, 4242)).To(Succeed())
-	g.Expect(os.Chmod(sock, 0o755)).To(Succeed())
+	g.Expect(fake.GiveSocket(sock, 4242, 4242, 0o755)).To(Succeed())
 
 	// The API server is never reached: the attacher waits for the driver first.
 	kubeconfig := filepath.Join(dir, "kubeconfig")

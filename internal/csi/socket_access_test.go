@@ -95,27 +95,14 @@ func requireRoot(t *testing.T) {
 func ownedSocket(t *testing.T, mode os.FileMode) string {
 	t.Helper()
 	_, sock := startDriver(t, fake.DefaultConfig(driverName))
-	if err := os.Chmod(filepath.Dir(sock), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	chownSocket(t, sock, mode)
 	return sock
 }
 
 func chownSocket(t *testing.T, sock string, mode os.FileMode) {
 	t.Helper()
-	if err := os.Chown(sock, socketOwner, socketGroup); err != nil {
+	if err := fake.GiveSocket(sock, socketOwner, socketGroup, mode); err != nil {
 		t.Fatal(err)
-	}
-	if err := os.Chmod(sock, mode); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != mode {
-		t.Fatalf("%s: mode %s, want a socket with %04o", sock, fi.Mode(), mode)
 	}
 }
 

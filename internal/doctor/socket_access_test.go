@@ -38,13 +38,11 @@ func TestDoctorSocketAccess(t *testing.T) {
 	dir, err := os.MkdirTemp("", "doctor")
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	g.Expect(os.Chmod(dir, 0o755)).To(Succeed())
 	sock := filepath.Join(dir, "csi.sock")
 	driver := fake.New(fake.DefaultConfig(testDriver))
 	g.Expect(driver.Start(sock)).To(Succeed())
 	t.Cleanup(driver.Stop)
-	g.Expect(os.Chown(sock, 4242, 4242)).To(Succeed())
-	g.Expect(os.Chmod(sock, 0o755)).To(Succeed())
+	g.Expect(fake.GiveSocket(sock, 4242, 4242, 0o755)).To(Succeed())
 
 	// A copy of the test binary that uid 65532 may execute.
 	self, err := os.Executable()
