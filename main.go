@@ -216,7 +216,11 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 			return fmt.Errorf("failed to set up the PersistentVolume controller: %w", err)
 		}
 	}
-	if err := mgr.Add(driver.HealthMonitor(csi.DefaultHealthInterval)); err != nil {
+	monitor := driver.HealthMonitor(csi.DefaultHealthInterval)
+	// What failed while the driver was gone is tried again as soon as it is
+	// back, not at the end of its backoff.
+	monitor.OnRecovered(vaReconciler.RetryFailed)
+	if err := mgr.Add(monitor); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -9,6 +9,8 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
+	storagev1 "k8s.io/api/storage/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
@@ -20,13 +22,18 @@ var _ = Describe("Driver down and back", func() {
 		ctx := context.Background()
 		objs := &tracker{}
 		logger, logs := bufferLogger()
-		a := startOwnAttacher(driverName, attacherOptions{logger: logger})
+		// A backoff far beyond the test's patience: the VolumeAttachment
+		// that failed while the driver was gone must be retried because the
+		// driver came back, not because its backoff ran out.
+		a := startOwnAttacher(driverName, attacherOptions{logger: logger, retryStart: time.Minute, retryMax: 5 * time.Minute})
 		DeferCleanup(objs.cleanup, ctx)
 		monitorCtx, stopMonitor := context.WithCancel(ctx)
 		DeferCleanup(stopMonitor)
 		go func() {
 			defer GinkgoRecover()
-			_ = a.client.HealthMonitor(100 * time.Millisecond).Start(monitorCtx)
+			monitor := a.client.HealthMonitor(100 * time.Millisecond)
+			monitor.OnRecovered(a.reconciler.RetryFailed)
+			_ = monitor.Start(monitorCtx)
 		}()
 		m := metrics.New(driverName)
 		registry := prometheus.NewRegistry()
@@ -72,10 +79,20 @@ var _ = Describe("Driver down and back", func() {
 		Expect(*got.Status.AttachError.ErrorCode).To(BeEquivalentTo(codes.Unavailable))
 		Expect(got.Status.Attached).To(BeFalse())
 
+		// Every retry its own writes queued has run; it now waits out its
+		// backoff.
+		Consistently(func() bool {
+			var cur storagev1.VolumeAttachment
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(va), &cur)).To(Succeed())
+			return cur.Status.Attached
+		}).WithTimeout(2 * time.Second).WithPolling(pollInterval).Should(BeFalse())
+
 		Expect(a.driver.Start(filepath.Join(a.dir, "csi.sock"))).To(Succeed())
+		back := time.Now()
 		Eventually(func() error { return a.client.ReadyzCheck(nil) }).
 			WithTimeout(eventually).WithPolling(pollInterval).Should(Succeed(), "/readyz turns true again")
 		expectAttached(ctx, va.Name)
+		Expect(time.Since(back)).To(BeNumerically("<", 10*time.Second), "retried when the driver came back, not after its 1-minute backoff")
 		Eventually(gauge(metrics.DriverReady)).WithTimeout(eventually).Should(BeEquivalentTo(1))
 		Expect(gauge(metrics.DriverOutagesTotal)()).To(BeEquivalentTo(1), "one outage counted")
 		Expect(logs.String()).To(ContainSubstring("The CSI driver is reachable and ready again"))

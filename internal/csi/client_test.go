@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"sync"
 	"testing"
 	"time"
@@ -569,6 +570,8 @@ func TestHealthMonitor(t *testing.T) {
 	stopped := make(chan error, 1)
 	mon := e.client.HealthMonitor(100 * time.Millisecond)
 	g.Expect(mon.NeedLeaderElection()).To(BeFalse())
+	var recovered atomic.Int32
+	mon.OnRecovered(func(context.Context) { recovered.Add(1) })
 	go func() { stopped <- mon.Start(ctx) }()
 	defer func() {
 		cancel()
@@ -585,12 +588,14 @@ func TestHealthMonitor(t *testing.T) {
 	g.Expect(csi.IsFinalError(err)).To(BeFalse())
 	time.Sleep(500 * time.Millisecond) // several failed probes
 	g.Expect(strings.Count(e.logs.String(), "Lost connection to the CSI driver")).To(Equal(1))
+	g.Expect(recovered.Load()).To(BeZero(), "no recovery while the driver is gone")
 
 	// Back: ready again without any call from us, one log line.
 	g.Expect(e.drv.Start(e.socket)).To(Succeed())
 	g.Eventually(e.client.Ready).WithTimeout(5 * time.Second).Should(BeTrue())
 	g.Expect(e.client.ReadyzCheck(nil)).To(Succeed())
 	g.Expect(e.logs.String()).To(ContainSubstring("The CSI driver is reachable and ready again"))
+	g.Eventually(recovered.Load).Should(BeEquivalentTo(1), "OnRecovered called once the driver is back")
 	_, err = e.client.Publish(testCtx(t), csi.PublishRequest{VolumeID: "v", NodeID: "n", Capability: mountCap()})
 	g.Expect(err).NotTo(HaveOccurred())
 
@@ -601,6 +606,7 @@ func TestHealthMonitor(t *testing.T) {
 	e.drv.SetReady(true)
 	g.Eventually(e.client.Ready).WithTimeout(5 * time.Second).Should(BeTrue())
 	g.Expect(strings.Count(e.logs.String(), "The CSI driver is reachable and ready again")).To(Equal(2))
+	g.Consistently(recovered.Load).WithTimeout(300 * time.Millisecond).Should(BeEquivalentTo(2), "once per outage")
 }
 
 func TestProbe(t *testing.T) {

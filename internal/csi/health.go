@@ -30,6 +30,17 @@ type HealthMonitor struct {
 	c        *Client
 	interval time.Duration
 	state    health
+	// recovered are called when the driver is ready again after an outage.
+	recovered []func(context.Context)
+}
+
+// OnRecovered registers f, called with the monitor's context each time the
+// driver is reachable and ready again after an outage, so that work that
+// failed while it was gone is retried at once rather than at the end of
+// its backoff. f runs on the monitor's goroutine and must not block. Call
+// it before Start.
+func (h *HealthMonitor) OnRecovered(f func(context.Context)) {
+	h.recovered = append(h.recovered, f)
 }
 
 // HealthMonitor returns a monitor probing every interval (<= 0 means
@@ -125,6 +136,9 @@ func (h *HealthMonitor) check(ctx context.Context) {
 		h.c.ready.Store(true)
 		if h.state != healthy {
 			h.c.log.Info("The CSI driver is reachable and ready again", "address", addr)
+			for _, f := range h.recovered {
+				f(ctx)
+			}
 		}
 		h.state = healthy
 	}
