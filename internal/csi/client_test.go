@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -606,7 +606,7 @@ func TestHealthMonitor(t *testing.T) {
 	e.drv.SetReady(true)
 	g.Eventually(e.client.Ready).WithTimeout(5 * time.Second).Should(BeTrue())
 	g.Expect(strings.Count(e.logs.String(), "The CSI driver is reachable and ready again")).To(Equal(2))
-	g.Consistently(recovered.Load).WithTimeout(300 * time.Millisecond).Should(BeEquivalentTo(2), "once per outage")
+	g.Consistently(recovered.Load).WithTimeout(300*time.Millisecond).Should(BeEquivalentTo(2), "once per outage")
 }
 
 func TestProbe(t *testing.T) {
