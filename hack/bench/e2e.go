@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -66,6 +65,8 @@ type phase struct {
 	// Duplicates counts CSI calls repeated for a (volume, node) pair.
 	Duplicates int     `json:"duplicate_csi_calls"`
 	CPUSeconds float64 `json:"attacher_cpu_seconds"`
+
+	began time.Time
 }
 
 func runCluster(ctx context.Context, cfg config) error {
@@ -133,7 +134,7 @@ func runCluster(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	rep.Up.Latency, rep.Up.LastCreated, rep.Up.LastAttached = w.latency()
+	rep.Up.Latency, rep.Up.LastCreated, rep.Up.LastAttached = w.latency(rep.Up.began)
 
 	fmt.Fprintf(log, "scaling every StatefulSet to zero\n")
 	rep.Down, err = measure(ctx, c, pid, cfg.n, fake.MethodUnpublish, func() error {
@@ -181,7 +182,7 @@ func measure(ctx context.Context, c *cluster.Cluster, pid, volumes int, method s
 		return p, err
 	}
 	began := time.Now()
-	phaseStart.Store(&began)
+	p.began = began
 	if err := act(); err != nil {
 		return p, err
 	}
@@ -327,12 +328,9 @@ func (w *vaWatch) run(ctx context.Context, c *cluster.Cluster) {
 	}
 }
 
-// phaseStart is when the current phase began, for the watch's report.
-var phaseStart atomic.Pointer[time.Time]
-
-// latency returns the created -> attached latencies and when, from the
-// phase's start, the last VolumeAttachment was created and attached.
-func (w *vaWatch) latency() (*latencyStats, float64, float64) {
+// latency returns the created -> attached latencies and when, from start,
+// the last VolumeAttachment was created and attached.
+func (w *vaWatch) latency(start time.Time) (*latencyStats, float64, float64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var ds []time.Duration
@@ -348,7 +346,6 @@ func (w *vaWatch) latency() (*latencyStats, float64, float64) {
 			lastAttached = at
 		}
 	}
-	start := *phaseStart.Load()
 	return computeLatency(ds), seconds(lastCreated.Sub(start)), seconds(lastAttached.Sub(start))
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -34,9 +33,11 @@ const (
 	// AttacherNamespace holds the attacher's leader-election Lease, as the
 	// namespace of its Pod would.
 	AttacherNamespace = "csi-attacher"
-	// AttacherUser is the user the attacher authenticates as; it holds only
-	// the rights of config/rbac.
-	AttacherUser = "system:serviceaccount:csi-attacher:csi-attacher"
+	// AttacherServiceAccount runs the attacher in AttacherNamespace, as the
+	// shipped manifests' Pod does; the attacher authenticates as its user,
+	// AttacherUser, which holds only the rights of config/rbac.
+	AttacherServiceAccount = "csi-attacher"
+	AttacherUser           = "system:serviceaccount:" + AttacherNamespace + ":" + AttacherServiceAccount
 	// StorageClass is the class of the statically provisioned volumes.
 	StorageClass = "e2e-static"
 	// Zone is the zone label of every node, and the zone of the migrated
@@ -362,10 +363,9 @@ func (c *Cluster) attacherRBAC() ([]client.Object, error) {
 		}
 	}
 	role.Namespace = AttacherNamespace
-	name := strings.TrimPrefix(AttacherUser, "system:serviceaccount:"+AttacherNamespace+":")
-	subjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: AttacherNamespace}}
+	subjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: AttacherServiceAccount, Namespace: AttacherNamespace}}
 	return []client.Object{
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: AttacherNamespace}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: AttacherServiceAccount, Namespace: AttacherNamespace}},
 		cr, role,
 		&rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: cr.Name},
