@@ -28,9 +28,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/csi-attacher/csi-attacher/controllers"
+	"github.com/csi-attacher/csi-attacher/internal/cache"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/doctor"
-	"github.com/csi-attacher/csi-attacher/internal/freshness"
 	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/leaderhealth"
 	"github.com/csi-attacher/csi-attacher/internal/maxprocs"
@@ -147,7 +147,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 			"driver", driver.DriverName())
 	}
 
-	cacheReady := &controllers.CacheReadiness{}
+	cacheReady := &cache.Readiness{}
 	ready := &readiness{}
 	var lock *leader.Lock
 	if opts.LeaderElection {
@@ -166,60 +166,48 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := controllers.SetupIndexes(ctx, mgr.GetFieldIndexer(), driver.DriverName()); err != nil {
-		return fmt.Errorf("failed to register field indexes: %w", err)
-	}
-	fresh := freshness.New()
-	workers := int(opts.WorkerThreads)
 	m, err := setupMetrics(mgr, driver)
 	if err != nil {
 		return err
 	}
-	// A trivial driver reads no Secrets: nothing to watch.
-	watchSecrets := !trivial && secretWatch(ctx, mgr.GetClient(), opts.RetryIntervalMax, setupLog)
-	vaReconciler := &controllers.VolumeAttachmentReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Attacher:                driver,
-		Recorder:                mgr.GetEventRecorder("csi-attacher"),
-		DriverName:              driver.DriverName(),
-		Trivial:                 trivial,
-		PublishReadonly:         caps.PublishReadonly,
-		SingleNodeMultiWriter:   caps.SingleNodeMultiWriter,
-		DefaultFSType:           opts.DefaultFSType,
-		MaxConcurrentReconciles: workers,
-		MaxInflightPerNode:      opts.MaxInflightPerNode,
-		RetryIntervalStart:      opts.RetryIntervalStart,
-		RetryIntervalMax:        opts.RetryIntervalMax,
-		Freshness:               fresh,
-		Metrics:                 m,
-		WatchSecrets:            watchSecrets,
-		OmitErrorCode:           !opts.FeatureEnabled(options.FeatureMutableCSINodeAllocatableCount),
-	}
-	if err := vaReconciler.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("failed to set up the VolumeAttachment controller: %w", err)
-	}
-	if caps.ListVolumes && caps.ListVolumesPublishedNodes && !trivial {
-		if err := mgr.Add(vaReconciler.VolumeReconciler(driver, opts.ReconcileSync, int32(opts.MaxEntries))); err != nil {
-			return fmt.Errorf("failed to set up the ListVolumes reconciler: %w", err)
-		}
-	}
-	if !trivial {
-		if err := (&controllers.PersistentVolumeReconciler{
-			Client:                  mgr.GetClient(),
-			DriverName:              driver.DriverName(),
-			MaxConcurrentReconciles: workers,
-			RetryIntervalStart:      opts.RetryIntervalStart,
-			RetryIntervalMax:        opts.RetryIntervalMax,
-			Freshness:               fresh,
-		}).SetupWithManager(mgr); err != nil {
-			return fmt.Errorf("failed to set up the PersistentVolume controller: %w", err)
-		}
+	workers := int(opts.WorkerThreads)
+	cfg := controllers.Config{
+		Client:                mgr.GetClient(),
+		APIReader:             mgr.GetAPIReader(),
+		Recorder:              mgr.GetEventRecorder("csi-attacher"),
+		Attacher:              driver,
+		DriverName:            driver.DriverName(),
+		DefaultFSType:         opts.DefaultFSType,
+		PublishReadonly:       caps.PublishReadonly,
+		SingleNodeMultiWriter: caps.SingleNodeMultiWriter,
+		Workers:               workers,
+		RetryIntervalStart:    opts.RetryIntervalStart,
+		RetryIntervalMax:      opts.RetryIntervalMax,
+		MaxInflightPerNode:    opts.MaxInflightPerNode,
+		Metrics:               m,
+		OmitErrorCode:         !opts.FeatureEnabled(options.FeatureMutableCSINodeAllocatableCount),
+		ReconcileSync:         opts.ReconcileSync,
+		MaxEntries:            int32(opts.MaxEntries),
 	}
 	monitor := driver.HealthMonitor(csi.DefaultHealthInterval)
-	// What failed while the driver was gone is tried again as soon as it is
-	// back, not at the end of its backoff.
-	monitor.OnRecovered(vaReconciler.RetryFailed)
+	if trivial {
+		// Nothing to call, nothing to undo, no Secrets to read.
+		if err := controllers.SetupTrivial(ctx, mgr, cfg); err != nil {
+			return err
+		}
+	} else {
+		cfg.WatchSecrets = secretWatch(ctx, mgr.GetClient(), opts.RetryIntervalMax, setupLog)
+		if caps.ListVolumes && caps.ListVolumesPublishedNodes {
+			cfg.Lister = driver
+		}
+		full, err := controllers.SetupFull(ctx, mgr, cfg)
+		if err != nil {
+			return err
+		}
+		// What failed while the driver was gone is tried again as soon as
+		// it is back, not at the end of its backoff.
+		monitor.OnRecovered(full.RetryFailed)
+	}
 	if err := mgr.Add(monitor); err != nil {
 		return err
 	}
@@ -353,7 +341,7 @@ func ownConnection(cfg *rest.Config) (*http.Client, error) {
 // --http-endpoint, that server's /readyz runs the checks of ready, which
 // the caller fills before the Manager starts.
 // lock is the Lease lock of internal/leader, nil without leader election.
-func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Client, cacheReady *controllers.CacheReadiness, ready *readiness, lock *leader.Lock) (manager.Manager, error) {
+func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Client, cacheReady *cache.Readiness, ready *readiness, lock *leader.Lock) (manager.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -379,7 +367,7 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		metricsOpts.ExtraHandlers["/readyz"] = healthz.CheckHandler{Checker: ready.Check}
 	}
 	resync := opts.Resync
-	cacheOpts := controllers.CacheOptions(driver.DriverName(), &resync)
+	cacheOpts := cache.Options(driver.DriverName(), &resync)
 	watchClient, err := ownConnection(restConfig)
 	if err != nil {
 		return nil, err

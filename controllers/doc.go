@@ -1,14 +1,14 @@
-// Package controllers holds the two reconcilers csi-attacher runs in one
-// controller-runtime Manager:
+// Package controllers wires csi-attacher's controllers into one
+// controller-runtime Manager for one CSI driver. main.go chooses the mode
+// once, from the driver's capabilities:
 //
-//   - VolumeAttachmentReconciler attaches and detaches the volumes of one CSI
-//     driver: it calls ControllerPublishVolume / ControllerUnpublishVolume
-//     and keeps the VolumeAttachment's finalizer, node-ID annotation and
-//     status right.
-//   - PersistentVolumeReconciler removes the attacher's finalizer from a
-//     PersistentVolume that is being deleted once no VolumeAttachment needs
-//     it any more.
+//   - SetupFull, for a driver with ControllerPublishVolume: the
+//     VolumeAttachment controller (controllers/volumeattachment), the
+//     PersistentVolume controller (controllers/persistentvolume) and, when
+//     the driver can list its volumes, the drift pass (controllers/drift).
+//   - SetupTrivial, for a driver without it: one controller that marks
+//     attachments attached.
 //
-// Both share one CSI client and the field indexes registered by
-// SetupIndexes.
+// They share one CSI client, the cache set up by internal/cache, and the
+// freshness tracker. docs/architecture.md maps each rule to its file.
 package controllers

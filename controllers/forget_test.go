@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/csi-attacher/csi-attacher/controllers"
+	"github.com/csi-attacher/csi-attacher/controllers/drift"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 )
 
@@ -58,7 +59,7 @@ var _ = Describe("Per-object memory", func() {
 		expectGone(ctx, va)
 		// The pass ends and finds the deleted (still listed) attachment no
 		// longer published: it flags it for a forced sync.
-		expectWarningEvent(ctx, va.Name, controllers.ReasonDetachedOutOfBand, "no longer published")
+		expectWarningEvent(ctx, va.Name, drift.ReasonDetachedOutOfBand, "no longer published")
 		a.driver.SetLatency(fake.MethodListVolumes, "", 0)
 
 		By("creating a VolumeAttachment of the same name that is never published, and deleting it")
@@ -88,7 +89,7 @@ var _ = Describe("Per-object memory", func() {
 			expectGone(ctx, p)
 		}
 
-		Eventually(a.reconciler.TrackedObjects).WithTimeout(eventually).WithPolling(pollInterval).Should(Equal(map[string]int{
+		Eventually(a.full.TrackedObjects).WithTimeout(eventually).WithPolling(pollInterval).Should(Equal(map[string]int{
 			controllers.TrackedFreshness:  0,
 			controllers.TrackedForceSync:  0,
 			controllers.TrackedStartTimes: 0,

@@ -12,7 +12,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/csi-attacher/csi-attacher/controllers"
+	"github.com/csi-attacher/csi-attacher/controllers/drift"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
@@ -66,10 +66,10 @@ var _ = Describe("ListVolumes reconciliation", func() {
 
 	It("publishes again a volume detached behind our back, with a Warning Event", func() {
 		const driverName = "lv-drift.csi.test"
-		m, drift := driftMetrics(driverName)
+		m, drifted := driftMetrics(driverName)
 		a := startOwnAttacher(driverName, attacherOptions{reconcileSync: reconcileSync, metrics: m})
 		vaName, handle, nodeID := attachOne(a, driverName)
-		Expect(drift(metrics.DriftDetachedOutOfBand)).To(BeZero())
+		Expect(drifted(metrics.DriftDetachedOutOfBand)).To(BeZero())
 
 		a.driver.DetachBehindBack(handle, nodeID)
 		Expect(a.driver.Published(handle)).To(BeEmpty())
@@ -85,15 +85,15 @@ var _ = Describe("ListVolumes reconciliation", func() {
 					reasons = append(reasons, e.Reason)
 				}
 			}
-			g.Expect(reasons).To(ContainElement(controllers.ReasonDetachedOutOfBand))
+			g.Expect(reasons).To(ContainElement(drift.ReasonDetachedOutOfBand))
 		}).WithTimeout(eventually).WithPolling(pollInterval).Should(Succeed())
 		va := expectAttached(ctx, vaName)
 		Expect(va.Status.Attached).To(BeTrue())
 		// Repaired once: later passes see it published and leave it alone.
 		Consistently(func() int { return a.driver.CallCount(fake.MethodPublish, handle) }).
 			WithTimeout(4 * reconcileSync).WithPolling(pollInterval).Should(Equal(2))
-		Expect(drift(metrics.DriftDetachedOutOfBand)).To(Equal(1.0), "one drift, counted once")
-		Expect(drift(metrics.DriftStillPublished)).To(BeZero())
+		Expect(drifted(metrics.DriftDetachedOutOfBand)).To(Equal(1.0), "one drift, counted once")
+		Expect(drifted(metrics.DriftStillPublished)).To(BeZero())
 	})
 
 	It("unpublishes a volume still published to the node of a VA being deleted without our finalizer", func() {
@@ -101,7 +101,7 @@ var _ = Describe("ListVolumes reconciliation", func() {
 			driverName = "lv-deleting.csi.test"
 			keep       = "test.csi/keep"
 		)
-		m, drift := driftMetrics(driverName)
+		m, drifted := driftMetrics(driverName)
 		a := startOwnAttacher(driverName, attacherOptions{reconcileSync: reconcileSync, metrics: m})
 		node := uniqueName("lv-node")
 		nodeID := "id-" + node
@@ -136,13 +136,13 @@ var _ = Describe("ListVolumes reconciliation", func() {
 		got, err := getVA(ctx, va.Name)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(got.Finalizers).To(Equal([]string{keep}), "no finalizer of ours comes back")
-		Expect(drift(metrics.DriftStillPublished)).To(Equal(1.0))
-		Expect(drift(metrics.DriftDetachedOutOfBand)).To(BeZero())
+		Expect(drifted(metrics.DriftStillPublished)).To(Equal(1.0))
+		Expect(drifted(metrics.DriftDetachedOutOfBand)).To(BeZero())
 	})
 
 	It("does not publish a healthy volume again", func() {
 		const driverName = "lv-healthy.csi.test"
-		m, drift := driftMetrics(driverName)
+		m, drifted := driftMetrics(driverName)
 		a := startOwnAttacher(driverName, attacherOptions{reconcileSync: reconcileSync, metrics: m})
 		_, handle, _ := attachOne(a, driverName)
 
@@ -151,8 +151,8 @@ var _ = Describe("ListVolumes reconciliation", func() {
 		Consistently(func() int { return a.driver.CallCount(fake.MethodPublish, handle) }).
 			WithTimeout(consistentFor).WithPolling(pollInterval).Should(Equal(1))
 		Expect(a.driver.CallCount(fake.MethodListVolumes, "")).To(BeNumerically(">=", 4), "passes ran during the wait")
-		Expect(drift(metrics.DriftDetachedOutOfBand)).To(BeZero())
-		Expect(drift(metrics.DriftStillPublished)).To(BeZero())
+		Expect(drifted(metrics.DriftDetachedOutOfBand)).To(BeZero())
+		Expect(drifted(metrics.DriftStillPublished)).To(BeZero())
 	})
 
 	It("survives a failing ListVolumes and repairs the drift once it works again", func() {

@@ -9,10 +9,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/csi-attacher/csi-attacher/controllers"
+	"github.com/csi-attacher/csi-attacher/internal/cache"
+
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 )
 
@@ -95,9 +96,9 @@ var _ = Describe("Secret watch", func() {
 	})
 
 	It("caches Secrets as metadata holding nothing but their identity", func() {
-		opts := controllers.CacheOptions("secret-cache.csi.test", nil)
+		opts := cache.Options("secret-cache.csi.test", nil)
 		opts.Scheme = scheme
-		c, err := cache.New(cfg, opts)
+		c, err := crcache.New(cfg, opts)
 		Expect(err).NotTo(HaveOccurred())
 		cacheCtx, cancel := context.WithCancel(ctx)
 		DeferCleanup(cancel)

@@ -28,9 +28,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/csi-attacher/csi-attacher/controllers"
+	"github.com/csi-attacher/csi-attacher/internal/cache"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
-	"github.com/csi-attacher/csi-attacher/internal/freshness"
 	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
@@ -127,9 +127,9 @@ var _ = AfterSuite(func() {
 type testAttacher struct {
 	driver *fake.Driver
 	client *csi.Client
-	// reconciler is the attacher's VolumeAttachment reconciler, for tests
-	// that look at its in-memory state.
-	reconciler *controllers.VolumeAttachmentReconciler
+	// full is the attacher of a driver with ControllerPublishVolume, for
+	// tests that look at its in-memory state; nil for a trivial driver.
+	full *controllers.Full
 	// lock is the leader-election lock, with leader election on.
 	lock   *leader.Lock
 	cancel context.CancelFunc
@@ -270,7 +270,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		// Several attachers run in one process here; in production each
 		// process has one Manager and unique controller names.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-		Cache:      controllers.CacheOptions(dc.Name, nil),
+		Cache:      cache.Options(dc.Name, nil),
 		NewClient: func(config *rest.Config, options client.Options) (client.Client, error) {
 			c, err := client.NewWithWatch(config, options)
 			if err == nil && o.wrap != nil {
@@ -280,47 +280,42 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(controllers.SetupIndexes(ctx, mgr.GetFieldIndexer(), dc.Name)).To(Succeed())
-	fresh := freshness.New()
-	trivial := !caps.PublishUnpublish
 	var recorder events.EventRecorder = mgr.GetEventRecorder("csi-attacher")
 	if o.wrapRecorder != nil {
 		recorder = o.wrapRecorder(recorder)
 	}
-	vaReconciler := &controllers.VolumeAttachmentReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Attacher:                cc,
-		Recorder:                recorder,
-		DriverName:              cc.DriverName(),
-		Trivial:                 trivial,
-		PublishReadonly:         caps.PublishReadonly,
-		SingleNodeMultiWriter:   caps.SingleNodeMultiWriter,
-		DefaultFSType:           defaultFSType,
-		MaxConcurrentReconciles: o.workers,
-		MaxInflightPerNode:      o.maxInflightPerNode,
-		Metrics:                 o.metrics,
-		RetryIntervalStart:      o.retryStart,
-		RetryIntervalMax:        o.retryMax,
-		Freshness:               fresh,
-		WatchSecrets:            o.watchSecrets,
-		OmitErrorCode:           o.omitErrorCode,
+	// As main.go: the mode is chosen once, from the driver's capabilities.
+	cfgs := controllers.Config{
+		Client:                mgr.GetClient(),
+		APIReader:             mgr.GetAPIReader(),
+		Recorder:              recorder,
+		Attacher:              cc,
+		DriverName:            cc.DriverName(),
+		DefaultFSType:         defaultFSType,
+		PublishReadonly:       caps.PublishReadonly,
+		SingleNodeMultiWriter: caps.SingleNodeMultiWriter,
+		Workers:               o.workers,
+		RetryIntervalStart:    o.retryStart,
+		RetryIntervalMax:      o.retryMax,
+		MaxInflightPerNode:    o.maxInflightPerNode,
+		Metrics:               o.metrics,
+		WatchSecrets:          o.watchSecrets,
+		OmitErrorCode:         o.omitErrorCode,
+		ReconcileSync:         o.reconcileSync,
+		// Pages of one entry, so paging is exercised.
+		MaxEntries: 1,
 	}
-	Expect(vaReconciler.SetupWithManager(mgr)).To(Succeed())
-	if o.reconcileSync > 0 && caps.ListVolumes && caps.ListVolumesPublishedNodes && !trivial {
-		Expect(mgr.Add(vaReconciler.VolumeReconciler(cc, o.reconcileSync, 1))).To(Succeed())
+	var full *controllers.Full
+	if caps.Trivial() {
+		Expect(controllers.SetupTrivial(ctx, mgr, cfgs)).To(Succeed())
+	} else {
+		if o.reconcileSync > 0 && caps.ListVolumes && caps.ListVolumesPublishedNodes {
+			cfgs.Lister = cc
+		}
+		full, err = controllers.SetupFull(ctx, mgr, cfgs)
+		Expect(err).NotTo(HaveOccurred())
 	}
-	if !trivial {
-		Expect((&controllers.PersistentVolumeReconciler{
-			Client:                  mgr.GetClient(),
-			DriverName:              cc.DriverName(),
-			MaxConcurrentReconciles: o.workers,
-			RetryIntervalStart:      o.retryStart,
-			RetryIntervalMax:        o.retryMax,
-			Freshness:               fresh,
-		}).SetupWithManager(mgr)).To(Succeed())
-	}
-	a := &testAttacher{driver: driver, client: cc, reconciler: vaReconciler, lock: lock, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
+	a := &testAttacher{driver: driver, client: cc, full: full, lock: lock, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
 	go func() {
 		defer GinkgoRecover()
 		defer close(a.done)

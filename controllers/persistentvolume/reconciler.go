@@ -1,0 +1,141 @@
+package persistentvolume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/csi-attacher/csi-attacher/controllers/internal/queue"
+	"github.com/csi-attacher/csi-attacher/internal/cache"
+	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/patch"
+	"github.com/csi-attacher/csi-attacher/internal/volume"
+)
+
+// staleRecheck is when a reconcile that found the cache behind our own
+// write looks again, in case the event that brings the newer copy is one
+// the predicates drop.
+const staleRecheck = time.Second
+
+// Reconciler releases PersistentVolumes: it removes our
+// finalizer from a PersistentVolume that is being deleted, or from an
+// in-tree PersistentVolume whose CSI migration was rolled back, once no
+// VolumeAttachment refers to it any more.
+type Reconciler struct {
+	// Client reads from the Manager's cache and writes to the API server.
+	Client client.Client
+	// DriverName is the CSI driver's name; it names our finalizer.
+	DriverName string
+	// Workers is the number of workers (--worker-threads).
+	Workers int
+	// RetryIntervalStart and RetryIntervalMax bound the backoff after a
+	// failed patch.
+	RetryIntervalStart, RetryIntervalMax time.Duration
+	// Freshness is shared with the VolumeAttachment reconciler so neither
+	// acts on a copy older than the other's writes. Optional.
+	Freshness *freshness.Tracker
+
+	finalizer string
+}
+
+// SetupWithManager validates the configuration and registers the
+// controller. cache.SetupIndexes must have been called on the Manager first.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	switch {
+	case r.Client == nil:
+		return errors.New("PersistentVolume reconciler: Client is required")
+	case r.DriverName == "":
+		return errors.New("PersistentVolume reconciler: DriverName is required")
+	}
+	r.finalizer = volume.FinalizerName(r.DriverName)
+	if r.Freshness == nil {
+		r.Freshness = freshness.New()
+	}
+	// The tracker may be shared with the VolumeAttachment reconciler, which
+	// forgets deleted PVs too; forgetting twice is harmless.
+	if err := cache.OnDelete(mgr.GetCache(), &corev1.PersistentVolume{}, r.Freshness.ForgetObject); err != nil {
+		return fmt.Errorf("PersistentVolume reconciler: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(queue.PersistentVolume).
+		For(&corev1.PersistentVolume{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			return controllerutil.ContainsFinalizer(o, r.finalizer)
+		}))).
+		// A VolumeAttachment going away is what releases a PV.
+		Watches(&storagev1.VolumeAttachment{}, handler.EnqueueRequestsFromMapFunc(attachmentToPV),
+			builder.WithPredicates(predicate.Funcs{
+				CreateFunc:  func(event.CreateEvent) bool { return false },
+				UpdateFunc:  func(event.UpdateEvent) bool { return false },
+				DeleteFunc:  func(event.DeleteEvent) bool { return true },
+				GenericFunc: func(event.GenericEvent) bool { return false },
+			})).
+		WithOptions(queue.Options(mgr.GetLogger(), r.Workers, r.RetryIntervalStart, r.RetryIntervalMax)).
+		Complete(r)
+}
+
+// +kubebuilder:rbac:groups="",resources=persistentvolumes,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=volumeattachments,verbs=get;list;watch
+
+// Reconcile removes our finalizer from one PersistentVolume when it is being
+// deleted, or no longer migrated to our driver, and no VolumeAttachment, of
+// any driver, still names it.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	pv := &corev1.PersistentVolume{}
+	fresh, err := r.Freshness.Get(ctx, r.Client, req.NamespacedName, pv)
+	if err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !fresh {
+		return ctrl.Result{RequeueAfter: staleRecheck}, nil
+	}
+	if !controllerutil.ContainsFinalizer(pv, r.finalizer) {
+		return ctrl.Result{}, nil
+	}
+	// A rollback of CSI migration hands the volume back to its in-tree
+	// plugin, which knows nothing of our finalizer: without this it would
+	// stay until the PV is deleted, and block that deletion if we are gone.
+	rolledBack := volume.MigrationRolledBack(pv, r.DriverName)
+	if pv.DeletionTimestamp.IsZero() && !rolledBack {
+		return ctrl.Result{}, nil
+	}
+	vas := &storagev1.VolumeAttachmentList{}
+	if err := r.Client.List(ctx, vas, client.MatchingFields{cache.IndexVAByPV: pv.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		return ctrl.Result{}, fmt.Errorf("failed to list VolumeAttachments of PersistentVolume %q: %w", pv.Name, err)
+	}
+	if len(vas.Items) > 0 {
+		log.FromContext(ctx).V(4).Info("Keeping finalizer: PersistentVolume still in use", "VolumeAttachment", vas.Items[0].Name)
+		return ctrl.Result{}, nil
+	}
+	if err := r.Freshness.Patch(ctx, r.Client, pv, patch.RemoveFinalizer(pv.Finalizers, r.finalizer)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("could not remove finalizer from PersistentVolume %q: %w", pv.Name, err)
+	}
+	log.FromContext(ctx).V(2).Info("Released PersistentVolume", "migrationRolledBack", rolledBack)
+	return ctrl.Result{}, nil
+}
+
+// attachmentToPV maps a VolumeAttachment to the PersistentVolume it names.
+// It reads the name the way the PV index does.
+func attachmentToPV(_ context.Context, o client.Object) []reconcile.Request {
+	names := cache.PVOf(o)
+	if len(names) == 0 {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: names[0]}}}
+}

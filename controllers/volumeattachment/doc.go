@@ -1,0 +1,21 @@
+// Package volumeattachment attaches and detaches the volumes of one CSI
+// driver: Reconciler (for drivers with ControllerPublishVolume) calls
+// ControllerPublishVolume / ControllerUnpublishVolume and keeps the
+// VolumeAttachment's finalizer, node-ID annotation and status right;
+// TrivialReconciler (for drivers without it) only marks attachments
+// attached. main.go picks one of them once, from the driver's capabilities.
+//
+// Where each rule lives:
+//   - attach.go: the attach sequence (checks before writes, PV finalizer,
+//     VA finalizer with the node-ID annotation, publish, status).
+//   - detach.go: the detach sequence (unpublish, finalizer, status).
+//   - reconciler.go: the two lanes, Reconcile's dispatch and the retry
+//     policy by error.
+//   - status.go: how a failure shows (status, Event, metric).
+//   - limits.go: one operation per VolumeAttachment at a time, and
+//     --max-inflight-per-node.
+//   - shutdown.go: no CSI call starts after SIGTERM.
+//   - latency.go: when an operation started, for the latency metrics.
+//   - secret_watch.go, driver_back.go: retrying at once when a Secret
+//     changes or the driver comes back.
+package volumeattachment

@@ -1,0 +1,108 @@
+package volumeattachment
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// The predicates only decide what is queued; none of them records
+// anything (the latency clock follows the informer, see startTimes.handler).
+
+// ofDriver keeps only VolumeAttachments of driver.
+func ofDriver(driver string) predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool {
+		va, ok := o.(*storagev1.VolumeAttachment)
+		return ok && va.Spec.Attacher == driver
+	})
+}
+
+// deleting keeps the objects whose deletion state is want.
+func deleting(want bool) predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool {
+		return !o.GetDeletionTimestamp().IsZero() == want
+	})
+}
+
+// changeMatters drops updates that change nothing but the attach or
+// detach error. Those are our own error writes: reacting to them would
+// retry at once and defeat the backoff.
+func changeMatters() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		oldVA, ok1 := e.ObjectOld.(*storagev1.VolumeAttachment)
+		newVA, ok2 := e.ObjectNew.(*storagev1.VolumeAttachment)
+		if !ok1 || !ok2 || oldVA.ResourceVersion == newVA.ResourceVersion {
+			return true
+		}
+		if oldVA.Status.AttachError == nil && oldVA.Status.DetachError == nil &&
+			newVA.Status.AttachError == nil && newVA.Status.DetachError == nil {
+			return true
+		}
+		return !equality.Semantic.DeepEqual(withoutErrors(oldVA), withoutErrors(newVA))
+	}}
+}
+
+// withoutErrors returns a shallow copy without the fields our error writes
+// change. Only top-level fields of the copy are cleared and DeepEqual only
+// reads, so nothing shared with the cache is touched and no deep copy is
+// needed.
+func withoutErrors(va *storagev1.VolumeAttachment) *storagev1.VolumeAttachment {
+	c := *va
+	c.ResourceVersion = ""
+	c.ManagedFields = nil
+	c.Status.AttachError = nil
+	c.Status.DetachError = nil
+	return &c
+}
+
+// specOrDeletionChanged passes creations and the updates that can unblock
+// an attachment: a changed spec or a deletion. Metadata-only updates, our
+// own finalizer patches among them, are dropped.
+func specOrDeletionChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			switch o := e.ObjectNew.(type) {
+			case *corev1.PersistentVolume:
+				old, ok := e.ObjectOld.(*corev1.PersistentVolume)
+				return !ok || !equality.Semantic.DeepEqual(old.Spec, o.Spec) ||
+					old.DeletionTimestamp.IsZero() != o.DeletionTimestamp.IsZero()
+			case *storagev1.CSINode:
+				old, ok := e.ObjectOld.(*storagev1.CSINode)
+				return !ok || !equality.Semantic.DeepEqual(old.Spec, o.Spec)
+			default:
+				return true
+			}
+		},
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return true },
+	}
+}
+
+// attachmentsOf maps an object (a PV or a CSINode) to the VolumeAttachments
+// of driver that use it, through the field index, so that an attachment
+// waiting for that object is retried as soon as it appears or changes. The
+// list is only read, so it skips the cache's deep copies.
+func attachmentsOf(c client.Reader, driver, index string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &storagev1.VolumeAttachmentList{}
+		if err := c.List(ctx, list, client.MatchingFields{index: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
+			log.FromContext(ctx).Error(err, "Failed to list VolumeAttachments by index", "index", index)
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range list.Items {
+			if list.Items[i].Spec.Attacher == driver {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			}
+		}
+		return reqs
+	}
+}

@@ -1,0 +1,241 @@
+package volumeattachment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/csi-attacher/csi-attacher/controllers/internal/queue"
+	"github.com/csi-attacher/csi-attacher/internal/attachment"
+	"github.com/csi-attacher/csi-attacher/internal/cache"
+	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/forcesync"
+	"github.com/csi-attacher/csi-attacher/internal/freshness"
+	"github.com/csi-attacher/csi-attacher/internal/metrics"
+	"github.com/csi-attacher/csi-attacher/internal/volume"
+)
+
+// Event reasons on VolumeAttachments.
+const (
+	ReasonAttachFailed = "AttachFailed"
+	ReasonDetachFailed = "DetachFailed"
+	ReasonAttached     = "Attached"
+	ReasonDetached     = "Detached"
+)
+
+// Reconciler attaches and detaches the volumes of one CSI driver that has
+// ControllerPublishVolume. Exported fields are its configuration;
+// SetupWithManager checks that the required ones are set.
+type Reconciler struct {
+	// Client reads from the Manager's cache and writes to the API server.
+	Client client.Client
+	// Resolver works out the source, capability, Secret and node ID of each
+	// call; it is shared with the drift pass.
+	Resolver *attachment.Resolver
+	// Attacher is the CSI client shared with the rest of the process.
+	Attacher csi.Attacher
+	// Recorder emits Events on VolumeAttachments. Optional.
+	Recorder events.EventRecorder
+	// DriverName is the CSI driver's name (GetPluginInfo); VolumeAttachments
+	// whose spec.attacher differs are left alone.
+	DriverName string
+	// Workers is the number of workers of each lane (--worker-threads).
+	Workers int
+	// RetryIntervalStart and RetryIntervalMax bound the per-VolumeAttachment
+	// exponential backoff after a failure.
+	RetryIntervalStart, RetryIntervalMax time.Duration
+	// Freshness remembers our own writes so a reconcile never acts on a
+	// cached copy older than them. Shared with the PersistentVolume
+	// reconciler and the Resolver.
+	Freshness *freshness.Tracker
+	// Force carries the attachments the drift pass found the driver
+	// disagreeing with, each marked for one forced sync.
+	Force *forcesync.Queue
+	// MaxInflightPerNode bounds concurrent CSI calls per node
+	// (--max-inflight-per-node); 0 means no limit.
+	MaxInflightPerNode int
+	// Metrics records attach and detach latency and errors. Optional.
+	Metrics *metrics.Metrics
+	// WatchSecrets retries an attachment as soon as its ControllerPublish
+	// Secret is created or updated, through a metadata-only watch of all
+	// Secrets. It needs list and watch on Secrets cluster-wide (see
+	// doctor.SecretWatchRights); without it a fixed Secret is picked up at the
+	// next retry.
+	WatchSecrets bool
+	// OmitErrorCode leaves errorCode out of attachError and detachError, as
+	// the reference does with its feature gate MutableCSINodeAllocatableCount
+	// off (--feature-gates=MutableCSINodeAllocatableCount=false).
+	OmitErrorCode bool
+
+	finalizer string
+	locks     keyedMutex
+	nodes     *nodeLimiter
+	started   startTimes
+}
+
+// SetupWithManager validates the configuration and registers the attach
+// and detach lanes. cache.SetupIndexes must have been called on the Manager
+// first.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	switch {
+	case r.Client == nil:
+		return errors.New("VolumeAttachment reconciler: Client is required")
+	case r.Resolver == nil:
+		return errors.New("VolumeAttachment reconciler: Resolver is required")
+	case r.Attacher == nil:
+		return errors.New("VolumeAttachment reconciler: Attacher is required")
+	case r.DriverName == "":
+		return errors.New("VolumeAttachment reconciler: DriverName is required")
+	case r.Freshness == nil:
+		return errors.New("VolumeAttachment reconciler: Freshness is required")
+	case r.Force == nil:
+		return errors.New("VolumeAttachment reconciler: Force is required")
+	}
+	r.finalizer = volume.FinalizerName(r.DriverName)
+	r.nodes = &nodeLimiter{limit: r.MaxInflightPerNode}
+	if err := r.followObjects(mgr.GetCache()); err != nil {
+		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
+	}
+	opts := queue.Options(mgr.GetLogger(), r.Workers, r.RetryIntervalStart, r.RetryIntervalMax)
+	// Attach and detach have their own queues and workers, so a storm of
+	// slow or failing detaches never delays new attaches, nor the other way
+	// round. Both run the same level-based Reconcile; the per-object lock in
+	// Reconcile keeps them from working on one object at once.
+	attach := ctrl.NewControllerManagedBy(mgr).
+		Named(queue.VolumeAttachment).
+		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(ofDriver(r.DriverName), deleting(false), changeMatters())).
+		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(cache.IndexVAByPV)),
+			builder.WithPredicates(specOrDeletionChanged())).
+		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(cache.IndexVAByNode)),
+			builder.WithPredicates(specOrDeletionChanged())).
+		// The drift pass's findings, attached or being deleted alike:
+		// Reconcile dispatches on the object's state, and the For
+		// predicates do not apply to a raw source.
+		WatchesRawSource(r.Force.Source()).
+		WithOptions(opts)
+	if err := r.watchSecrets(attach, false).Complete(r); err != nil {
+		return err
+	}
+	detach := ctrl.NewControllerManagedBy(mgr).
+		Named(queue.VolumeAttachmentDetach).
+		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(ofDriver(r.DriverName), deleting(true), changeMatters())).
+		WithOptions(opts)
+	return r.watchSecrets(detach, true).Complete(r)
+}
+
+// followObjects keeps the per-object maps in step with the cache: the
+// latency clock starts when an operation first shows up (so the metrics
+// include the time spent queued), and every map forgets a VolumeAttachment,
+// and the freshness tracker a PersistentVolume, once it is deleted.
+func (r *Reconciler) followObjects(c cache.InformerSource) error {
+	if err := cache.OnEvents(c, &storagev1.VolumeAttachment{}, r.started.handler(r.DriverName, r.finalizer, func(o client.Object) {
+		r.Freshness.ForgetObject(o)
+		r.Force.Forget(o)
+	})); err != nil {
+		return err
+	}
+	return cache.OnDelete(c, &corev1.PersistentVolume{}, r.Freshness.ForgetObject)
+}
+
+// watchSecrets adds the Secret watch to one of the two lanes when
+// WatchSecrets is set: each gets the attachments on its side (being deleted
+// or not), so a detach waiting for a Secret is retried in the detach lane.
+// Both share one metadata-only informer.
+func (r *Reconciler) watchSecrets(b *builder.Builder, deleting bool) *builder.Builder {
+	if !r.WatchSecrets {
+		return b
+	}
+	return b.WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsUsingSecret(deleting)),
+		builder.WithPredicates(secretChanged()))
+}
+
+// Reconcile drives one VolumeAttachment of our driver one step towards its
+// desired state: attached while it exists, detached once it is deleted.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	// On shutdown the Manager cancels ctx, then waits for reconciles to
+	// return. An operation already started runs to its end instead (the
+	// CSI call is bounded by --timeout, and the grace period covers it, see
+	// controllers.ShutdownGracePeriod), so a publish that reached the driver
+	// gets its status written rather than being cut off half way. No new
+	// call starts.
+	ctx = withStop(ctx)
+	unlock := r.locks.lock(req.Name)
+	defer unlock()
+	if callAllowed(ctx) != nil {
+		// This worker waited for the lock while the other side's call ran,
+		// and SIGTERM came meanwhile.
+		return ctrl.Result{}, nil
+	}
+	va := &storagev1.VolumeAttachment{}
+	fresh, err := r.Freshness.Get(ctx, r.Client, req.NamespacedName, va)
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			r.started.forget(req.Name)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !fresh {
+		return ctrl.Result{RequeueAfter: staleRecheck}, nil
+	}
+	if va.Spec.Attacher != r.DriverName {
+		return ctrl.Result{}, nil
+	}
+	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues(
+		"Node", klog.KRef("", va.Spec.NodeName), "driver", r.DriverName))
+
+	if va.DeletionTimestamp.IsZero() {
+		err = r.reconcileAttach(ctx, va)
+	} else {
+		err = r.reconcileDetach(ctx, va)
+	}
+	return r.retryPolicy(ctx, err)
+}
+
+// retryPolicy decides when a failed reconcile runs again. An error that may
+// still be in progress on the backend (timeouts, Unavailable, Aborted,
+// ResourceExhausted, Canceled), and any error of ours such as a missing
+// object, is returned for the exponential backoff from
+// --retry-interval-start. A final gRPC error (InvalidArgument, NotFound,
+// FailedPrecondition, ...) will not fix itself soon: it is retried at
+// --retry-interval-max, and at once when the VolumeAttachment, its PV or its
+// CSINode changes. A terminal error (an attachment that can never work as
+// its objects are, see volume.Invalid) is not retried at all until one of
+// them changes.
+func (r *Reconciler) retryPolicy(ctx context.Context, err error) (ctrl.Result, error) {
+	switch {
+	case err == nil:
+		return ctrl.Result{}, nil
+	case errors.Is(err, errNodeBusy):
+		return ctrl.Result{RequeueAfter: nodeBusyRetry}, nil
+	case errors.Is(err, errShuttingDown):
+		log.FromContext(ctx).V(4).Info("Not starting a CSI call: shutting down")
+		return ctrl.Result{}, nil
+	}
+	if code, ok := csi.Code(err); ok && csi.IsFinalError(err) {
+		// Not returned, so controller-runtime does not log it: log it here.
+		log.FromContext(ctx).Info("Operation failed with a final error; retrying at the longest interval",
+			"grpcCode", code.String(), "retryAfter", r.RetryIntervalMax.String(), "error", err.Error())
+		return ctrl.Result{RequeueAfter: r.RetryIntervalMax}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// attachmentsOf maps an object (a PV or a CSINode) to the VolumeAttachments
+// of our driver that use it, through a field index, so that an attachment
+// waiting for that object is retried as soon as it appears or changes. The
+// list is only read, so it skips the cache's deep copies.
+func (r *Reconciler) attachmentsOf(index string) handler.MapFunc {
+	return attachmentsOf(r.Client, r.DriverName, index)
+}
