@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -278,25 +277,7 @@ func setupMetrics(mgr manager.Manager, driver *csi.Client) (*metrics.Metrics, er
 	if err := m.Register(ctrlmetrics.Registry); err != nil {
 		return nil, fmt.Errorf("failed to register metrics: %w", err)
 	}
-	name := driver.DriverName()
-	finalizer := volume.FinalizerName(name)
-	reader := mgr.GetCache()
-	m.SetStateSource(func() (attached, attaching, detaching, failed int, err error) {
-		// Counted on every scrape over the whole cache: read only, so no
-		// deep copies.
-		list := &storagev1.VolumeAttachmentList{}
-		if err := reader.List(context.Background(), list, client.UnsafeDisableDeepCopy); err != nil {
-			return 0, 0, 0, 0, err
-		}
-		ours := list.Items[:0]
-		for _, va := range list.Items {
-			if va.Spec.Attacher == name {
-				ours = append(ours, va)
-			}
-		}
-		attached, attaching, detaching, failed = metrics.Count(ours, finalizer)
-		return attached, attaching, detaching, failed, nil
-	})
+	m.SetStateSource(metrics.CacheStates(mgr.GetCache(), driver.DriverName()))
 	err := mgr.Add(metrics.DriverGauges{Metrics: m, Driver: driver})
 	return m, err
 }
