@@ -67,6 +67,9 @@ type Config struct {
 	RetryIntervalStart, RetryIntervalMax time.Duration
 	// MaxInflightPerNode is --max-inflight-per-node; 0 means no limit.
 	MaxInflightPerNode int
+	// MaxInflight is --max-inflight, the adaptive bound of CSI calls in
+	// flight in all; 0 means no limit.
+	MaxInflight int
 	// Metrics records the attacher's own metrics. Optional.
 	Metrics *metrics.Metrics
 	// WatchSecrets turns on the Secret watch (see
@@ -131,6 +134,7 @@ func SetupFull(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Full, error)
 		Freshness:          f.fresh,
 		Force:              f.force,
 		MaxInflightPerNode: cfg.MaxInflightPerNode,
+		MaxInflight:        cfg.MaxInflight,
 		Metrics:            cfg.Metrics,
 		WatchSecrets:       cfg.WatchSecrets,
 		OmitErrorCode:      cfg.OmitErrorCode,

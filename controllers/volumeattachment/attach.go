@@ -69,12 +69,13 @@ func (r *Reconciler) attach(ctx context.Context, va *storagev1.VolumeAttachment)
 	if err := callAllowed(ctx); err != nil {
 		return err
 	}
-	if !r.nodes.tryAcquire(va.Spec.NodeName) {
-		return errNodeBusy
+	done, err := r.acquireCall(va.Spec.NodeName)
+	if err != nil {
+		return err
 	}
 	log.FromContext(ctx).V(4).Info("Publishing volume", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
 	publishContext, err := r.Attacher.Publish(ctx, req)
-	r.nodes.release(va.Spec.NodeName)
+	done(err)
 	if err != nil {
 		// The CSI client's error already names the call, volume and node.
 		return r.attachFailed(ctx, va, err)

@@ -57,12 +57,13 @@ func (r *Reconciler) unpublish(ctx context.Context, va *storagev1.VolumeAttachme
 	if err := callAllowed(ctx); err != nil {
 		return err
 	}
-	if !r.nodes.tryAcquire(va.Spec.NodeName) {
-		return errNodeBusy
+	done, err := r.acquireCall(va.Spec.NodeName)
+	if err != nil {
+		return err
 	}
 	logger.Info(msg, "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
 	err = r.Attacher.Unpublish(ctx, req)
-	r.nodes.release(va.Spec.NodeName)
+	done(err)
 	if err != nil {
 		return r.detachFailed(ctx, va, err)
 	}

@@ -4,6 +4,12 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/go-logr/logr"
+
+	"github.com/csi-attacher/csi-attacher/internal/csi"
 )
 
 // nodeBusyRetry is how soon an operation that found its node's slots full
@@ -109,4 +115,129 @@ func (l *nodeLimiter) len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.used)
+}
+
+// callLimiter bounds the CSI calls in flight across all nodes, and adapts
+// the bound to the driver: when the driver answers ResourceExhausted for
+// calls to more than one node (a cloud API throttling the account, not one
+// node at its attach limit), the bound halves, once per round of calls that
+// started before the decrease; every successful call raises it by one again,
+// up to max. A call that finds the bound reached is retried shortly, like a
+// busy node, without holding a worker.
+type callLimiter struct {
+	max int
+
+	mu       sync.Mutex
+	limit    int
+	inflight int
+	// round counts the decreases; a call remembers the round it started
+	// in, so a burst of failures of calls that all started before one
+	// decrease halves the bound once, not once per call.
+	round int
+	// exhausted are the nodes that answered ResourceExhausted in this
+	// round.
+	exhausted map[string]bool
+	// onChange, if set, is told the new bound when it halves or is back
+	// at max.
+	onChange func(limit int, lowered bool)
+}
+
+// newCallLimiter returns a limiter of at most max calls in flight; max <= 0
+// means no limit.
+func newCallLimiter(max int, onChange func(limit int, lowered bool)) *callLimiter {
+	return &callLimiter{max: max, limit: max, onChange: onChange}
+}
+
+// tryAcquire takes a slot without waiting and returns the round it was taken
+// in, for release.
+func (l *callLimiter) tryAcquire() (round int, ok bool) {
+	if l == nil || l.max <= 0 {
+		return 0, true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inflight >= l.limit {
+		return 0, false
+	}
+	l.inflight++
+	return l.round, true
+}
+
+// release returns the slot of a call to node that started in round and
+// ended with err, and adapts the bound.
+func (l *callLimiter) release(round int, node string, err error) {
+	if l == nil || l.max <= 0 {
+		return
+	}
+	l.mu.Lock()
+	l.inflight--
+	var changed, lowered bool
+	switch code, _ := csi.Code(err); {
+	case err == nil:
+		if l.limit < l.max {
+			l.limit++
+			changed = l.limit == l.max
+		}
+	case code == codes.ResourceExhausted && round == l.round:
+		if l.exhausted == nil {
+			l.exhausted = map[string]bool{}
+		}
+		l.exhausted[node] = true
+		if len(l.exhausted) > 1 {
+			l.limit = max(l.limit/2, 1)
+			l.round++
+			l.exhausted = nil
+			changed, lowered = true, true
+		}
+	}
+	limit := l.limit
+	l.mu.Unlock()
+	if changed && l.onChange != nil {
+		l.onChange(limit, lowered)
+	}
+}
+
+// current is the bound now, and the calls in flight.
+func (l *callLimiter) current() (limit, inflight int) {
+	if l == nil {
+		return 0, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.limit, l.inflight
+}
+
+// errDriverBusy means the bound of CSI calls in flight is reached (see
+// callLimiter). Like errNodeBusy, it is no failure: the operation is
+// retried shortly.
+var errDriverBusy = errors.New("the limit of concurrent CSI calls is reached")
+
+// acquireCall takes a slot for one CSI call to node, within
+// --max-inflight-per-node and the adaptive bound of calls in flight. done
+// gives the slots back with the call's result.
+func (r *Reconciler) acquireCall(node string) (done func(error), err error) {
+	if !r.nodes.tryAcquire(node) {
+		return nil, errNodeBusy
+	}
+	round, ok := r.calls.tryAcquire()
+	if !ok {
+		r.nodes.release(node)
+		return nil, errDriverBusy
+	}
+	return func(err error) {
+		r.calls.release(round, node, err)
+		r.nodes.release(node)
+	}, nil
+}
+
+// throttled logs the changes of the adaptive bound of CSI calls in flight.
+func (r *Reconciler) throttled(logger logr.Logger) func(limit int, lowered bool) {
+	logger = logger.WithName("csi-calls")
+	return func(limit int, lowered bool) {
+		if lowered {
+			logger.Info("The CSI driver answers ResourceExhausted on several nodes: fewer calls at once", "maxInflight", limit)
+			return
+		}
+		logger.Info("The CSI driver takes calls again: back to the full number of calls at once", "maxInflight", limit)
+	}
 }

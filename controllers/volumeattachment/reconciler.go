@@ -66,6 +66,10 @@ type Reconciler struct {
 	// MaxInflightPerNode bounds concurrent CSI calls per node
 	// (--max-inflight-per-node); 0 means no limit.
 	MaxInflightPerNode int
+	// MaxInflight bounds concurrent CSI calls in all (--max-inflight); the
+	// bound halves while the driver answers ResourceExhausted and grows
+	// back with every success. 0 means no limit.
+	MaxInflight int
 	// Metrics records attach and detach latency and errors. Optional.
 	Metrics *metrics.Metrics
 	// WatchSecrets retries an attachment as soon as its ControllerPublish
@@ -82,6 +86,7 @@ type Reconciler struct {
 	finalizer string
 	locks     keyedMutex
 	nodes     *nodeLimiter
+	calls     *callLimiter
 	started   startTimes
 }
 
@@ -105,6 +110,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.finalizer = volume.FinalizerName(r.DriverName)
 	r.nodes = &nodeLimiter{limit: r.MaxInflightPerNode}
+	r.calls = newCallLimiter(r.MaxInflight, r.throttled(mgr.GetLogger()))
 	if err := r.followObjects(mgr.GetCache()); err != nil {
 		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
 	}
@@ -217,7 +223,7 @@ func (r *Reconciler) retryPolicy(ctx context.Context, err error) (ctrl.Result, e
 	switch {
 	case err == nil:
 		return ctrl.Result{}, nil
-	case errors.Is(err, errNodeBusy):
+	case errors.Is(err, errNodeBusy), errors.Is(err, errDriverBusy):
 		return ctrl.Result{RequeueAfter: nodeBusyRetry}, nil
 	case errors.Is(err, errShuttingDown):
 		log.FromContext(ctx).V(4).Info("Not starting a CSI call: shutting down")
