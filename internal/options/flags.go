@@ -8,9 +8,8 @@ import (
 	"time"
 )
 
-// logFormatFlags are the two names of the log format flag. Both are kept:
-// --logging-format is the reference's (component-base) name, --log-format
-// the product's.
+// The two names of the log format flag. Both are kept: --logging-format is
+// the reference's (component-base) name, --log-format the product's.
 const (
 	flagLoggingFormat = "logging-format"
 	flagLogFormat     = "log-format"
