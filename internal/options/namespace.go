@@ -40,20 +40,6 @@ func (o *Options) resolveNamespace(getenv func(string) string, readFile func(str
 	return nil
 }
 
-// LeaderElectionNamespaceOrDefault returns the namespace of the
-// leader-election Lease as resolved by Parse. For Options built by hand it
-// falls back to the flag value, then "default".
-func (o *Options) LeaderElectionNamespaceOrDefault() string {
-	switch {
-	case o.LeaderElectionNamespaceResolved != "":
-		return o.LeaderElectionNamespaceResolved
-	case o.LeaderElectionNamespace != "":
-		return o.LeaderElectionNamespace
-	default:
-		return DefaultLeaderElectionNamespace
-	}
-}
-
 // validateNamespace checks that ns can name a namespace; source says where it
 // came from.
 func validateNamespace(source, ns string) error {

@@ -7,6 +7,21 @@ import (
 	. "github.com/onsi/gomega"
 )
 
+// LeaderElectionNamespaceOrDefault returns the namespace of the
+// leader-election Lease as resolved by Parse. For Options built by hand it
+// falls back to the flag value, then "default". The attacher reads
+// LeaderElectionNamespaceResolved; only the tests need the fallbacks.
+func (o *Options) LeaderElectionNamespaceOrDefault() string {
+	switch {
+	case o.LeaderElectionNamespaceResolved != "":
+		return o.LeaderElectionNamespaceResolved
+	case o.LeaderElectionNamespace != "":
+		return o.LeaderElectionNamespace
+	default:
+		return DefaultLeaderElectionNamespace
+	}
+}
+
 func TestLeaderElectionNamespaceResolution(t *testing.T) {
 	t.Parallel()
 	const saFile = ServiceAccountNamespaceFile

@@ -72,7 +72,7 @@ type Options struct {
 	LeaderElectionNamespace string
 	// LeaderElectionNamespaceResolved is the namespace of the Lease, resolved
 	// by Parse: the flag, else $POD_NAMESPACE, else the service-account
-	// namespace file, else "default". Read it via LeaderElectionNamespaceOrDefault.
+	// namespace file, else "default".
 	LeaderElectionNamespaceResolved string
 	// LeaderElectionLeaseDuration is --leader-election-lease-duration.
 	LeaderElectionLeaseDuration time.Duration
