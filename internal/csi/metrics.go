@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 )
 
 // Metric and label names of the CSI call histogram. They are those of the
@@ -152,10 +151,11 @@ func metricsInterceptor(ops *atomic.Pointer[operations], driverName *atomic.Poin
 	}
 }
 
+// statusLabel is the grpc_status_code of a call that returned err.
 func statusLabel(err error) string {
-	st, ok := status.FromError(err)
+	code, ok := Code(err)
 	if !ok {
 		return NonGRPCStatusCode
 	}
-	return st.Code().String()
+	return code.String()
 }
