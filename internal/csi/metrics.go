@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 )
 
 // Metric and label names of the CSI call histogram. They are those of the
@@ -26,8 +25,28 @@ const (
 
 	// UnknownDriverName labels calls made before GetPluginInfo answered.
 	UnknownDriverName = "unknown-driver"
-	// NonGRPCStatusCode labels calls that failed without a gRPC status.
+)
+
+// Label values of an error that carries no gRPC status. There are two, one
+// per metric, and they must stay different:
+//
+//   - csi_sidecar_operations_seconds is the reference's metric (csi-lib-utils),
+//     which labels such a call "unknown-non-grpc"; dashboards written for
+//     the reference match on that value.
+//   - csi_attacher_operation_errors_total is the attacher's own metric. There
+//     an error without a status is nearly always one of the attacher's own
+//     checks (a missing PersistentVolume, Secret or CSINode entry) rather than
+//     a failed call, and "none" says so; the README, the runbook, the
+//     dashboard and the alert rules match on it.
+//
+// They are kept side by side here, as the metrics package depends on this one.
+const (
+	// NonGRPCStatusCode is the grpc_status_code of csi_sidecar_operations_seconds
+	// for a call that failed without a gRPC status.
 	NonGRPCStatusCode = "unknown-non-grpc"
+	// NoGRPCCode is the grpc_code of csi_attacher_operation_errors_total for an
+	// error that carries no gRPC status.
+	NoGRPCCode = "none"
 )
 
 // OperationsBuckets are the reference attacher's buckets, in seconds.
@@ -132,10 +151,11 @@ func metricsInterceptor(ops *atomic.Pointer[operations], driverName *atomic.Poin
 	}
 }
 
+// statusLabel is the grpc_status_code of a call that returned err.
 func statusLabel(err error) string {
-	st, ok := status.FromError(err)
+	code, ok := Code(err)
 	if !ok {
 		return NonGRPCStatusCode
 	}
-	return st.Code().String()
+	return code.String()
 }

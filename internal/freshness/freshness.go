@@ -1,12 +1,17 @@
 package freshness
 
 import (
-	"math"
 	"strconv"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 )
+
+// gone is the recorded version of an object whose deletion the attacher
+// wrote (see Gone): newer than any cached copy. It is not a well-formed
+// resourceVersion, so no write can be mistaken for it.
+const gone = "gone"
 
 // Tracker records, per object, the resourceVersion of the attacher's last
 // write. It is safe for concurrent use. Entries are dropped as soon as the
@@ -15,26 +20,25 @@ import (
 // writes in flight.
 type Tracker struct {
 	mu      sync.Mutex
-	written map[types.UID]uint64
+	written map[types.UID]string // an orderable resourceVersion, or gone
 }
 
 // New returns an empty Tracker.
 func New() *Tracker {
-	return &Tracker{written: map[types.UID]uint64{}}
+	return &Tracker{written: map[types.UID]string{}}
 }
 
 // Wrote records that uid was written and the API server answered with
-// resourceVersion. A resourceVersion that is not a number is ignored: the
+// resourceVersion. A resourceVersion that is not orderable is ignored: the
 // tracker then gives no protection for that object, which is safe.
 func (t *Tracker) Wrote(uid types.UID, resourceVersion string) {
-	rv, err := strconv.ParseUint(resourceVersion, 10, 64)
-	if err != nil || uid == "" {
+	if uid == "" || !orderable(resourceVersion) {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if rv > t.written[uid] {
-		t.written[uid] = rv
+	if last, ok := t.written[uid]; !ok || older(last, resourceVersion) {
+		t.written[uid] = resourceVersion
 	}
 }
 
@@ -50,16 +54,13 @@ func (t *Tracker) Gone(uid types.UID) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.written[uid] = math.MaxUint64
+	t.written[uid] = gone
 }
 
 // Stale tells whether a cached copy with cachedVersion is older than the
 // last write recorded for uid. Once the cache has caught up the entry is
-// forgotten.
-//
-// resourceVersions are documented as opaque, but every API server backed by
-// etcd hands out the etcd revision, a number that grows with each write. If
-// either value is not a number, the copy is treated as fresh.
+// forgotten. If cachedVersion is not orderable, the copy is treated as
+// fresh.
 func (t *Tracker) Stale(uid types.UID, cachedVersion string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -67,8 +68,7 @@ func (t *Tracker) Stale(uid types.UID, cachedVersion string) bool {
 	if !ok {
 		return false
 	}
-	cached, err := strconv.ParseUint(cachedVersion, 10, 64)
-	if err != nil || cached >= written {
+	if !orderable(cachedVersion) || !older(cachedVersion, written) {
 		delete(t.written, uid)
 		return false
 	}
@@ -87,4 +87,30 @@ func (t *Tracker) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.written)
+}
+
+// orderable reports whether rv can be ordered: a positive decimal without
+// leading zeros, the form in which Kubernetes makes resourceVersions
+// comparable (k8s.io/apimachinery/pkg/util/resourceversion), and within 64
+// bits. The bound keeps the range the tracker has always had; etcd
+// revisions, which API servers hand out, are int64 and stay inside it.
+func orderable(rv string) bool {
+	if _, err := resourceversion.CompareResourceVersion(rv, rv); err != nil {
+		return false
+	}
+	_, err := strconv.ParseUint(rv, 10, 64)
+	return err == nil
+}
+
+// older reports whether version a is older than version b. Both are
+// orderable or gone; nothing is newer than gone.
+func older(a, b string) bool {
+	switch {
+	case a == gone:
+		return false
+	case b == gone:
+		return true
+	}
+	cmp, err := resourceversion.CompareResourceVersion(a, b)
+	return err == nil && cmp < 0
 }

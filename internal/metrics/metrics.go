@@ -76,8 +76,10 @@ const (
 )
 
 // NoGRPCCode is the grpc_code of errors that carry no gRPC status: the
-// attacher's own errors, such as a missing PersistentVolume or secret.
-const NoGRPCCode = "none"
+// attacher's own errors, such as a missing PersistentVolume or secret. It
+// differs from the grpc_status_code of csi_sidecar_operations_seconds for
+// the same case; csi.NoGRPCCode says why.
+const NoGRPCCode = csi.NoGRPCCode
 
 // Values of the state label, as returned by State.
 const (

@@ -8,8 +8,10 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 )
 
-// Errors of SourceOf. They are stable so that callers and tests can tell
-// a VolumeAttachment that can never work from one that waits for an object.
+// Errors of PVNameOf, InlineSource, PVSource, AccessMode and Capability.
+// Invalid matches every one of them (errors.Is), so that callers can tell a
+// VolumeAttachment that can never work from one that waits for an object;
+// tests match the single ones.
 var (
 	ErrBothSources    = errors.New("both InlineCSIVolumeSource and PersistentVolumeName specified in VA source")
 	ErrNeitherSource  = errors.New("neither InlineCSIVolumeSource nor PersistentVolumeName specified in VA source")

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -379,6 +378,3 @@ func (c *Cluster) attacherRBAC() ([]client.Object, error) {
 		},
 	}, nil
 }
-
-// errExited is returned while waiting on a component that has exited.
-var errExited = errors.New("exited")

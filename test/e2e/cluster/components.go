@@ -122,7 +122,7 @@ func (c *Cluster) startDriver() (*Driver, error) {
 	d := &Driver{Process: p, c: c}
 	err = wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, startTimeout, true, func(context.Context) (bool, error) {
 		if p.Exited() {
-			return false, fmt.Errorf("the fake driver %w: %s (log %s)", errExited, testbed.ExitStatus(p.Err()), c.LogPath("fakedriver"))
+			return false, fmt.Errorf("the fake driver exited: %s (log %s)", testbed.ExitStatus(p.Err()), c.LogPath("fakedriver"))
 		}
 		_, err := os.Stat(c.Socket())
 		return err == nil, nil
@@ -225,7 +225,7 @@ func (c *Cluster) StartAttacher(ctx context.Context) (*Attacher, error) {
 	// never ready to attach, so readiness is not waited for here.
 	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, startTimeout, true, func(context.Context) (bool, error) {
 		if p.Exited() {
-			return false, fmt.Errorf("%s %w: %s (log %s)", name, errExited, testbed.ExitStatus(p.Err()), c.LogPath(name))
+			return false, fmt.Errorf("%s exited: %s (log %s)", name, testbed.ExitStatus(p.Err()), c.LogPath(name))
 		}
 		return testbed.Ready("http://" + ep.Health + "/healthz"), nil
 	})
