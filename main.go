@@ -183,6 +183,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 		RetryIntervalStart:    opts.RetryIntervalStart,
 		RetryIntervalMax:      opts.RetryIntervalMax,
 		MaxInflightPerNode:    opts.MaxInflightPerNode,
+		MaxInflight:           opts.MaxInflight,
 		Metrics:               m,
 		OmitErrorCode:         !opts.FeatureEnabled(options.FeatureMutableCSINodeAllocatableCount),
 		ReconcileSync:         opts.ReconcileSync,

@@ -39,6 +39,11 @@ func ShutdownGracePeriod(csiTimeout time.Duration) time.Duration {
 	return csiTimeout + shutdownMargin
 }
 
+// maxPVWorkers caps the PersistentVolume lane's workers: a release is one
+// cache read and at most one patch, never a CSI call, so more workers would
+// only be parked goroutines.
+const maxPVWorkers = 100
+
 // Config is what the attacher's controllers need, as main.go builds it from
 // the flags and the driver's capabilities.
 type Config struct {
@@ -145,7 +150,7 @@ func SetupFull(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Full, error)
 	if err := (&persistentvolume.Reconciler{
 		Client:             cfg.Client,
 		DriverName:         cfg.DriverName,
-		Workers:            cfg.Workers,
+		Workers:            min(cfg.Workers, maxPVWorkers),
 		RetryIntervalStart: cfg.RetryIntervalStart,
 		RetryIntervalMax:   cfg.RetryIntervalMax,
 		Freshness:          f.fresh,

@@ -10,9 +10,11 @@
 //   - --csi-address has no default and is required.
 //   - --timeout is 1m and --retry-interval-max is 30s, so slow drivers are not
 //     cut off mid-call and a failed attach is retried within seconds.
-//   - --worker-threads is 100 and --kube-api-qps/--kube-api-burst are "auto"
-//     (1000/2000): a cluster with thousands of volumes must never wait on the
-//     attacher's own limits. The API server protects itself with API Priority
+//   - --worker-threads is 1000 per lane (a reconcile holds its worker for the
+//     CSI call, so slow backends need many), --max-inflight is 2000 and
+//     adapts to a throttling driver, and --kube-api-qps/--kube-api-burst are
+//     "auto" (1000/2000): a cluster with thousands of volumes must never wait
+//     on the attacher's own limits. The API server protects itself with API Priority
 //     and Fairness, which is the right place for that decision.
 //   - --leader-election is on, because the attacher normally runs as a
 //     replicated sidecar and two active leaders would race on the same objects.

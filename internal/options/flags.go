@@ -27,8 +27,9 @@ func (o *Options) register(fs *flag.FlagSet) {
 		"Initial retry delay of a failed attach or detach; it doubles on each failure up to --retry-interval-max. Overrides "+EnvRetryIntervalStart+".")
 	fs.DurationVar(&o.RetryIntervalMax, "retry-interval-max", 30*time.Second,
 		"Maximum retry delay of a failed attach or detach.")
-	fs.UintVar(&o.WorkerThreads, "worker-threads", 100,
-		"Number of concurrent reconciles for VolumeAttachments, and again for PersistentVolumes. Must be at least 1.")
+	fs.UintVar(&o.WorkerThreads, "worker-threads", DefaultWorkerThreads,
+		"Number of concurrent reconciles for attaching VolumeAttachments, again for detaching them, and (at most 100) for PersistentVolumes. "+
+			"A reconcile holds its worker for its CSI call, so this bounds the calls in flight per lane. Must be at least 1.")
 	fs.IntVar(&o.MaxEntries, "max-entries", 0,
 		"max_entries of each ListVolumes page; 0 lets the driver decide.")
 	fs.StringVar(&o.DefaultFSType, "default-fstype", "",
@@ -39,6 +40,9 @@ func (o *Options) register(fs *flag.FlagSet) {
 		"Truncate logged gRPC responses to this many characters; 0 or less means no limit.")
 	fs.IntVar(&o.MaxInflightPerNode, "max-inflight-per-node", 0,
 		"Maximum attach/detach calls in flight for one node; 0 means no limit.")
+	fs.IntVar(&o.MaxInflight, "max-inflight", DefaultMaxInflight,
+		"Maximum attach/detach calls in flight in all. While the driver answers ResourceExhausted for several nodes the bound "+
+			"halves, and each successful call raises it by one again, up to this value. 0 means no limit and no adaptation.")
 	fs.Var(&featureGatesValue{m: &o.FeatureGates}, "feature-gates",
 		"Comma-separated `key=bool` pairs. "+FeatureMutableCSINodeAllocatableCount+" (default true): errorCode in "+
 			"attachError/detachError. "+FeatureReleaseLeaderElectionOnExit+" (default true): release the Lease on exit. "+

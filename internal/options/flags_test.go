@@ -69,6 +69,9 @@ func TestParseEachFlag(t *testing.T) {
 		{"max-grpc-log-length", []string{"--max-grpc-log-length=4096"}, func(g Gomega, o *Options) {
 			g.Expect(o.MaxGRPCLogLength).To(Equal(4096))
 		}},
+		{"max-inflight", []string{"--max-inflight=64"}, func(g Gomega, o *Options) {
+			g.Expect(o.MaxInflight).To(Equal(64))
+		}},
 		{"max-inflight-per-node", []string{"--max-inflight-per-node=4"}, func(g Gomega, o *Options) {
 			g.Expect(o.MaxInflightPerNode).To(Equal(4))
 		}},
@@ -219,7 +222,7 @@ func TestUsageListsEveryFlag(t *testing.T) {
 		g.Expect(out).To(MatchRegexp(`(?m)^  -`+regexp.QuoteMeta(f.Name)+`( |$)`), f.Name)
 	})
 	for _, want := range []string{
-		`(default 1m0s)`, `(default 100)`, `(default ":8080")`, `(default ":8081")`,
+		`(default 1m0s)`, `(default 1000)`, `(default 2000)`, `(default ":8080")`, `(default ":8081")`,
 		`(default "/metrics")`, `(default true)`, `(default 5)`, `(default -1)`, `(default text)`,
 		"MutableCSINodeAllocatableCount=true",
 		"-feature-gates key=bool", "-leader-election-labels key:value", "-logging-format format",

@@ -14,6 +14,16 @@ const (
 	// MaxVerbosity is the highest accepted --v. Nothing in the attacher logs
 	// above it, and a cap keeps typos such as --v=50 from going unnoticed.
 	MaxVerbosity = 10
+	// DefaultWorkerThreads is the default --worker-threads. A reconcile
+	// holds its worker for the whole CSI call, so the workers bound the
+	// calls in flight: with a backend that takes a second per call, 1000
+	// volumes need about as many workers to be attached in about a second
+	// of driver time. An idle worker is one parked goroutine.
+	DefaultWorkerThreads = 1000
+	// DefaultMaxInflight is the default --max-inflight: as many calls as
+	// the attach and detach lanes have workers, so the bound only bites
+	// once the driver throttles.
+	DefaultMaxInflight = 2 * DefaultWorkerThreads
 )
 
 // Log formats accepted by --logging-format and --log-format.
@@ -52,6 +62,9 @@ type Options struct {
 	// MaxInflightPerNode is --max-inflight-per-node: the most attach/detach
 	// calls in flight for one node at a time; 0 means no limit.
 	MaxInflightPerNode int
+	// MaxInflight is --max-inflight: the most attach/detach calls in flight
+	// in all, lowered while the driver throttles; 0 means no limit.
+	MaxInflight int
 	// FeatureGates is --feature-gates merged over the defaults. It always
 	// holds every known gate; use FeatureEnabled to read it.
 	FeatureGates map[string]bool

@@ -46,6 +46,9 @@ func (o *Options) validate(set map[string]bool) []error {
 		add(fmt.Errorf("--max-entries=%d: must be between 0 and %d", o.MaxEntries, math.MaxInt32))
 	}
 	positive("reconcile-sync", o.ReconcileSync)
+	if o.MaxInflight < 0 {
+		add(fmt.Errorf("--max-inflight=%d: must not be negative", o.MaxInflight))
+	}
 	if o.MaxInflightPerNode < 0 {
 		add(fmt.Errorf("--max-inflight-per-node=%d: must not be negative", o.MaxInflightPerNode))
 	}

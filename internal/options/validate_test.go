@@ -39,6 +39,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "worker-threads not a number", args: []string{"--worker-threads=many"}, want: []string{"-worker-threads"}},
 		{name: "max-entries negative", args: []string{"--max-entries=-1"}, want: []string{"--max-entries=-1"}},
 		{name: "max-entries above int32", args: []string{"--max-entries=2147483648"}, want: []string{"--max-entries=2147483648"}},
+		{name: "max-inflight negative", args: []string{"--max-inflight=-1"}, want: []string{"--max-inflight=-1"}},
 		{name: "max-inflight-per-node negative", args: []string{"--max-inflight-per-node=-2"}, want: []string{"--max-inflight-per-node=-2"}},
 		{name: "max-grpc-log-length bad", args: []string{"--max-grpc-log-length=x"}, want: []string{"-max-grpc-log-length"}},
 		{name: "kube-api-qps not a number", args: []string{"--kube-api-qps=fast"}, want: []string{"-kube-api-qps"}},
