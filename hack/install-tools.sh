@@ -3,6 +3,9 @@
 #
 #   hack/install-tools.sh kustomize    -> .../csi-attacher/bin/kustomize-v5.8.2
 #   hack/install-tools.sh promtool     -> .../csi-attacher/bin/promtool-v0.316.0
+#   hack/install-tools.sh controller-gen -> .../csi-attacher/bin/controller-gen-v0.23.0
+#   hack/install-tools.sh staticcheck  -> .../csi-attacher/bin/staticcheck-v0.8.2
+#   hack/install-tools.sh logcheck     -> .../csi-attacher/bin/logcheck-v0.11.0
 #
 # The tools are built from the Go module proxy with the local Go toolchain
 # (`go install module@version`), so nothing but the proxy has to be reachable.
@@ -29,6 +32,14 @@ KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.8.2}"
 # or `promtool test rules` uses): a cold build took 7.5 minutes on 2 busy
 # cores, against more than 15 without the tag.
 PROMTOOL_VERSION="${PROMTOOL_VERSION:-v0.316.0}"
+# controller-gen v0.23.0 (go.mod: go 1.26.0, k8s.io/* v0.37.0) generates
+# config/rbac/role.yaml from the +kubebuilder:rbac markers (`make manifests`).
+CONTROLLER_GEN_VERSION="${CONTROLLER_GEN_VERSION:-v0.23.0}"
+# staticcheck v0.8.2 (go.mod: go 1.26.0) runs in `make lint`.
+STATICCHECK_VERSION="${STATICCHECK_VERSION:-v0.8.2}"
+# logcheck of sigs.k8s.io/logtools v0.11.0 checks the logr calls in
+# `make lint`: key/value pairs complete, keys inlined string constants.
+LOGCHECK_VERSION="${LOGCHECK_VERSION:-v0.11.0}"
 
 CACHE_ROOT="${CSI_ATTACHER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/csi-attacher}"
 BIN_DIR="${CACHE_ROOT}/bin"
@@ -36,7 +47,7 @@ BIN_DIR="${CACHE_ROOT}/bin"
 log() { echo "install-tools: $*" >&2; }
 
 usage() {
-  echo "usage: $0 kustomize|promtool" >&2
+  echo "usage: $0 kustomize|promtool|controller-gen|staticcheck|logcheck" >&2
   exit 2
 }
 
@@ -54,6 +65,24 @@ case "$1" in
     version="${PROMTOOL_VERSION}"
     package=github.com/prometheus/prometheus/cmd/promtool
     tags=remove_all_sd
+    ;;
+  controller-gen)
+    name=controller-gen
+    version="${CONTROLLER_GEN_VERSION}"
+    package=sigs.k8s.io/controller-tools/cmd/controller-gen
+    tags=
+    ;;
+  staticcheck)
+    name=staticcheck
+    version="${STATICCHECK_VERSION}"
+    package=honnef.co/go/tools/cmd/staticcheck
+    tags=
+    ;;
+  logcheck)
+    name=logcheck
+    version="${LOGCHECK_VERSION}"
+    package=sigs.k8s.io/logtools/logcheck
+    tags=
     ;;
   *)
     usage
