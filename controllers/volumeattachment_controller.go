@@ -234,13 +234,6 @@ func deleting(want bool) predicate.Predicate {
 	})
 }
 
-// +kubebuilder:rbac:groups=storage.k8s.io,resources=volumeattachments,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=storage.k8s.io,resources=volumeattachments/status,verbs=patch
-// +kubebuilder:rbac:groups=storage.k8s.io,resources=csinodes,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=persistentvolumes,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-
 // Reconcile drives one VolumeAttachment of our driver one step towards its
 // desired state: attached while it exists, detached once it is deleted.
 func (r *VolumeAttachmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -79,6 +79,7 @@ func TestSecretWatchRoleIsOptional(t *testing.T) {
 	var kustomization struct {
 		APIVersion string   `json:"apiVersion"`
 		Kind       string   `json:"kind"`
+		Labels     []any    `json:"labels"`
 		Resources  []string `json:"resources"`
 	}
 	load(t, "../../config/rbac/kustomization.yaml", &kustomization)
