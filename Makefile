@@ -40,6 +40,7 @@ GO_FILES = $$(git ls-files --cached --others --exclude-standard -- '*.go')
 KUSTOMIZE = kustomize="$$(hack/install-tools.sh kustomize)"
 PROMTOOL = promtool="$$(hack/install-tools.sh promtool)"
 CONTROLLER_GEN = controller_gen="$$(hack/install-tools.sh controller-gen)"
+STATICCHECK = staticcheck="$$(hack/install-tools.sh staticcheck)"
 # kube-apiserver and etcd for envtest, built once (see hack/install-envtest.sh).
 ENVTEST_ASSETS = assets="$$(hack/install-envtest.sh)"; export KUBEBUILDER_ASSETS="$$assets"
 
@@ -89,13 +90,24 @@ vet: ## Run go vet ./...
 	go vet ./...
 
 .PHONY: lint
-lint: ## Fail on unformatted Go files (listing them), then go vet.
+lint: ## Fail on unformatted Go files (listing them), then go vet, staticcheck and the logr checks (hack/tools/logcheck).
 	files="$(GO_FILES)"; \
 	unformatted="$$( [[ -z "$$files" ]] || gofmt -l $$files )"; \
 	if [[ -n "$$unformatted" ]]; then \
 	  echo "These files need gofmt (run 'make fmt'):"; echo "$$unformatted"; exit 1; \
 	fi
 	go vet ./...
+	$(STATICCHECK); "$$staticcheck" -tags e2e ./...
+	tool="$$(mktemp -d)"; trap 'rm -rf "$$tool"' EXIT; \
+	go build -o "$$tool/logcheck" ./hack/tools/logcheck; \
+	go vet -vettool="$$tool/logcheck" -tags e2e ./...
+
+.PHONY: verify
+verify: manifests ## Fail when generated files are stale (make manifests) or go mod tidy would change go.mod or go.sum.
+	git diff --exit-code -- $(RBAC_ROLE) || \
+	  { echo "$(RBAC_ROLE) is stale: run 'make manifests' and commit it"; exit 1; }
+	go mod tidy -diff || \
+	  { echo "go.mod and go.sum are not tidy: run 'go mod tidy' and commit them"; exit 1; }
 
 .PHONY: manifests-check
 manifests-check: ## Render every kustomization in config/ and check the result (go test ./hack/manifests/).

@@ -181,6 +181,8 @@ func (r role) rights(leaseNamespace, leaseName string) []Right {
 					right := Right{Group: group, Resource: res, Subresource: sub, Verb: verb,
 						GrantedBy: r.ref, WithoutIt: u.withoutIt}
 					switch u.scope {
+					case clusterWide:
+						// No namespace: a cluster-scoped resource or every namespace.
 					case inEventsNamespace:
 						right.Namespace = eventsNamespace
 					case inLeaseNamespace:
