@@ -10,9 +10,10 @@ package controllers
 //
 // Least privilege: PersistentVolumes and VolumeAttachments are only ever
 // patched, never updated or created; nodes and CSIDrivers are not read at
-// all. The namespaced rights (the leader-election Lease and its Events) and
-// the optional Secret watch are hand-written files beside role.yaml:
-// controller-gen writes one ClusterRole only.
+// all. The Role external-attacher-cfg (the leader-election Lease and its
+// Events) and the optional ClusterRole csi-attacher-secret-watch are
+// hand-written files beside role.yaml: controller-gen names every role it
+// writes after its roleName option.
 
 // The PV finalizer external-attacher/<driver> is added and removed with
 // patches.
