@@ -83,8 +83,8 @@ const (
 // it grants, and the attacher cannot work without it.
 type use struct {
 	scope scope
-	// verbs, when set, are the verbs the attacher uses, in review order;
-	// the role grants the others for the reference's sake.
+	// verbs, when set, are the verbs reviewed, in this order, instead of
+	// every verb the rule grants.
 	verbs []string
 	// byName are the verbs narrowed to the Lease's name (a name cannot
 	// narrow create).
@@ -112,7 +112,9 @@ var uses = map[grant]use{
 		withoutIt: "no Warning Events for attach and detach failures (they still show in the VolumeAttachment status and the log)"},
 	{rbac.ClusterRoleFile, "", "events"}: {
 		unreviewed: "the attacher's recorder writes events.k8s.io Events, reviewed as such"},
-	// client-go's leader election gets, creates and updates the Lease.
+	// Leader election gets, creates and updates the Lease: those are
+	// reviewed. internal/leader also lists and watches it by name, and the
+	// Role grants that too, and delete and patch for the reference's sake.
 	{rbac.LeaseRoleFile, "coordination.k8s.io", "leases"}: {scope: inLeaseNamespace,
 		verbs: []string{"get", "update", "create"}, byName: []string{"get", "update"}},
 	{rbac.LeaseRoleFile, "", "events"}: {
