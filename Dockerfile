@@ -24,6 +24,8 @@ RUN go mod download
 COPY *.go ./
 COPY controllers/ controllers/
 COPY internal/ internal/
+# The RBAC the attacher reviews its rights against, embedded (go:embed).
+COPY config/rbac/ config/rbac/
 COPY hack/fakedriver/ hack/fakedriver/
 
 # Static binaries, no VCS stamping (.git is not in the build context).

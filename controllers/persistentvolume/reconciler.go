@@ -87,9 +87,6 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// +kubebuilder:rbac:groups="",resources=persistentvolumes,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=storage.k8s.io,resources=volumeattachments,verbs=get;list;watch
-
 // Reconcile removes our finalizer from one PersistentVolume when it is being
 // deleted, or no longer migrated to our driver, and no VolumeAttachment, of
 // any driver, still names it.

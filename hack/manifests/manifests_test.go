@@ -7,6 +7,8 @@ import (
 	. "github.com/onsi/gomega"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/csi-attacher/csi-attacher/internal/doctor"
 )
 
 func load(t *testing.T, path string, into any) {
@@ -20,41 +22,66 @@ func load(t *testing.T, path string, into any) {
 	}
 }
 
+// referenceRights are the rights of the reference attacher's ClusterRole
+// external-attacher-runner (kubernetes-csi/external-attacher,
+// deploy/kubernetes/rbac.yaml), as group/resource: verbs.
+var referenceRights = map[string][]string{
+	"/persistentvolumes":                      {"get", "list", "watch", "patch"},
+	"storage.k8s.io/csinodes":                 {"get", "list", "watch"},
+	"storage.k8s.io/volumeattachments":        {"get", "list", "watch", "patch"},
+	"storage.k8s.io/volumeattachments/status": {"patch"},
+}
+
+// TestRBACIsLeastPrivilege: the ClusterRole grants no wildcard, update or
+// delete, and nothing the attacher does not review at start and in doctor
+// (internal/doctor reads this same file, embedded, so its list is the one
+// allowed here); it grants all the reference's rights, so the reference
+// runs with it, and anything beyond them is a right the attacher can run
+// without, so the attacher runs with the reference's RBAC.
 func TestRBACIsLeastPrivilege(t *testing.T) {
 	g := NewWithT(t)
 	var role rbacv1.ClusterRole
 	load(t, "../../config/rbac/role.yaml", &role)
-	g.Expect(role.Name).To(Equal("external-attacher-runner"), "the reference attacher's name, for drop-in swaps")
+	g.Expect(role.Name).To(Equal(clusterRoleName), "the reference attacher's name, for drop-in swaps")
 
-	allowed := map[string][]string{
-		"/persistentvolumes":                      {"get", "list", "watch", "patch"},
-		"storage.k8s.io/volumeattachments":        {"get", "list", "watch", "patch"},
-		"storage.k8s.io/volumeattachments/status": {"patch"},
-		"storage.k8s.io/csinodes":                 {"get", "list", "watch"},
-		"/secrets":                                {"get"},
-		"/events":                                 {"create", "patch"},
-		"events.k8s.io/events":                    {"create", "patch"},
+	allowed := map[string][]string{}
+	optional := map[string]bool{}
+	for _, r := range doctor.RequiredRights(false, "", "") {
+		key := r.Group + "/" + r.Resource
+		if r.Subresource != "" {
+			key += "/" + r.Subresource
+		}
+		allowed[key] = append(allowed[key], r.Verb)
+		optional[key] = r.WithoutIt != ""
 	}
-	seen := map[string]bool{}
+	// Either Events API is enough; the attacher reviews events.k8s.io.
+	g.Expect(allowed).To(HaveKey("events.k8s.io/events"))
+	allowed["/events"] = allowed["events.k8s.io/events"]
+	optional["/events"] = optional["events.k8s.io/events"]
+
+	granted := map[string][]string{}
 	for _, rule := range role.Rules {
 		g.Expect(rule.Verbs).NotTo(ContainElement("*"))
 		g.Expect(rule.Verbs).NotTo(ContainElement("update"), "patch, never update, on shared objects")
 		g.Expect(rule.Verbs).NotTo(ContainElement("delete"))
+		g.Expect(rule.ResourceNames).To(BeEmpty())
 		for _, group := range rule.APIGroups {
 			for _, resource := range rule.Resources {
 				key := group + "/" + resource
 				verbs, ok := allowed[key]
-				g.Expect(ok).To(BeTrue(), "unexpected rule for %s", key)
+				g.Expect(ok).To(BeTrue(), "a rule for %s, which the attacher does not review", key)
 				g.Expect(verbs).To(ContainElements(rule.Verbs), "verbs on %s", key)
-				seen[key] = true
+				granted[key] = append(granted[key], rule.Verbs...)
 			}
 		}
 	}
-	for key := range allowed {
-		if key == "/events" || key == "events.k8s.io/events" {
-			continue // either Events API is enough
+	for key, verbs := range granted {
+		if !optional[key] {
+			g.Expect(referenceRights[key]).To(ContainElements(verbs), "%s beyond the reference's, and not optional", key)
 		}
-		g.Expect(seen).To(HaveKey(key), "missing rule for %s", key)
+	}
+	for key, verbs := range referenceRights {
+		g.Expect(granted[key]).To(ContainElements(verbs), "the reference's rights on %s", key)
 	}
 }
 
@@ -79,6 +106,7 @@ func TestSecretWatchRoleIsOptional(t *testing.T) {
 	var kustomization struct {
 		APIVersion string   `json:"apiVersion"`
 		Kind       string   `json:"kind"`
+		Labels     []any    `json:"labels"`
 		Resources  []string `json:"resources"`
 	}
 	load(t, "../../config/rbac/kustomization.yaml", &kustomization)

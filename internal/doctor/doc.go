@@ -24,9 +24,10 @@
 //	             readonly passthrough, access-mode mapping
 //	api          reach the API server and say who we are
 //	rights       one SelfSubjectAccessReview per API right the attacher
-//	             needs (config/rbac); FAIL per missing right, WARN per
-//	             missing right it can run without (get secrets, Events:
-//	             the reference's RBAC lacks them). The attacher runs the
+//	             needs (read from config/rbac, embedded in the binary);
+//	             FAIL per missing right, WARN per missing right it can
+//	             run without (get secrets, Events: the reference's RBAC
+//	             lacks them). The attacher runs the
 //	             same check at start (RightsMonitor): the same verdicts in
 //	             its log, and /readyz false while a FAIL stands
 //	secret-watch whether the attacher may list and watch Secrets in all

@@ -231,94 +231,6 @@ func CheckAPI(a APIInfo) Result {
 	return r
 }
 
-// Right is one API permission the attacher needs.
-type Right struct {
-	Group       string `json:"group"`
-	Resource    string `json:"resource"`
-	Subresource string `json:"subresource,omitempty"`
-	Verb        string `json:"verb"`
-	// Namespace is empty for cluster-scoped resources and for rights needed
-	// in every namespace.
-	Namespace string `json:"namespace,omitempty"`
-	// Name narrows the right to one object (the Lease).
-	Name string `json:"name,omitempty"`
-	// GrantedBy names the object of config/rbac that grants it.
-	GrantedBy string `json:"grantedBy"`
-	// WithoutIt is set for a right the attacher can run without, and says
-	// what is lost. The reference's RBAC lacks these, so a missing one is a
-	// warning, not a failure: swapping in the attacher with the reference's
-	// manifests must work.
-	WithoutIt string `json:"withoutIt,omitempty"`
-}
-
-// Where the rights are granted in config/rbac.
-const (
-	clusterRoleRef = "ClusterRole external-attacher-runner (config/rbac/role.yaml)"
-	roleRef        = "Role external-attacher-cfg (config/rbac/leader_election_role.yaml)"
-	// The optional Secret watch rights, not in the default kustomization.
-	secretWatchRoleRef = "ClusterRole csi-attacher-secret-watch (config/rbac/secret_watch_role.yaml)"
-)
-
-// String names the right the way kubectl auth can-i would take it.
-func (r Right) String() string {
-	res := r.Resource
-	if r.Subresource != "" {
-		res += "/" + r.Subresource
-	}
-	if r.Group != "" {
-		res += "." + r.Group
-	}
-	if r.Name != "" {
-		res += "/" + r.Name
-	}
-	s := r.Verb + " " + res
-	if r.Namespace != "" {
-		s += " in namespace " + r.Namespace
-	}
-	return s
-}
-
-// RequiredRights lists every API right the attacher uses. The Lease rights
-// are only needed with leader election; leaseName may be empty when the
-// driver name is unknown.
-func RequiredRights(leaderElection bool, leaseNamespace, leaseName string) []Right {
-	var rights []Right
-	var withoutIt string
-	add := func(group, resource, sub, ns, name, grantedBy string, verbs ...string) {
-		for _, v := range verbs {
-			rights = append(rights, Right{Group: group, Resource: resource, Subresource: sub, Verb: v,
-				Namespace: ns, Name: name, GrantedBy: grantedBy, WithoutIt: withoutIt})
-		}
-	}
-	add("", "persistentvolumes", "", "", "", clusterRoleRef, "get", "list", "watch", "patch")
-	add("storage.k8s.io", "volumeattachments", "", "", "", clusterRoleRef, "get", "list", "watch", "patch")
-	add("storage.k8s.io", "volumeattachments", "status", "", "", clusterRoleRef, "patch")
-	add("storage.k8s.io", "csinodes", "", "", "", clusterRoleRef, "get", "list", "watch")
-	// Secrets are read one by one, in whatever namespace the StorageClass names.
-	withoutIt = "volumes whose StorageClass names a controller-publish secret fail to attach"
-	add("", "secrets", "", "", "", clusterRoleRef, "get")
-	// Events about cluster-scoped objects go to the default namespace.
-	withoutIt = "no Warning Events for attach and detach failures (they still show in the VolumeAttachment status and the log)"
-	add("events.k8s.io", "events", "", "default", "", clusterRoleRef, "create", "patch")
-	withoutIt = ""
-	if leaderElection {
-		// A name cannot narrow create, so only get and update carry it.
-		add("coordination.k8s.io", "leases", "", leaseNamespace, leaseName, roleRef, "get", "update")
-		add("coordination.k8s.io", "leases", "", leaseNamespace, "", roleRef, "create")
-	}
-	return rights
-}
-
-// RightCheck is the answer of one SelfSubjectAccessReview.
-type RightCheck struct {
-	Right   Right
-	Allowed bool
-	// Reason is the authorizer's explanation, often empty.
-	Reason string
-	// Err is set when the review itself failed.
-	Err error
-}
-
 // CheckRights gives one OK verdict when every right is granted, else one
 // FAIL per missing right (or per review that failed), a WARN for a missing
 // right the attacher can run without. user, when known, is named in the
@@ -339,7 +251,7 @@ func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result
 			failed = true
 		case !c.Allowed:
 			msg := fmt.Sprintf("%s may not %s: grant it in the %s", who, c.Right, c.Right.GrantedBy)
-			if c.Right.Namespace != "" && c.Right.GrantedBy == roleRef {
+			if c.Right.Namespace != "" && c.Right.GrantedBy == leaseRole.ref {
 				msg += " bound in namespace " + c.Right.Namespace
 			}
 			if c.Reason != "" {
@@ -362,7 +274,7 @@ func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result
 		// Only optional rights are missing: say so, and that the rest is fine.
 		granted := 0
 		for _, c := range checks {
-			if c.Err == nil && c.Allowed {
+			if c.Granted() {
 				granted++
 			}
 		}
@@ -377,18 +289,6 @@ func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result
 		msg += " (Lease rights not checked: --leader-election=false)"
 	}
 	return []Result{{Check: CheckRightsName, Status: StatusOK, Message: msg}}
-}
-
-// SecretWatchRights are the rights of the optional Secret watch: list and
-// watch on Secrets in every namespace, as main.go reviews them at start.
-// They are not in RequiredRights because the attacher works without them: the shipped RBAC leaves them out on purpose,
-// since they let it enumerate the cluster's Secrets by name.
-func SecretWatchRights() []Right {
-	var rights []Right
-	for _, v := range []string{"list", "watch"} {
-		rights = append(rights, Right{Resource: "secrets", Verb: v, GrantedBy: secretWatchRoleRef})
-	}
-	return rights
 }
 
 // CheckSecretWatch is the "secret-watch" verdict: whether the attacher would

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
-	authzv1 "k8s.io/api/authorization/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,7 +21,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/options"
@@ -401,46 +399,6 @@ func connectAPI(ctx context.Context, opts *options.Options, as string) (APIInfo,
 		info.User = as
 	}
 	return info, cs
-}
-
-// Reviewer creates a SelfSubjectAccessReview: a typed client's
-// AuthorizationV1().SelfSubjectAccessReviews().Create, or ClientReviewer.
-type Reviewer func(context.Context, *authzv1.SelfSubjectAccessReview, metav1.CreateOptions) (*authzv1.SelfSubjectAccessReview, error)
-
-// ClientReviewer is the Reviewer of a controller-runtime client.
-func ClientReviewer(c client.Writer) Reviewer {
-	return func(ctx context.Context, r *authzv1.SelfSubjectAccessReview, _ metav1.CreateOptions) (*authzv1.SelfSubjectAccessReview, error) {
-		if err := c.Create(ctx, r); err != nil {
-			return nil, err
-		}
-		return r, nil
-	}
-}
-
-// ReviewRights asks the API server about each right, one
-// SelfSubjectAccessReview each.
-func ReviewRights(ctx context.Context, review Reviewer, rights []Right) []RightCheck {
-	out := make([]RightCheck, 0, len(rights))
-	for _, r := range rights {
-		ssar := &authzv1.SelfSubjectAccessReview{Spec: authzv1.SelfSubjectAccessReviewSpec{
-			ResourceAttributes: &authzv1.ResourceAttributes{
-				Namespace:   r.Namespace,
-				Verb:        r.Verb,
-				Group:       r.Group,
-				Resource:    r.Resource,
-				Subresource: r.Subresource,
-				Name:        r.Name,
-			},
-		}}
-		res, err := review(ctx, ssar, metav1.CreateOptions{})
-		c := RightCheck{Right: r, Err: err}
-		if err == nil {
-			c.Allowed = res.Status.Allowed && !res.Status.Denied
-			c.Reason = res.Status.Reason
-		}
-		out = append(out, c)
-	}
-	return out
 }
 
 func checkCSIDriver(ctx context.Context, cs kubernetes.Interface, name string) Result {

@@ -1,0 +1,105 @@
+package doctor
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	authzv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/csi-attacher/csi-attacher/config/rbac"
+)
+
+// TestUsesMatchShippedRules: every entry of the rights table names a rule
+// that ships, and every verb the attacher reviews is one the rule grants,
+// so the attacher never asks for a right config/rbac does not give.
+func TestUsesMatchShippedRules(t *testing.T) {
+	roles := map[string]role{
+		rbac.ClusterRoleFile:     clusterRole,
+		rbac.LeaseRoleFile:       leaseRole,
+		rbac.SecretWatchRoleFile: secretWatchRole,
+	}
+	for g, u := range uses {
+		t.Run(g.file+" "+g.group+"/"+g.resource, func(t *testing.T) {
+			gm := NewWithT(t)
+			r, ok := roles[g.file]
+			gm.Expect(ok).To(BeTrue(), "unknown file")
+			var granted []string
+			for _, rule := range r.rules {
+				if slices.Contains(rule.APIGroups, g.group) && slices.Contains(rule.Resources, g.resource) {
+					granted = append(granted, rule.Verbs...)
+				}
+			}
+			gm.Expect(granted).NotTo(BeEmpty(), "no rule of %s grants it", g.file)
+			gm.Expect(granted).To(ContainElements(u.verbs))
+			gm.Expect(u.verbs).To(ContainElements(u.byName))
+		})
+	}
+}
+
+func TestShippedRolesNameTheirFiles(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(clusterRole.ref).To(Equal("ClusterRole external-attacher-runner (config/rbac/role.yaml)"))
+	g.Expect(leaseRole.ref).To(Equal("Role external-attacher-cfg (config/rbac/leader_election_role.yaml)"))
+	g.Expect(secretWatchRole.ref).To(Equal("ClusterRole csi-attacher-secret-watch (config/rbac/secret_watch_role.yaml)"))
+	_, err := parseRole("broken.yaml", []byte("rules: {"))
+	g.Expect(err).To(MatchError(ContainSubstring("config/rbac/broken.yaml")))
+}
+
+func TestAllowed(t *testing.T) {
+	tests := []struct {
+		name   string
+		status authzv1.SubjectAccessReviewStatus
+		want   bool
+	}{
+		{name: "allowed", status: authzv1.SubjectAccessReviewStatus{Allowed: true}, want: true},
+		{name: "no opinion", status: authzv1.SubjectAccessReviewStatus{}},
+		{name: "denied", status: authzv1.SubjectAccessReviewStatus{Denied: true}},
+		{name: "both: the denial wins", status: authzv1.SubjectAccessReviewStatus{Allowed: true, Denied: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			review := func(_ context.Context, r *authzv1.SelfSubjectAccessReview, _ metav1.CreateOptions) (*authzv1.SelfSubjectAccessReview, error) {
+				r.Status = tt.status
+				return r, nil
+			}
+			checks := ReviewRights(context.Background(), review, SecretWatchRights()[:1])
+			g.Expect(checks).To(HaveLen(1))
+			g.Expect(checks[0].Allowed).To(Equal(tt.want))
+			g.Expect(checks[0].Granted()).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestAllGranted(t *testing.T) {
+	list, watch := SecretWatchRights()[0], SecretWatchRights()[1]
+	timeout := errors.New("timeout")
+	tests := []struct {
+		name    string
+		checks  []RightCheck
+		want    bool
+		wantErr bool
+	}{
+		{name: "all", checks: []RightCheck{{Right: list, Allowed: true}, {Right: watch, Allowed: true}}, want: true},
+		{name: "one denied", checks: []RightCheck{{Right: list, Allowed: true}, {Right: watch}}},
+		{name: "a failed review", checks: []RightCheck{{Right: list, Allowed: true}, {Right: watch, Err: timeout}}, wantErr: true},
+		{name: "a denial before a failed review", checks: []RightCheck{{Right: list}, {Right: watch, Err: timeout}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ok, err := AllGranted(tt.checks)
+			g.Expect(ok).To(Equal(tt.want))
+			if tt.wantErr {
+				g.Expect(err).To(MatchError(ContainSubstring("failed to review the right to watch secrets: timeout")))
+				g.Expect(errors.Is(err, timeout)).To(BeTrue())
+			} else {
+				g.Expect(err).NotTo(HaveOccurred())
+			}
+		})
+	}
+}
