@@ -54,7 +54,8 @@ func (r *readiness) Check(req *http.Request) error {
 // election can wait forever on a Lease it may not take, logs any missing
 // one with the Role or ClusterRole that grants it, and keeps /readyz false
 // while a required one is missing (doctor.RightsMonitor).
-func watchRights(ctx context.Context, mgr manager.Manager, ready *readiness, opts *options.Options, driverName string, logger logr.Logger) error {
+func watchRights(ctx context.Context, mgr manager.Manager, ready *readiness, opts *options.Options, driverName string) error {
+	logger := logr.FromContextOrDiscard(ctx)
 	m := &doctor.RightsMonitor{
 		Review:         doctor.ClientReviewer(mgr.GetClient()),
 		Rights:         doctor.RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, volume.LeaseName(driverName)),

@@ -82,10 +82,10 @@ func main() {
 		if r, err := maxprocs.Apply(os.Getenv, os.ReadFile); err != nil {
 			setupLog.Error(err, "--automaxprocs: cannot read the cgroup CPU limit; GOMAXPROCS stays as the Go runtime set it", "gomaxprocs", r.Procs)
 		} else {
-			setupLog.Info(r.String(), "gomaxprocs", r.Procs)
+			setupLog.Info("Set GOMAXPROCS", "gomaxprocs", r.Procs, "reason", r.String())
 		}
 	}
-	if err := run(ctrl.SetupSignalHandler(), opts, logger); err != nil {
+	if err := run(logr.NewContext(ctrl.SetupSignalHandler(), logger), opts); err != nil {
 		setupLog.Error(err, "csi-attacher stopped")
 		os.Exit(1)
 	}
@@ -104,7 +104,8 @@ func routeKlog(logger logr.Logger) {
 }
 
 // run connects to the driver, builds the Manager and runs it until ctx ends.
-func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
+func run(ctx context.Context, opts *options.Options) error {
+	logger := logr.FromContextOrDiscard(ctx)
 	setupLog := logger.WithName("setup")
 	setupLog.Info("Starting csi-attacher", "version", version, "csiAddress", opts.CSIAddress)
 
@@ -196,7 +197,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 			return err
 		}
 	} else {
-		cfg.WatchSecrets = secretWatch(ctx, mgr.GetClient(), opts.RetryIntervalMax, setupLog)
+		cfg.WatchSecrets = secretWatch(logr.NewContext(ctx, setupLog), mgr.GetClient(), opts.RetryIntervalMax)
 		if caps.ListVolumes && caps.ListVolumesPublishedNodes {
 			cfg.Lister = driver
 		}
@@ -223,7 +224,7 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 	if err := ready.add(mgr, readyzDriver, driver.ReadyzCheck); err != nil {
 		return err
 	}
-	if err := watchRights(ctx, mgr, ready, opts, driver.DriverName(), logger); err != nil {
+	if err := watchRights(ctx, mgr, ready, opts, driver.DriverName()); err != nil {
 		return err
 	}
 	// csi_attacher_ready: what /readyz says, for the alert on a replica that
@@ -238,7 +239,8 @@ func run(ctx context.Context, opts *options.Options, logger logr.Logger) error {
 // Secrets cluster-wide; the shipped RBAC grants get only) and says at start
 // which way the attacher runs. A failed check counts as no: a watch that
 // cannot list would hold up the cache and every controller with it.
-func secretWatch(ctx context.Context, c client.Writer, retryMax time.Duration, setupLog logr.Logger) bool {
+func secretWatch(ctx context.Context, c client.Writer, retryMax time.Duration) bool {
+	setupLog := logr.FromContextOrDiscard(ctx)
 	allowed, err := secretWatchAllowed(ctx, c)
 	switch {
 	case err != nil:
@@ -259,15 +261,7 @@ func secretWatch(ctx context.Context, c client.Writer, retryMax time.Duration, s
 // sync before any controller starts, and an informer that is refused its
 // list never syncs.
 func secretWatchAllowed(ctx context.Context, c client.Writer) (bool, error) {
-	for _, check := range doctor.ReviewRights(ctx, doctor.ClientReviewer(c), doctor.SecretWatchRights()) {
-		if check.Err != nil {
-			return false, fmt.Errorf("failed to review the right to %s: %w", check.Right, check.Err)
-		}
-		if !check.Allowed {
-			return false, nil
-		}
-	}
-	return true, nil
+	return doctor.AllGranted(doctor.ReviewRights(ctx, doctor.ClientReviewer(c), doctor.SecretWatchRights()))
 }
 
 // setupMetrics registers the csi_attacher_* metrics: the VolumeAttachment

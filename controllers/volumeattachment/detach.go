@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,7 +25,7 @@ func (r *Reconciler) reconcileDetach(ctx context.Context, va *storagev1.VolumeAt
 	if !controllerutil.ContainsFinalizer(va, r.finalizer) {
 		return r.forcedDetach(ctx, va)
 	}
-	if err := r.unpublish(ctx, va, log.FromContext(ctx).V(4), "Unpublishing volume"); err != nil {
+	if err := r.unpublish(ctx, va, false); err != nil {
 		return err
 	}
 	return r.markDetached(ctx, va)
@@ -40,16 +39,17 @@ func (r *Reconciler) forcedDetach(ctx context.Context, va *storagev1.VolumeAttac
 	if !r.Force.Consume(va.UID) {
 		return nil
 	}
-	err := r.unpublish(ctx, va, log.FromContext(ctx), "Unpublishing volume still published after detach")
+	err := r.unpublish(ctx, va, true)
 	if err != nil {
 		r.Force.Mark(ctx, va)
 	}
 	return err
 }
 
-// unpublish calls ControllerUnpublishVolume within the node's limit, logging
-// msg first; a failure is reported as a detach error.
-func (r *Reconciler) unpublish(ctx context.Context, va *storagev1.VolumeAttachment, logger logr.Logger, msg string) error {
+// unpublish calls ControllerUnpublishVolume within the limits of calls in
+// flight, logging it first (at V(4), or at V(0) for a volume still
+// published after its detach); a failure is reported as a detach error.
+func (r *Reconciler) unpublish(ctx context.Context, va *storagev1.VolumeAttachment, afterDetach bool) error {
 	req, err := r.Resolver.UnpublishRequest(ctx, va)
 	if err != nil {
 		return r.detachFailed(ctx, va, err)
@@ -61,7 +61,11 @@ func (r *Reconciler) unpublish(ctx context.Context, va *storagev1.VolumeAttachme
 	if err != nil {
 		return err
 	}
-	logger.Info(msg, "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
+	if afterDetach {
+		log.FromContext(ctx).Info("Unpublishing volume still published after detach", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
+	} else {
+		log.FromContext(ctx).V(4).Info("Unpublishing volume", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
+	}
 	err = r.Attacher.Unpublish(ctx, req)
 	done(err)
 	if err != nil {
