@@ -61,10 +61,22 @@ func (b *bench) startAttacher(ctx context.Context, bin string) error {
 	if err != nil {
 		return err
 	}
+	var pprofFlags []string
+	if b.cfg.cpuProfile != "" {
+		b.pprofAddr = lastFlag(b.cfg.attacherArgs, "pprof-bind-address")
+		if b.pprofAddr == "" {
+			ports, err := testbed.FreePorts(1)
+			if err != nil {
+				return err
+			}
+			b.pprofAddr = fmt.Sprintf("127.0.0.1:%d", ports[0])
+			pprofFlags = []string{"--pprof-bind-address=" + b.pprofAddr}
+		}
+	}
 	args := slices.Concat([]string{
 		"--csi-address=" + filepath.Join(b.tmpDir, testbed.SocketName),
 		"--kubeconfig=" + b.kubeconfig,
-	}, endpoints.Flags(), b.cfg.attacherArgs)
+	}, endpoints.Flags(), pprofFlags, b.cfg.attacherArgs)
 	readyz := endpoints.ReadyzURL()
 	if addr := lastFlag(b.cfg.attacherArgs, "http-endpoint", "metrics-address"); addr != "" {
 		// The reference-style single endpoint serves /readyz too.

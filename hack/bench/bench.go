@@ -40,6 +40,8 @@ type bench struct {
 	objs   *tracker
 	own    *ownRequests
 	att    *attacherProc
+	// pprofAddr is the attacher's --pprof-bind-address, with -cpuprofile.
+	pprofAddr string
 
 	rep report
 }
@@ -104,10 +106,17 @@ func (b *bench) run(parent context.Context) error {
 		return err
 	}
 
+	prof := b.startProfile(ctx)
 	for _, p := range []phaseSpec{b.attachPhase(), b.detachPhase(), b.releasePhase()} {
 		if err := b.measure(ctx, p); err != nil {
 			return err
 		}
+	}
+	if prof != nil {
+		if err := prof.finish(b.cfg.cpuProfile); err != nil {
+			return err
+		}
+		b.printf("attacher CPU profile of the three phases: %s (go tool pprof -top %s)", b.cfg.cpuProfile, b.cfg.cpuProfile)
 	}
 
 	b.rep.StillPublished = len(b.driver.Publications())
@@ -118,7 +127,13 @@ func (b *bench) run(parent context.Context) error {
 	b.stopAttacher()
 	b.rep.Machine.LoadAvgEnd = loadAvg()
 	b.rep.TotalSeconds = seconds(time.Since(b.began))
-	return b.printReport()
+	if err := b.printReport(); err != nil {
+		return err
+	}
+	if failed := failedChecks(b.rep.Checks); failed != "" && b.cfg.check {
+		return fmt.Errorf("checks failed: %s", failed)
+	}
+	return nil
 }
 
 // phaseSpec describes one measured phase: ops requests (act) whose effect is
@@ -369,6 +384,7 @@ func (b *bench) phaseResult(p phaseSpec, took time.Duration, before, after snaps
 		Warnings:           d.warnings,
 	}
 	res.WritesPerOp = round3(float64(res.Writes) / float64(p.ops))
+	res.AttacherCPUPer1000 = per1000(res.AttacherCPUSeconds, p.ops)
 	if total := after.sysTotal - before.sysTotal; total > 0 {
 		res.SystemCPUBusyPercent = round1(100 * float64(after.sysBusy-before.sysBusy) / float64(total))
 	}
