@@ -21,7 +21,8 @@ import (
 //     while most reconciles write nothing. A value that might change before
 //     the line is written (a pointer, an error, a Stringer) is encoded at
 //     once, as zap would, together with the values before it, so the order
-//     of the keys is kept.
+//     of the keys is kept (and those of With calls before it, as the root
+//     of a new chain).
 //   - Below ReconcileTraceVerbosity it drops controller-runtime's
 //     per-reconcile trace lines. Only V-level entries are looked at, so an
 //     error with such a message still gets out.
@@ -31,9 +32,11 @@ import (
 type lazyCore struct {
 	// eager writes the lines and holds the values that could not wait.
 	eager zapcore.Core
-	// fields are the values of With not encoded yet. The slice is never
-	// appended to in place: a derived core gets its own copy, so that
-	// concurrent loggers derived from one core do not share it.
+	// parent holds the values of earlier With calls not encoded yet, and
+	// fields those of this one. A derived core links to its parent instead
+	// of copying its values: loggers are derived five to eight times per
+	// reconcile, and copying would make that quadratic.
+	parent    *lazyCore
 	fields    []zapcore.Field
 	hideTrace bool
 }
@@ -46,21 +49,25 @@ func (c *lazyCore) With(fs []zapcore.Field) zapcore.Core {
 	if len(fs) == 0 {
 		return c
 	}
-	fields := make([]zapcore.Field, len(c.fields), len(c.fields)+len(fs))
-	copy(fields, c.fields)
+	fields := make([]zapcore.Field, len(fs))
+	deferrable := true
 	for i, f := range fs {
-		f, deferrable := plain(f)
-		if !deferrable {
-			rest := make([]zapcore.Field, 0, len(fs)-i)
-			for _, f := range fs[i:] {
-				f, _ = plain(f)
-				rest = append(rest, f)
-			}
-			return &lazyCore{eager: c.eager.With(append(fields, rest...)), hideTrace: c.hideTrace}
-		}
-		fields = append(fields, f)
+		var ok bool
+		fields[i], ok = plain(f)
+		deferrable = deferrable && ok
 	}
-	return &lazyCore{eager: c.eager, fields: fields, hideTrace: c.hideTrace}
+	if !deferrable {
+		return &lazyCore{eager: c.eager.With(c.appendFields(nil, fields)), hideTrace: c.hideTrace}
+	}
+	return &lazyCore{eager: c.eager, parent: c, fields: fields, hideTrace: c.hideTrace}
+}
+
+// appendFields appends the values not encoded yet, oldest first, then fs.
+func (c *lazyCore) appendFields(dst, fs []zapcore.Field) []zapcore.Field {
+	if c.parent != nil {
+		dst = c.parent.appendFields(dst, nil)
+	}
+	return append(append(dst, c.fields...), fs...)
 }
 
 func (c *lazyCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
@@ -78,7 +85,7 @@ var fieldSlices = sync.Pool{New: func() any { return new([]zapcore.Field) }}
 
 func (c *lazyCore) Write(e zapcore.Entry, fs []zapcore.Field) error {
 	p := fieldSlices.Get().(*[]zapcore.Field)
-	all := append((*p)[:0], c.fields...)
+	all := c.appendFields((*p)[:0], nil)
 	for _, f := range fs {
 		f, _ = plain(f)
 		all = append(all, f)
