@@ -42,6 +42,8 @@ type bench struct {
 	att    *attacherProc
 	// pprofAddr is the attacher's --pprof-bind-address, with -cpuprofile.
 	pprofAddr string
+	// metricsURL is the attacher's /metrics, for its allocation totals.
+	metricsURL string
 
 	rep report
 }
@@ -341,6 +343,7 @@ type snapshot struct {
 	dupPub    int
 	dupUnpub  int
 	cpu       float64 // the attacher's CPU seconds so far
+	heap      heapCounts
 	sysBusy   uint64
 	sysTotal  uint64
 }
@@ -356,6 +359,7 @@ func (b *bench) snapshot(ctx context.Context) (snapshot, error) {
 	s.csi, _, s.dupPub, s.dupUnpub = b.csi.totals()
 	if b.att != nil {
 		s.cpu, _ = cpuSeconds(b.att.pid())
+		s.heap = scrapeHeap(ctx, b.metricsURL)
 	}
 	s.sysBusy, s.sysTotal, _ = systemCPU()
 	return s, nil
@@ -385,6 +389,10 @@ func (b *bench) phaseResult(p phaseSpec, took time.Duration, before, after snaps
 	}
 	res.WritesPerOp = round3(float64(res.Writes) / float64(p.ops))
 	res.AttacherCPUPer1000 = per1000(res.AttacherCPUSeconds, p.ops)
+	if before.heap.ok && after.heap.ok {
+		res.AllocMiBPer1000 = per1000((after.heap.bytes-before.heap.bytes)/(1<<20), p.ops)
+		res.AllocObjectsPer1000 = per1000(after.heap.objects-before.heap.objects, p.ops)
+	}
 	if total := after.sysTotal - before.sysTotal; total > 0 {
 		res.SystemCPUBusyPercent = round1(100 * float64(after.sysBusy-before.sysBusy) / float64(total))
 	}

@@ -61,7 +61,10 @@
 // /proc and in total after exit. The CPU of the phases is also given per 1000
 // volumes, each phase's and the three together: on a shared machine the
 // phases' wall time follows the API server, the attacher's CPU seconds do
-// not. At the end the attacher gets SIGTERM and 30 s to exit.
+// not. They still vary with the machine's load (a busier machine costs the
+// same work more CPU), so the attacher's heap allocations per 1000 volumes,
+// from its go_memstats_* metrics, are given too: they follow its work
+// only. At the end the attacher gets SIGTERM and 30 s to exit.
 //
 // The run checks two guarantees and, unless -check=false, fails when one
 // does not hold: the attacher's writes per operation stay at the floor of 3

@@ -52,7 +52,11 @@ type report struct {
 	// AttacherCPUPer1000 is the attacher's CPU seconds (user+system) in
 	// the three measured phases together, per 1000 volumes: what one
 	// attach, detach and release cycle of 1000 volumes costs it.
-	AttacherCPUPer1000  float64 `json:"attacher_cpu_seconds_per_1000_volumes"`
+	AttacherCPUPer1000 float64 `json:"attacher_cpu_seconds_per_1000_volumes"`
+	// AllocMiBPer1000 and AllocObjectsPer1000 are the attacher's heap
+	// allocations in the three phases, per 1000 volumes.
+	AllocMiBPer1000     float64 `json:"attacher_alloc_mib_per_1000_volumes"`
+	AllocObjectsPer1000 float64 `json:"attacher_alloc_objects_per_1000_volumes"`
 	AttacherExit        string  `json:"attacher_exit"`
 	AttacherExitCode    int     `json:"attacher_exit_code"`
 	AttacherStopSeconds float64 `json:"attacher_stop_seconds"`
@@ -89,24 +93,28 @@ type phaseResult struct {
 	Ops             int     `json:"ops"`
 	// The attacher's writes (all writes minus the benchmark's own and the
 	// background Lease writes), including failed ones.
-	WritesPerOp          float64        `json:"writes_per_op"`
-	Writes               int            `json:"writes"`
-	WritesByRequest      map[string]int `json:"writes_by_request"`
-	FailedWrites         int            `json:"failed_writes"`
-	FailedByRequest      map[string]int `json:"failed_writes_by_request"`
-	BackgroundWrites     map[string]int `json:"background_writes"`
-	OwnRequests          map[string]int `json:"benchmark_requests"`
-	Reads                int            `json:"reads"`
-	ReadsByRequest       map[string]int `json:"reads_by_request"`
-	TerminatedWatchers   map[string]int `json:"terminated_watchers,omitempty"`
-	CSICalls             map[string]int `json:"csi_calls"`
-	DuplicatePublish     int            `json:"duplicate_publish"`
-	DuplicateUnpublish   int            `json:"duplicate_unpublish"`
-	AttacherCPUSeconds   float64        `json:"attacher_cpu_seconds"`
-	AttacherCPUPer1000   float64        `json:"attacher_cpu_seconds_per_1000_volumes"`
-	SystemCPUBusyPercent float64        `json:"system_cpu_busy_percent"`
-	Latency              *latencyStats  `json:"latency"`
-	Warnings             []string       `json:"warnings,omitempty"`
+	WritesPerOp        float64        `json:"writes_per_op"`
+	Writes             int            `json:"writes"`
+	WritesByRequest    map[string]int `json:"writes_by_request"`
+	FailedWrites       int            `json:"failed_writes"`
+	FailedByRequest    map[string]int `json:"failed_writes_by_request"`
+	BackgroundWrites   map[string]int `json:"background_writes"`
+	OwnRequests        map[string]int `json:"benchmark_requests"`
+	Reads              int            `json:"reads"`
+	ReadsByRequest     map[string]int `json:"reads_by_request"`
+	TerminatedWatchers map[string]int `json:"terminated_watchers,omitempty"`
+	CSICalls           map[string]int `json:"csi_calls"`
+	DuplicatePublish   int            `json:"duplicate_publish"`
+	DuplicateUnpublish int            `json:"duplicate_unpublish"`
+	AttacherCPUSeconds float64        `json:"attacher_cpu_seconds"`
+	AttacherCPUPer1000 float64        `json:"attacher_cpu_seconds_per_1000_volumes"`
+	// The attacher's heap allocations per 1000 volumes (its Go runtime
+	// metrics): they follow its CPU, but not the machine's load.
+	AllocMiBPer1000      float64       `json:"attacher_alloc_mib_per_1000_volumes"`
+	AllocObjectsPer1000  float64       `json:"attacher_alloc_objects_per_1000_volumes"`
+	SystemCPUBusyPercent float64       `json:"system_cpu_busy_percent"`
+	Latency              *latencyStats `json:"latency"`
+	Warnings             []string      `json:"warnings,omitempty"`
 }
 
 // latencyStats are per-operation latencies in seconds.
@@ -144,9 +152,11 @@ func computeLatency(ds []time.Duration) *latencyStats {
 // printReport prints the table, the details and the BENCH_JSON line.
 func (b *bench) printReport() error {
 	r := &b.rep
-	cpu := 0.0
+	cpu, allocMiB, allocObjects := 0.0, 0.0, 0.0
 	for _, p := range r.Phases {
 		cpu += p.AttacherCPUSeconds
+		allocMiB += p.AllocMiBPer1000
+		allocObjects += p.AllocObjectsPer1000
 		switch p.Name {
 		case "attach":
 			r.AttachSeconds, r.WritesPerAttach, r.AttachLatency = p.Seconds, p.WritesPerOp, p.Latency
@@ -158,6 +168,7 @@ func (b *bench) printReport() error {
 	}
 
 	r.AttacherCPUPer1000 = per1000(cpu, r.N)
+	r.AllocMiBPer1000, r.AllocObjectsPer1000 = round3(allocMiB), round3(allocObjects)
 	r.Checks = checks(r)
 
 	var sb strings.Builder
@@ -196,6 +207,10 @@ func (b *bench) printReport() error {
 	fmt.Fprintf(&sb, "VolumeAttachments that showed an attachError: %d, a detachError: %d\n", r.AttachErrors, r.DetachErrors)
 	fmt.Fprintf(&sb, "csi-attacher CPU (user+system): %.2f s per 1000 volumes for attach, detach and release (%s)\n",
 		r.AttacherCPUPer1000, formatPhaseCPU(r.Phases))
+	if r.AllocObjectsPer1000 > 0 {
+		fmt.Fprintf(&sb, "csi-attacher heap allocations: %.1f MiB, %.0f objects per 1000 volumes (%s)\n",
+			r.AllocMiBPer1000, r.AllocObjectsPer1000, formatPhaseAlloc(r.Phases))
+	}
 	fmt.Fprintf(&sb, "checks: %s\n", formatChecks(r.Checks))
 	fmt.Fprintf(&sb, "csi-attacher: peak RSS %.1f MiB (peak anonymous %.1f MiB, peak file-backed %.1f MiB), CPU %.2f s (whole run), %s, %.1f s after SIGTERM\n",
 		r.AttacherPeakRSSMiB, r.AttacherPeakAnonMiB, r.AttacherPeakFileMiB, r.AttacherCPUSeconds, r.AttacherExit, r.AttacherStopSeconds)
@@ -283,6 +298,15 @@ func formatPhaseCPU(phases []phaseResult) string {
 	parts := make([]string, 0, len(phases))
 	for _, p := range phases {
 		parts = append(parts, fmt.Sprintf("%s %.2f", p.Name, p.AttacherCPUPer1000))
+	}
+	return strings.Join(parts, " + ")
+}
+
+// formatPhaseAlloc shows each phase's allocations per 1000 volumes.
+func formatPhaseAlloc(phases []phaseResult) string {
+	parts := make([]string, 0, len(phases))
+	for _, p := range phases {
+		parts = append(parts, fmt.Sprintf("%s %.1f MiB", p.Name, p.AllocMiBPer1000))
 	}
 	return strings.Join(parts, " + ")
 }
