@@ -62,7 +62,7 @@ func (b *bench) startAttacher(ctx context.Context, bin string) error {
 		return err
 	}
 	var pprofFlags []string
-	if b.cfg.cpuProfile != "" {
+	if b.cfg.cpuProfile != "" || b.cfg.allocProfile != "" {
 		b.pprofAddr = lastFlag(b.cfg.attacherArgs, "pprof-bind-address")
 		if b.pprofAddr == "" {
 			ports, err := testbed.FreePorts(1)

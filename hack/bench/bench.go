@@ -108,17 +108,17 @@ func (b *bench) run(parent context.Context) error {
 		return err
 	}
 
-	prof := b.startProfile(ctx)
+	prof, err := b.startProfile(ctx)
+	if err != nil {
+		return err
+	}
 	for _, p := range []phaseSpec{b.attachPhase(), b.detachPhase(), b.releasePhase()} {
 		if err := b.measure(ctx, p); err != nil {
 			return err
 		}
 	}
-	if prof != nil {
-		if err := prof.finish(b.cfg.cpuProfile); err != nil {
-			return err
-		}
-		b.printf("attacher CPU profile of the three phases: %s (go tool pprof -top %s)", b.cfg.cpuProfile, b.cfg.cpuProfile)
+	if err := b.finishProfile(ctx, prof); err != nil {
+		return err
 	}
 
 	b.rep.StillPublished = len(b.driver.Publications())

@@ -71,10 +71,12 @@
 // per attach, 1 per detach and 1 per release (failed writes count), and no
 // CSI call is a duplicate.
 //
-// With -cpuprofile, the attacher runs with --pprof-bind-address on
-// 127.0.0.1 (unless the attacher flags give one) and its CPU profile of the
-// three phases is taken through /debug/pprof/profile, in back-to-back pieces
-// of a second merged with `go tool pprof -proto`.
+// With -cpuprofile or -allocprofile, the attacher runs with
+// --pprof-bind-address on 127.0.0.1 (unless the attacher flags give one).
+// Its CPU profile of the three phases is taken through /debug/pprof/profile,
+// in back-to-back pieces of a second merged with `go tool pprof -proto`; its
+// allocation profile is /debug/pprof/allocs at the end less the same at the
+// start (`go tool pprof -base`).
 //
 // While it waits, the benchmark prints a progress line every 2 s
 // ("attach: 734/1000 attached, 12.1 s"). At the end it prints a table and one
@@ -101,6 +103,7 @@
 //	-csi-latency D           both latencies at once (the two flags above win)
 //	-check                   fail when the write floor or zero duplicates do not hold (default true)
 //	-cpuprofile PATH         write the attacher's CPU profile of the three phases to PATH
+//	-allocprofile PATH       write the attacher's allocation profile of the three phases to PATH
 //	-other-driver-objects M  PVs and VAs of another driver created beforehand (default 0)
 //	-timeout D               for the whole run (default 10m)
 //	-settle D                wait after each phase before scraping /metrics (default 2s)

@@ -30,27 +30,71 @@ type profiler struct {
 	err    error
 }
 
-// startProfile starts profiling the attacher, if -cpuprofile asks for it.
-func (b *bench) startProfile(ctx context.Context) *profiler {
-	if b.cfg.cpuProfile == "" || b.pprofAddr == "" {
-		return nil
+// profiles are the profiles the phases are taken in: the CPU profile
+// being taken, and the allocation profile at the start.
+type profiles struct {
+	cpu         *profiler
+	allocsStart string
+}
+
+// startProfile starts the profiles -cpuprofile and -allocprofile ask for.
+func (b *bench) startProfile(ctx context.Context) (profiles, error) {
+	var ps profiles
+	if b.pprofAddr == "" {
+		return ps, nil
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	p := &profiler{
-		url:    fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.pprofAddr, int(profileSlice.Seconds())),
-		dir:    filepath.Join(b.tmpDir, "profile"),
-		cancel: cancel,
-		done:   make(chan struct{}),
+	dir := filepath.Join(b.tmpDir, "profile")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return ps, err
 	}
-	go p.run(ctx)
-	return p
+	if b.cfg.allocProfile != "" {
+		ps.allocsStart = filepath.Join(dir, "allocs-start.pb.gz")
+		if err := fetch(ctx, b.pprofURL("allocs"), ps.allocsStart); err != nil {
+			return ps, err
+		}
+	}
+	if b.cfg.cpuProfile != "" {
+		ctx, cancel := context.WithCancel(ctx)
+		ps.cpu = &profiler{
+			url:    fmt.Sprintf("%s?seconds=%d", b.pprofURL("profile"), int(profileSlice.Seconds())),
+			dir:    dir,
+			cancel: cancel,
+			done:   make(chan struct{}),
+		}
+		go ps.cpu.run(ctx)
+	}
+	return ps, nil
+}
+
+// pprofURL is the attacher's /debug/pprof/<name>.
+func (b *bench) pprofURL(name string) string {
+	return "http://" + b.pprofAddr + "/debug/pprof/" + name
+}
+
+// finishProfile writes the profiles: the CPU profile's pieces merged, and
+// the allocations since the start.
+func (b *bench) finishProfile(ctx context.Context, ps profiles) error {
+	if ps.cpu != nil {
+		if err := ps.cpu.finish(b.cfg.cpuProfile); err != nil {
+			return err
+		}
+		b.printf("attacher CPU profile of the three phases: %s (go tool pprof -top %s)", b.cfg.cpuProfile, b.cfg.cpuProfile)
+	}
+	if ps.allocsStart != "" {
+		end := filepath.Join(filepath.Dir(ps.allocsStart), "allocs-end.pb.gz")
+		if err := fetch(ctx, b.pprofURL("allocs"), end); err != nil {
+			return err
+		}
+		if err := pprofTool(b.cfg.allocProfile, "-base", ps.allocsStart, end); err != nil {
+			return fmt.Errorf("writing the allocation profile: %w", err)
+		}
+		b.printf("attacher allocation profile of the three phases: %s (go tool pprof -sample_index=alloc_space -top %s)", b.cfg.allocProfile, b.cfg.allocProfile)
+	}
+	return nil
 }
 
 func (p *profiler) run(ctx context.Context) {
 	defer close(p.done)
-	if p.err = os.MkdirAll(p.dir, 0o755); p.err != nil {
-		return
-	}
 	for ctx.Err() == nil {
 		path := filepath.Join(p.dir, fmt.Sprintf("cpu-%04d.pb.gz", len(p.pieces)))
 		// The last piece is let run to its end: a cancelled request
@@ -89,8 +133,7 @@ func fetch(ctx context.Context, url, path string) error {
 	return f.Close()
 }
 
-// finish waits for the last piece and merges the pieces into out with
-// `go tool pprof -proto`.
+// finish waits for the last piece and merges the pieces into out.
 func (p *profiler) finish(out string) error {
 	p.cancel()
 	<-p.done
@@ -100,19 +143,27 @@ func (p *profiler) finish(out string) error {
 	if len(p.pieces) == 0 {
 		return errors.New("no CPU profile was taken")
 	}
+	if err := pprofTool(out, p.pieces...); err != nil {
+		return fmt.Errorf("merging the CPU profile: %w", err)
+	}
+	return nil
+}
+
+// pprofTool writes `go tool pprof -proto args...` to out.
+func pprofTool(out string, args ...string) error {
 	f, err := os.Create(out)
 	if err != nil {
 		return err
 	}
 	var stderr bytes.Buffer
-	cmd := exec.Command("go", append([]string{"tool", "pprof", "-proto"}, p.pieces...)...)
+	cmd := exec.Command("go", append([]string{"tool", "pprof", "-proto"}, args...)...)
 	cmd.Stdout, cmd.Stderr = f, &stderr
 	err = cmd.Run()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("merging the CPU profile: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+		return fmt.Errorf("%w: %s", err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return nil
 }
