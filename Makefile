@@ -24,6 +24,8 @@ TEST_ARGS ?=
 GINKGO_ARGS ?=
 # Per fuzz target, for `make fuzz`.
 FUZZTIME ?= 30s
+# Flags for `make bench` and `make bench-e2e`, e.g. BENCH_ARGS=--csi-latency=1s
+# (see hack/bench/doc.go; attacher flags go after --).
 BENCH_ARGS ?=
 # `make run` against the cluster in $KUBECONFIG and a driver listening on CSI_ADDRESS.
 CSI_ADDRESS ?= /tmp/csi.sock

@@ -213,3 +213,55 @@ func subtractCounts(a, b map[string]int) map[string]int {
 	}
 	return out
 }
+
+// heapCounts are the attacher's allocation totals from its Go runtime
+// metrics. Unlike CPU seconds they do not depend on how busy the machine
+// is, so they compare runs on a shared machine.
+type heapCounts struct {
+	bytes, objects float64
+	ok             bool
+}
+
+// Names of the Go collector's allocation totals.
+const (
+	allocBytesMetric = "go_memstats_alloc_bytes_total"
+	mallocsMetric    = "go_memstats_mallocs_total"
+)
+
+// scrapeHeap reads the allocation totals from the attacher's /metrics; a
+// failure (metrics off or moved by its flags) leaves ok false.
+func scrapeHeap(ctx context.Context, url string) heapCounts {
+	if url == "" {
+		return heapCounts{}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return heapCounts{}
+	}
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return heapCounts{}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return heapCounts{}
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return heapCounts{}
+	}
+	value := func(name string) (float64, bool) {
+		fam, ok := families[name]
+		if !ok || len(fam.GetMetric()) == 0 {
+			return 0, false
+		}
+		return fam.GetMetric()[0].GetCounter().GetValue(), true
+	}
+	bytes, ok1 := value(allocBytesMetric)
+	objects, ok2 := value(mallocsMetric)
+	return heapCounts{bytes: bytes, objects: objects, ok: ok1 && ok2}
+}

@@ -61,11 +61,27 @@ func (b *bench) startAttacher(ctx context.Context, bin string) error {
 	if err != nil {
 		return err
 	}
+	var pprofFlags []string
+	if b.cfg.cpuProfile != "" || b.cfg.allocProfile != "" {
+		b.pprofAddr = lastFlag(b.cfg.attacherArgs, "pprof-bind-address")
+		if b.pprofAddr == "" {
+			ports, err := testbed.FreePorts(1)
+			if err != nil {
+				return err
+			}
+			b.pprofAddr = fmt.Sprintf("127.0.0.1:%d", ports[0])
+			pprofFlags = []string{"--pprof-bind-address=" + b.pprofAddr}
+		}
+	}
 	args := slices.Concat([]string{
 		"--csi-address=" + filepath.Join(b.tmpDir, testbed.SocketName),
 		"--kubeconfig=" + b.kubeconfig,
-	}, endpoints.Flags(), b.cfg.attacherArgs)
+	}, endpoints.Flags(), pprofFlags, b.cfg.attacherArgs)
 	readyz := endpoints.ReadyzURL()
+	b.metricsURL = endpoints.MetricsURL()
+	if lastFlag(b.cfg.attacherArgs, "metrics-addr") != "" {
+		b.metricsURL = "" // moved or off: the allocation figures are left out
+	}
 	if addr := lastFlag(b.cfg.attacherArgs, "http-endpoint", "metrics-address"); addr != "" {
 		// The reference-style single endpoint serves /readyz too.
 		host, port, err := net.SplitHostPort(addr)
@@ -76,6 +92,7 @@ func (b *bench) startAttacher(ctx context.Context, bin string) error {
 			host = "127.0.0.1"
 		}
 		readyz = "http://" + net.JoinHostPort(host, port) + "/readyz"
+		b.metricsURL = "http://" + net.JoinHostPort(host, port) + metricsPath(b.cfg.attacherArgs)
 	}
 	b.printf("==> starting csi-attacher %s", strings.Join(args, " "))
 	b.printf("    attacher log: %s", b.logPath)
@@ -293,6 +310,14 @@ func lastFlag(args []string, names ...string) string {
 		}
 	}
 	return value
+}
+
+// metricsPath is the attacher's --metrics-path on --http-endpoint.
+func metricsPath(args []string) string {
+	if p := lastFlag(args, "metrics-path"); p != "" {
+		return p
+	}
+	return "/metrics"
 }
 
 // leaderElection reports whether the attacher runs with leader election

@@ -40,6 +40,10 @@ type bench struct {
 	objs   *tracker
 	own    *ownRequests
 	att    *attacherProc
+	// pprofAddr is the attacher's --pprof-bind-address, with -cpuprofile.
+	pprofAddr string
+	// metricsURL is the attacher's /metrics, for its allocation totals.
+	metricsURL string
 
 	rep report
 }
@@ -104,10 +108,17 @@ func (b *bench) run(parent context.Context) error {
 		return err
 	}
 
+	prof, err := b.startProfile(ctx)
+	if err != nil {
+		return err
+	}
 	for _, p := range []phaseSpec{b.attachPhase(), b.detachPhase(), b.releasePhase()} {
 		if err := b.measure(ctx, p); err != nil {
 			return err
 		}
+	}
+	if err := b.finishProfile(ctx, prof); err != nil {
+		return err
 	}
 
 	b.rep.StillPublished = len(b.driver.Publications())
@@ -118,7 +129,13 @@ func (b *bench) run(parent context.Context) error {
 	b.stopAttacher()
 	b.rep.Machine.LoadAvgEnd = loadAvg()
 	b.rep.TotalSeconds = seconds(time.Since(b.began))
-	return b.printReport()
+	if err := b.printReport(); err != nil {
+		return err
+	}
+	if failed := failedChecks(b.rep.Checks); failed != "" && b.cfg.check {
+		return fmt.Errorf("checks failed: %s", failed)
+	}
+	return nil
 }
 
 // phaseSpec describes one measured phase: ops requests (act) whose effect is
@@ -326,6 +343,7 @@ type snapshot struct {
 	dupPub    int
 	dupUnpub  int
 	cpu       float64 // the attacher's CPU seconds so far
+	heap      heapCounts
 	sysBusy   uint64
 	sysTotal  uint64
 }
@@ -341,6 +359,7 @@ func (b *bench) snapshot(ctx context.Context) (snapshot, error) {
 	s.csi, _, s.dupPub, s.dupUnpub = b.csi.totals()
 	if b.att != nil {
 		s.cpu, _ = cpuSeconds(b.att.pid())
+		s.heap = scrapeHeap(ctx, b.metricsURL)
 	}
 	s.sysBusy, s.sysTotal, _ = systemCPU()
 	return s, nil
@@ -369,6 +388,11 @@ func (b *bench) phaseResult(p phaseSpec, took time.Duration, before, after snaps
 		Warnings:           d.warnings,
 	}
 	res.WritesPerOp = round3(float64(res.Writes) / float64(p.ops))
+	res.AttacherCPUPer1000 = per1000(res.AttacherCPUSeconds, p.ops)
+	if before.heap.ok && after.heap.ok {
+		res.AllocMiBPer1000 = per1000((after.heap.bytes-before.heap.bytes)/(1<<20), p.ops)
+		res.AllocObjectsPer1000 = per1000(after.heap.objects-before.heap.objects, p.ops)
+	}
 	if total := after.sysTotal - before.sysTotal; total > 0 {
 		res.SystemCPUBusyPercent = round1(100 * float64(after.sysBusy-before.sysBusy) / float64(total))
 	}

@@ -49,13 +49,22 @@ type config struct {
 	n                int
 	publishLatency   time.Duration
 	unpublishLatency time.Duration
-	otherObjects     int
-	timeout          time.Duration
-	settle           time.Duration
-	jsonPath         string
-	verbose          bool
-	keep             bool
-	attacherArgs     []string
+	// check fails the run when the write floor or zero duplicate CSI
+	// calls do not hold (see checks).
+	check bool
+	// cpuProfile, if set, is where the attacher's CPU profile of the
+	// measured phases is written.
+	cpuProfile string
+	// allocProfile, if set, is where the attacher's allocation profile of
+	// the measured phases is written.
+	allocProfile string
+	otherObjects int
+	timeout      time.Duration
+	settle       time.Duration
+	jsonPath     string
+	verbose      bool
+	keep         bool
+	attacherArgs []string
 	// cluster runs the cluster benchmark (e2e.go) on nodes kwok nodes.
 	cluster bool
 	nodes   int
@@ -68,6 +77,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&c.n, "n", 1000, "number of volumes (default 1000, or $N when -n is not given)")
 	fs.DurationVar(&c.publishLatency, "publish-latency", 0, "latency of every ControllerPublishVolume call")
 	fs.DurationVar(&c.unpublishLatency, "unpublish-latency", 0, "latency of every ControllerUnpublishVolume call")
+	var csiLatency time.Duration
+	fs.DurationVar(&csiLatency, "csi-latency", 0, "latency of every ControllerPublishVolume and ControllerUnpublishVolume call (-publish-latency and -unpublish-latency win)")
+	fs.BoolVar(&c.check, "check", true, "fail when the attacher writes more than 3/1/1 times per attach/detach/release or repeats a CSI call")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the attacher's CPU profile of the attach, detach and release phases to this file (through its --pprof-bind-address)")
+	fs.StringVar(&c.allocProfile, "allocprofile", "", "write the attacher's allocation profile of the attach, detach and release phases to this file (through its --pprof-bind-address)")
 	fs.IntVar(&c.otherObjects, "other-driver-objects", 0, "PersistentVolumes and VolumeAttachments of another driver to create before the run")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "timeout for the whole run")
 	fs.DurationVar(&c.settle, "settle", 2*time.Second, "wait after each phase before reading the API server's metrics")
@@ -86,6 +100,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	c.attacherArgs = fs.Args()
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["publish-latency"] {
+		c.publishLatency = csiLatency
+	}
+	if !set["unpublish-latency"] {
+		c.unpublishLatency = csiLatency
+	}
 	if !set["n"] {
 		if v := strings.TrimSpace(getenv("N")); v != "" {
 			n, err := strconv.Atoi(v)
@@ -108,6 +128,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return c, fmt.Errorf("-cluster runs the attacher with the shipped manifest's flags; extra attacher flags are not accepted")
 	case c.timeout <= 0:
 		return c, fmt.Errorf("-timeout must be positive")
+	case c.cluster && (c.cpuProfile != "" || c.allocProfile != ""):
+		return c, fmt.Errorf("-cpuprofile and -allocprofile are not available with -cluster")
 	case c.publishLatency < 0 || c.unpublishLatency < 0 || c.settle < 0:
 		return c, fmt.Errorf("latencies and -settle must not be negative")
 	}

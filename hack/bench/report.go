@@ -49,14 +49,33 @@ type report struct {
 	// binary, a fixed cost of its code size.
 	AttacherPeakFileMiB float64 `json:"attacher_peak_file_mib"`
 	AttacherCPUSeconds  float64 `json:"attacher_cpu_seconds"`
+	// AttacherCPUPer1000 is the attacher's CPU seconds (user+system) in
+	// the three measured phases together, per 1000 volumes: what one
+	// attach, detach and release cycle of 1000 volumes costs it.
+	AttacherCPUPer1000 float64 `json:"attacher_cpu_seconds_per_1000_volumes"`
+	// AllocMiBPer1000 and AllocObjectsPer1000 are the attacher's heap
+	// allocations in the three phases, per 1000 volumes.
+	AllocMiBPer1000     float64 `json:"attacher_alloc_mib_per_1000_volumes"`
+	AllocObjectsPer1000 float64 `json:"attacher_alloc_objects_per_1000_volumes"`
 	AttacherExit        string  `json:"attacher_exit"`
 	AttacherExitCode    int     `json:"attacher_exit_code"`
 	AttacherStopSeconds float64 `json:"attacher_stop_seconds"`
 
+	// Checks are the guarantees the run verified (see checks); with
+	// -check, a failed one fails the run.
+	Checks       []checkResult `json:"checks"`
 	Setup        []setupResult `json:"setup"`
 	Phases       []phaseResult `json:"phases"`
 	Machine      machine       `json:"machine"`
 	TotalSeconds float64       `json:"total_seconds"`
+}
+
+// checkResult is one verified guarantee: value must not exceed limit.
+type checkResult struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Limit float64 `json:"limit"`
+	OK    bool    `json:"ok"`
 }
 
 type setupResult struct {
@@ -74,23 +93,28 @@ type phaseResult struct {
 	Ops             int     `json:"ops"`
 	// The attacher's writes (all writes minus the benchmark's own and the
 	// background Lease writes), including failed ones.
-	WritesPerOp          float64        `json:"writes_per_op"`
-	Writes               int            `json:"writes"`
-	WritesByRequest      map[string]int `json:"writes_by_request"`
-	FailedWrites         int            `json:"failed_writes"`
-	FailedByRequest      map[string]int `json:"failed_writes_by_request"`
-	BackgroundWrites     map[string]int `json:"background_writes"`
-	OwnRequests          map[string]int `json:"benchmark_requests"`
-	Reads                int            `json:"reads"`
-	ReadsByRequest       map[string]int `json:"reads_by_request"`
-	TerminatedWatchers   map[string]int `json:"terminated_watchers,omitempty"`
-	CSICalls             map[string]int `json:"csi_calls"`
-	DuplicatePublish     int            `json:"duplicate_publish"`
-	DuplicateUnpublish   int            `json:"duplicate_unpublish"`
-	AttacherCPUSeconds   float64        `json:"attacher_cpu_seconds"`
-	SystemCPUBusyPercent float64        `json:"system_cpu_busy_percent"`
-	Latency              *latencyStats  `json:"latency"`
-	Warnings             []string       `json:"warnings,omitempty"`
+	WritesPerOp        float64        `json:"writes_per_op"`
+	Writes             int            `json:"writes"`
+	WritesByRequest    map[string]int `json:"writes_by_request"`
+	FailedWrites       int            `json:"failed_writes"`
+	FailedByRequest    map[string]int `json:"failed_writes_by_request"`
+	BackgroundWrites   map[string]int `json:"background_writes"`
+	OwnRequests        map[string]int `json:"benchmark_requests"`
+	Reads              int            `json:"reads"`
+	ReadsByRequest     map[string]int `json:"reads_by_request"`
+	TerminatedWatchers map[string]int `json:"terminated_watchers,omitempty"`
+	CSICalls           map[string]int `json:"csi_calls"`
+	DuplicatePublish   int            `json:"duplicate_publish"`
+	DuplicateUnpublish int            `json:"duplicate_unpublish"`
+	AttacherCPUSeconds float64        `json:"attacher_cpu_seconds"`
+	AttacherCPUPer1000 float64        `json:"attacher_cpu_seconds_per_1000_volumes"`
+	// The attacher's heap allocations per 1000 volumes (its Go runtime
+	// metrics): they follow its CPU, but not the machine's load.
+	AllocMiBPer1000      float64       `json:"attacher_alloc_mib_per_1000_volumes"`
+	AllocObjectsPer1000  float64       `json:"attacher_alloc_objects_per_1000_volumes"`
+	SystemCPUBusyPercent float64       `json:"system_cpu_busy_percent"`
+	Latency              *latencyStats `json:"latency"`
+	Warnings             []string      `json:"warnings,omitempty"`
 }
 
 // latencyStats are per-operation latencies in seconds.
@@ -128,7 +152,11 @@ func computeLatency(ds []time.Duration) *latencyStats {
 // printReport prints the table, the details and the BENCH_JSON line.
 func (b *bench) printReport() error {
 	r := &b.rep
+	cpu, allocMiB, allocObjects := 0.0, 0.0, 0.0
 	for _, p := range r.Phases {
+		cpu += p.AttacherCPUSeconds
+		allocMiB += p.AllocMiBPer1000
+		allocObjects += p.AllocObjectsPer1000
 		switch p.Name {
 		case "attach":
 			r.AttachSeconds, r.WritesPerAttach, r.AttachLatency = p.Seconds, p.WritesPerOp, p.Latency
@@ -138,6 +166,10 @@ func (b *bench) printReport() error {
 			r.ReleaseSeconds, r.WritesPerRelease = p.Seconds, p.WritesPerOp
 		}
 	}
+
+	r.AttacherCPUPer1000 = per1000(cpu, r.N)
+	r.AllocMiBPer1000, r.AllocObjectsPer1000 = round3(allocMiB), round3(allocObjects)
+	r.Checks = checks(r)
 
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\nResults: N=%d, publish latency %s, unpublish latency %s, %d objects of another driver, attacher %s %s\n",
@@ -153,15 +185,15 @@ func (b *bench) printReport() error {
 	fmt.Fprintf(&sb, "setup: %s\n\n", strings.Join(setup, ", "))
 
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tseconds\trequests sent s\twrites/op\tfailed writes\treads\tCSI calls\tdup calls\tattacher CPU s\tmachine busy\tp50 s\tp90 s\tp99 s\tmax s\t")
+	fmt.Fprintln(tw, "phase\tseconds\trequests sent s\twrites/op\tfailed writes\treads\tCSI calls\tdup calls\tattacher CPU s\tCPU s/1000 vol\tmachine busy\tp50 s\tp90 s\tp99 s\tmax s\t")
 	for _, p := range r.Phases {
 		lat := []string{"-", "-", "-", "-"}
 		if l := p.Latency; l != nil {
 			lat = []string{f3(l.P50), f3(l.P90), f3(l.P99), f3(l.Max)}
 		}
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%d\t%d\t%s\t%d\t%.2f\t%.0f%%\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%d\t%d\t%s\t%d\t%.2f\t%.2f\t%.0f%%\t%s\t%s\t%s\t%s\t\n",
 			p.Name, p.Seconds, p.RequestsSeconds, p.WritesPerOp, p.FailedWrites, p.Reads, formatCSI(p.CSICalls),
-			p.DuplicatePublish+p.DuplicateUnpublish, p.AttacherCPUSeconds, p.SystemCPUBusyPercent,
+			p.DuplicatePublish+p.DuplicateUnpublish, p.AttacherCPUSeconds, p.AttacherCPUPer1000, p.SystemCPUBusyPercent,
 			lat[0], lat[1], lat[2], lat[3])
 	}
 	if err := tw.Flush(); err != nil {
@@ -173,6 +205,13 @@ func (b *bench) printReport() error {
 	fmt.Fprintf(&sb, "duplicate ControllerPublishVolume: %d, duplicate ControllerUnpublishVolume: %d, volumes still published at the end: %d\n",
 		r.DuplicatePublish, r.DuplicateUnpublish, r.StillPublished)
 	fmt.Fprintf(&sb, "VolumeAttachments that showed an attachError: %d, a detachError: %d\n", r.AttachErrors, r.DetachErrors)
+	fmt.Fprintf(&sb, "csi-attacher CPU (user+system): %.2f s per 1000 volumes for attach, detach and release (%s)\n",
+		r.AttacherCPUPer1000, formatPhaseCPU(r.Phases))
+	if r.AllocObjectsPer1000 > 0 {
+		fmt.Fprintf(&sb, "csi-attacher heap allocations: %.1f MiB, %.0f objects per 1000 volumes (%s)\n",
+			r.AllocMiBPer1000, r.AllocObjectsPer1000, formatPhaseAlloc(r.Phases))
+	}
+	fmt.Fprintf(&sb, "checks: %s\n", formatChecks(r.Checks))
 	fmt.Fprintf(&sb, "csi-attacher: peak RSS %.1f MiB (peak anonymous %.1f MiB, peak file-backed %.1f MiB), CPU %.2f s (whole run), %s, %.1f s after SIGTERM\n",
 		r.AttacherPeakRSSMiB, r.AttacherPeakAnonMiB, r.AttacherPeakFileMiB, r.AttacherCPUSeconds, r.AttacherExit, r.AttacherStopSeconds)
 	fmt.Fprintf(&sb, "machine: %d CPUs, %d MiB, %s %s/%s, load average %s at the start, %s at the end; total %.1f s\n",
@@ -205,6 +244,79 @@ func (b *bench) printReport() error {
 	}
 	fmt.Printf("BENCH_JSON %s\n", data)
 	return nil
+}
+
+// writeFloor is the fewest API writes per operation that keep the
+// reference's guarantees, and the most the attacher may send: the PV
+// finalizer, the VolumeAttachment's finalizer and node ID, and its status
+// per attach; the VolumeAttachment's finalizer per detach; the PV's
+// finalizer per release.
+var writeFloor = map[string]float64{"attach": 3, "detach": 1, "release": 1}
+
+// checks verifies the write floor of each phase and that no CSI call was
+// repeated.
+func checks(r *report) []checkResult {
+	var out []checkResult
+	for _, p := range r.Phases {
+		if limit, ok := writeFloor[p.Name]; ok {
+			// writes_per_op is rounded to 3 decimals: a single extra write
+			// in 1000 operations still shows.
+			out = append(out, checkResult{Name: "writes per " + p.Name, Value: p.WritesPerOp, Limit: limit, OK: p.WritesPerOp <= limit})
+		}
+	}
+	dup := float64(r.DuplicatePublish + r.DuplicateUnpublish)
+	out = append(out, checkResult{Name: "duplicate CSI calls", Value: dup, OK: dup == 0})
+	return out
+}
+
+// failedChecks names the checks that failed, or "".
+func failedChecks(cs []checkResult) string {
+	var failed []string
+	for _, c := range cs {
+		if !c.OK {
+			failed = append(failed, fmt.Sprintf("%s %g (at most %g)", c.Name, c.Value, c.Limit))
+		}
+	}
+	return strings.Join(failed, ", ")
+}
+
+func formatChecks(cs []checkResult) string {
+	parts := make([]string, 0, len(cs))
+	for _, c := range cs {
+		verdict := "ok"
+		if !c.OK {
+			verdict = "FAILED"
+		}
+		parts = append(parts, fmt.Sprintf("%s %g (at most %g) %s", c.Name, c.Value, c.Limit, verdict))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// formatPhaseCPU shows each phase's share of the attacher's CPU per 1000
+// volumes.
+func formatPhaseCPU(phases []phaseResult) string {
+	parts := make([]string, 0, len(phases))
+	for _, p := range phases {
+		parts = append(parts, fmt.Sprintf("%s %.2f", p.Name, p.AttacherCPUPer1000))
+	}
+	return strings.Join(parts, " + ")
+}
+
+// formatPhaseAlloc shows each phase's allocations per 1000 volumes.
+func formatPhaseAlloc(phases []phaseResult) string {
+	parts := make([]string, 0, len(phases))
+	for _, p := range phases {
+		parts = append(parts, fmt.Sprintf("%s %.1f MiB", p.Name, p.AllocMiBPer1000))
+	}
+	return strings.Join(parts, " + ")
+}
+
+// per1000 normalises seconds spent on n volumes to 1000 volumes.
+func per1000(seconds float64, n int) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return round3(seconds * 1000 / float64(n))
 }
 
 // formatCSI shows the publish and unpublish calls of a phase.

@@ -29,6 +29,13 @@ import (
 //     "Reconcile successful", at V(5)) is shown only from --v=7: at the
 //     default level it made up three quarters of the lines and said
 //     nothing the per-volume decision lines do not.
+//   - Values given to WithValues are encoded when a line is written, not
+//     when the logger is derived (see lazyCore): controller-runtime and our
+//     reconcilers derive a logger with five to eight values for every
+//     reconcile, and most reconciles write no line.
+//   - klog.KRef/KObj values and string types such as types.UID are encoded
+//     directly rather than through encoding/json's reflection (see plain);
+//     the output is the same JSON.
 //
 // The writer is locked, so w need not be safe for concurrent use.
 func NewLogger(o *Options, w io.Writer) (logr.Logger, error) {
@@ -54,10 +61,9 @@ func NewLogger(o *Options, w io.Writer) (logr.Logger, error) {
 	}
 
 	sink := zapcore.Lock(zapcore.AddSync(w))
-	level := zap.NewAtomicLevelAt(zapcore.Level(-o.Verbosity))
-	var core zapcore.Core = zapcore.NewCore(enc, sink, level)
-	if o.Verbosity < ReconcileTraceVerbosity {
-		core = withoutReconcileTrace{core}
+	core := &lazyCore{
+		eager:     zapcore.NewCore(enc, sink, zapcore.Level(-o.Verbosity)),
+		hideTrace: o.Verbosity < ReconcileTraceVerbosity,
 	}
 	zl := zap.New(core,
 		zap.AddStacktrace(zapcore.DPanicLevel),
@@ -83,21 +89,8 @@ func levelEncoder(l zapcore.Level, enc zapcore.PrimitiveArrayEncoder) {
 // per-reconcile trace lines are written.
 const ReconcileTraceVerbosity = 7
 
-// reconcileTrace are the messages of controller-runtime's per-reconcile
+// isReconcileTrace tells the messages of controller-runtime's per-reconcile
 // trace (pkg/internal/controller).
-var reconcileTrace = map[string]bool{"Reconciling": true, "Reconcile successful": true}
-
-// withoutReconcileTrace drops the reconcile trace lines. Only V-level
-// entries are looked at, so an error with such a message still gets out.
-type withoutReconcileTrace struct{ zapcore.Core }
-
-func (c withoutReconcileTrace) With(fields []zapcore.Field) zapcore.Core {
-	return withoutReconcileTrace{c.Core.With(fields)}
-}
-
-func (c withoutReconcileTrace) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if e.Level < zapcore.InfoLevel && reconcileTrace[e.Message] {
-		return ce
-	}
-	return c.Core.Check(e, ce)
+func isReconcileTrace(msg string) bool {
+	return msg == "Reconciling" || msg == "Reconcile successful"
 }
