@@ -12,12 +12,15 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/go-logr/logr"
 
 	"github.com/csi-attacher/csi-attacher/controllers/internal/queue"
 	"github.com/csi-attacher/csi-attacher/internal/cache"
@@ -83,7 +86,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 				DeleteFunc:  func(event.DeleteEvent) bool { return true },
 				GenericFunc: func(event.GenericEvent) bool { return false },
 			})).
-		WithOptions(queue.Options(mgr.GetLogger(), r.Workers, r.RetryIntervalStart, r.RetryIntervalMax)).
+		WithOptions(r.options(mgr.GetLogger())).
 		Complete(r)
 }
 
@@ -135,4 +138,10 @@ func attachmentToPV(_ context.Context, o client.Object) []reconcile.Request {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: names[0]}}}
+}
+
+func (r *Reconciler) options(logger logr.Logger) controller.Options {
+	opts := queue.Options(logger, r.Workers, r.RetryIntervalStart, r.RetryIntervalMax)
+	opts.LogConstructor = queue.LogConstructor(logger, queue.PersistentVolume, r.DriverName, "PersistentVolume")
+	return opts
 }

@@ -115,6 +115,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
 	}
 	opts := queue.Options(mgr.GetLogger(), r.Workers, r.RetryIntervalStart, r.RetryIntervalMax)
+	attachOpts, detachOpts := opts, opts
+	attachOpts.LogConstructor = queue.LogConstructor(mgr.GetLogger(), queue.VolumeAttachment, r.DriverName, "VolumeAttachment")
+	detachOpts.LogConstructor = queue.LogConstructor(mgr.GetLogger(), queue.VolumeAttachmentDetach, r.DriverName, "VolumeAttachment")
 	// Attach and detach have their own queues and workers, so a storm of
 	// slow or failing detaches never delays new attaches, nor the other way
 	// round. Both run the same level-based Reconcile; the per-object lock in
@@ -130,14 +133,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Reconcile dispatches on the object's state, and the For
 		// predicates do not apply to a raw source.
 		WatchesRawSource(r.Force.Source()).
-		WithOptions(opts)
+		WithOptions(attachOpts)
 	if err := r.watchSecrets(attach, false).Complete(r); err != nil {
 		return err
 	}
 	detach := ctrl.NewControllerManagedBy(mgr).
 		Named(queue.VolumeAttachmentDetach).
 		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(ofDriver(r.DriverName), deleting(true), changeMatters())).
-		WithOptions(opts)
+		WithOptions(detachOpts)
 	return r.watchSecrets(detach, true).Complete(r)
 }
 
@@ -198,8 +201,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if va.Spec.Attacher != r.DriverName {
 		return ctrl.Result{}, nil
 	}
-	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues(
-		"Node", klog.KRef("", va.Spec.NodeName), "driver", r.DriverName))
+	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues("Node", klog.KRef("", va.Spec.NodeName)))
 
 	if va.DeletionTimestamp.IsZero() {
 		err = r.reconcileAttach(ctx, va)

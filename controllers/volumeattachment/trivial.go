@@ -13,7 +13,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/go-logr/logr"
 
 	"github.com/csi-attacher/csi-attacher/controllers/internal/queue"
 	"github.com/csi-attacher/csi-attacher/internal/cache"
@@ -58,7 +61,7 @@ func (r *TrivialReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(queue.VolumeAttachment).
 		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(ofDriver(r.DriverName), deleting(false), changeMatters())).
-		WithOptions(queue.Options(mgr.GetLogger(), r.Workers, r.RetryIntervalStart, r.RetryIntervalMax)).
+		WithOptions(r.options(mgr.GetLogger())).
 		Complete(r)
 }
 
@@ -81,7 +84,12 @@ func (r *TrivialReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		report.Event(r.Recorder, va, corev1.EventTypeWarning, ReasonAttachFailed, "Attach", "%s", report.EventNote(err))
 		return ctrl.Result{}, err
 	}
-	log.FromContext(ctx).WithValues("Node", klog.KRef("", va.Spec.NodeName), "driver", r.DriverName).
-		V(2).Info("Marked volume attached (driver has no ControllerPublishVolume)")
+	log.FromContext(ctx).V(2).Info("Marked volume attached (driver has no ControllerPublishVolume)", "Node", klog.KRef("", va.Spec.NodeName))
 	return ctrl.Result{}, nil
+}
+
+func (r *TrivialReconciler) options(logger logr.Logger) controller.Options {
+	opts := queue.Options(logger, r.Workers, r.RetryIntervalStart, r.RetryIntervalMax)
+	opts.LogConstructor = queue.LogConstructor(logger, queue.VolumeAttachment, r.DriverName, "VolumeAttachment")
+	return opts
 }

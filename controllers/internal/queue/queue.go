@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -31,12 +32,28 @@ var queueMetrics = metrics.NewWorkqueueProvider(map[string]string{
 })
 
 // Options are the controller options every controller of the attacher
-// uses: workers, the per-object backoff between retries, and the queue.
+// uses: workers, the per-object backoff between retries, the queue, and the
+// logger of each reconcile.
 func Options(logger logr.Logger, workers int, retryStart, retryMax time.Duration) controller.Options {
 	return controller.Options{
 		MaxConcurrentReconciles: workers,
 		RateLimiter:             RateLimiter(retryStart, retryMax),
 		NewQueue:                newQueue(logger),
+	}
+}
+
+// LogConstructor builds each reconcile's logger: the controller's name and
+// the driver, set once, and the object as kind=name. controller-runtime's
+// own adds the group, the kind, an empty namespace and the name again to
+// every reconcile (cluster-scoped objects only here), which every line of
+// the reconcile then carries and which cost a logger derivation each.
+func LogConstructor(logger logr.Logger, controllerName, driver, kind string) func(*reconcile.Request) logr.Logger {
+	base := logger.WithValues("controller", controllerName, "driver", driver)
+	return func(req *reconcile.Request) logr.Logger {
+		if req == nil {
+			return base
+		}
+		return base.WithValues(kind, klog.KRef("", req.Name))
 	}
 }
 
