@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"google.golang.org/grpc/codes"
 	storagev1 "k8s.io/api/storage/v1"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
@@ -144,4 +145,81 @@ func maxOverlapByNode(calls []fake.Call) map[string]int {
 		}
 	}
 	return peaks
+}
+
+var _ = Describe("Adaptive bound of CSI calls in flight", func() {
+	It("sends fewer calls at once while the driver answers ResourceExhausted on several nodes, and attaches everything", func() {
+		const (
+			driverName = "throttled.csi.test"
+			volumes    = 16
+			bound      = 8
+		)
+		ctx := context.Background()
+		objs := &tracker{}
+		a := startOwnAttacher(driverName, attacherOptions{workers: 20, timeout: 10 * time.Second, maxInflight: bound})
+		DeferCleanup(objs.cleanup, ctx)
+		a.driver.SetLatency(fake.MethodPublish, "", 300*time.Millisecond)
+		// A cloud API throttling the account: the first calls fail on every
+		// node.
+		a.driver.InjectError(fake.MethodPublish, "", codes.ResourceExhausted, 2*volumes)
+
+		nodes := []string{uniqueName("throttled-a"), uniqueName("throttled-b"), uniqueName("throttled-c"), uniqueName("throttled-d")}
+		for _, n := range nodes {
+			objs.create(ctx, newCSINode(n, driverName, "id-"+n))
+		}
+		var vas []*storagev1.VolumeAttachment
+		for i := 0; i < volumes; i++ {
+			pv := newPV(uniqueName("throttled-pv"), driverName, uniqueName("throttled-vol"))
+			objs.create(ctx, pv)
+			va := newVA(uniqueName("throttled-va"), driverName, nodes[i%len(nodes)], pv.Name)
+			objs.create(ctx, va)
+			vas = append(vas, va)
+		}
+		for _, va := range vas {
+			expectAttached(ctx, va.Name)
+		}
+		calls := a.driver.Calls()
+		Expect(a.driver.MaxConcurrent(fake.MethodPublish)).To(BeNumerically("<=", bound), "never more than --max-inflight")
+
+		// Once two nodes have answered ResourceExhausted, the bound is
+		// halved: the calls that start after that, until the first success,
+		// never fill the full bound again although every volume waits.
+		var publishes []fake.Call
+		for _, c := range calls {
+			if c.Method == fake.MethodPublish {
+				publishes = append(publishes, c)
+			}
+		}
+		sort.Slice(publishes, func(i, j int) bool { return publishes[i].End.Before(publishes[j].End) })
+		var throttledAt, firstSuccess time.Time
+		failedNodes := map[string]bool{}
+		for _, c := range publishes {
+			if c.Code == codes.ResourceExhausted && throttledAt.IsZero() {
+				failedNodes[c.NodeID] = true
+				if len(failedNodes) == 2 {
+					throttledAt = c.End.Add(50 * time.Millisecond)
+				}
+			}
+			if c.Code == codes.OK && firstSuccess.IsZero() {
+				firstSuccess = c.End
+			}
+		}
+		Expect(throttledAt).NotTo(BeZero())
+		var during []fake.Call
+		for _, c := range publishes {
+			if c.Start.After(throttledAt) && c.Start.Before(firstSuccess) {
+				during = append(during, c)
+			}
+		}
+		Expect(during).NotTo(BeEmpty(), "calls were retried while the driver throttled")
+		Expect(maxOverlap(during)).To(BeNumerically("<=", bound/2))
+	})
+})
+
+// maxOverlap is the highest number of the calls in flight at once.
+func maxOverlap(calls []fake.Call) int {
+	for i := range calls {
+		calls[i].NodeID = "all"
+	}
+	return maxOverlapByNode(calls)["all"]
 }

@@ -149,6 +149,8 @@ type attacherOptions struct {
 	timeout            time.Duration
 	workers            int
 	maxInflightPerNode int
+	// maxInflight is --max-inflight, the adaptive bound of calls in flight.
+	maxInflight int
 	// restConfig, when set, is used instead of the suite's admin cfg (e.g.
 	// a user that holds only the attacher's RBAC rights).
 	restConfig *rest.Config
@@ -298,6 +300,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		RetryIntervalStart:    o.retryStart,
 		RetryIntervalMax:      o.retryMax,
 		MaxInflightPerNode:    o.maxInflightPerNode,
+		MaxInflight:           o.maxInflight,
 		Metrics:               o.metrics,
 		WatchSecrets:          o.watchSecrets,
 		OmitErrorCode:         o.omitErrorCode,

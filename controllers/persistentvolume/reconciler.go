@@ -142,6 +142,6 @@ func attachmentToPV(_ context.Context, o client.Object) []reconcile.Request {
 
 func (r *Reconciler) options(logger logr.Logger) controller.Options {
 	opts := queue.Options(logger, r.Workers, r.RetryIntervalStart, r.RetryIntervalMax)
-	opts.LogConstructor = queue.LogConstructor(logger, queue.PersistentVolume, r.DriverName, "PersistentVolume")
+	opts.LogConstructor = queue.PersistentVolumeLogs(logger, queue.PersistentVolume, r.DriverName)
 	return opts
 }

@@ -116,8 +116,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	opts := queue.Options(mgr.GetLogger(), r.Workers, r.RetryIntervalStart, r.RetryIntervalMax)
 	attachOpts, detachOpts := opts, opts
-	attachOpts.LogConstructor = queue.LogConstructor(mgr.GetLogger(), queue.VolumeAttachment, r.DriverName, "VolumeAttachment")
-	detachOpts.LogConstructor = queue.LogConstructor(mgr.GetLogger(), queue.VolumeAttachmentDetach, r.DriverName, "VolumeAttachment")
+	attachOpts.LogConstructor = queue.VolumeAttachmentLogs(mgr.GetLogger(), queue.VolumeAttachment, r.DriverName)
+	detachOpts.LogConstructor = queue.VolumeAttachmentLogs(mgr.GetLogger(), queue.VolumeAttachmentDetach, r.DriverName)
 	// Attach and detach have their own queues and workers, so a storm of
 	// slow or failing detaches never delays new attaches, nor the other way
 	// round. Both run the same level-based Reconcile; the per-object lock in

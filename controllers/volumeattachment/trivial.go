@@ -90,6 +90,6 @@ func (r *TrivialReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 
 func (r *TrivialReconciler) options(logger logr.Logger) controller.Options {
 	opts := queue.Options(logger, r.Workers, r.RetryIntervalStart, r.RetryIntervalMax)
-	opts.LogConstructor = queue.LogConstructor(logger, queue.VolumeAttachment, r.DriverName, "VolumeAttachment")
+	opts.LogConstructor = queue.VolumeAttachmentLogs(logger, queue.VolumeAttachment, r.DriverName)
 	return opts
 }

@@ -42,18 +42,30 @@ func Options(logger logr.Logger, workers int, retryStart, retryMax time.Duration
 	}
 }
 
-// LogConstructor builds each reconcile's logger: the controller's name and
-// the driver, set once, and the object as kind=name. controller-runtime's
-// own adds the group, the kind, an empty namespace and the name again to
-// every reconcile (cluster-scoped objects only here), which every line of
-// the reconcile then carries and which cost a logger derivation each.
-func LogConstructor(logger logr.Logger, controllerName, driver, kind string) func(*reconcile.Request) logr.Logger {
+// VolumeAttachmentLogs and PersistentVolumeLogs build each reconcile's
+// logger: the controller's name and the driver, set once, and the object
+// as kind=name. controller-runtime's own adds the group, the kind, an empty
+// namespace and the name again to every reconcile (cluster-scoped objects
+// only here), which every line of the reconcile then carries and which
+// cost a logger derivation each.
+func VolumeAttachmentLogs(logger logr.Logger, controllerName, driver string) func(*reconcile.Request) logr.Logger {
 	base := logger.WithValues("controller", controllerName, "driver", driver)
 	return func(req *reconcile.Request) logr.Logger {
 		if req == nil {
 			return base
 		}
-		return base.WithValues(kind, klog.KRef("", req.Name))
+		return base.WithValues("VolumeAttachment", klog.KRef("", req.Name))
+	}
+}
+
+// PersistentVolumeLogs is VolumeAttachmentLogs for PersistentVolumes.
+func PersistentVolumeLogs(logger logr.Logger, controllerName, driver string) func(*reconcile.Request) logr.Logger {
+	base := logger.WithValues("controller", controllerName, "driver", driver)
+	return func(req *reconcile.Request) logr.Logger {
+		if req == nil {
+			return base
+		}
+		return base.WithValues("PersistentVolume", klog.KRef("", req.Name))
 	}
 }
 
