@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/forcesync"
 	"github.com/csi-attacher/csi-attacher/internal/patch"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
@@ -26,7 +27,7 @@ func (r *Reconciler) reconcileAttach(ctx context.Context, va *storagev1.VolumeAt
 	// reconciler found it detached behind our back. The flag is taken even
 	// for a VA not attached yet, so it cannot linger and cause a needless
 	// publish later.
-	forced := r.Force.Consume(va.UID)
+	forced := r.Force.Consume(va.UID, forcesync.Publish)
 	if va.Status.Attached && !forced {
 		return nil
 	}
@@ -34,7 +35,7 @@ func (r *Reconciler) reconcileAttach(ctx context.Context, va *storagev1.VolumeAt
 	if err != nil && forced {
 		// attached=true still holds, so without the flag the retry would
 		// stop at the shortcut above.
-		r.Force.Mark(ctx, va)
+		r.Force.Mark(ctx, va, forcesync.Publish)
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/csi-attacher/csi-attacher/internal/forcesync"
 	"github.com/csi-attacher/csi-attacher/internal/patch"
 	"github.com/csi-attacher/csi-attacher/internal/report"
 )
@@ -36,12 +37,12 @@ func (r *Reconciler) reconcileDetach(ctx context.Context, va *storagev1.VolumeAt
 // (another finalizer keeps the object). There is no finalizer to remove;
 // a failure keeps the flag so the retry unpublishes again.
 func (r *Reconciler) forcedDetach(ctx context.Context, va *storagev1.VolumeAttachment) error {
-	if !r.Force.Consume(va.UID) {
+	if !r.Force.Consume(va.UID, forcesync.Unpublish) {
 		return nil
 	}
 	err := r.unpublish(ctx, va, true)
 	if err != nil {
-		r.Force.Mark(ctx, va)
+		r.Force.Mark(ctx, va, forcesync.Unpublish)
 	}
 	return err
 }

@@ -18,6 +18,18 @@ import (
 // controller to drain each one.
 const buffer = 128
 
+// Kind is the sync a mark asks for.
+type Kind uint8
+
+const (
+	// Publish: the driver no longer has the volume of an attached
+	// VolumeAttachment published; publish it again.
+	Publish Kind = iota + 1
+	// Unpublish: the driver still has the volume of a detached
+	// VolumeAttachment published; unpublish it again.
+	Unpublish
+)
+
 // Queue carries VolumeAttachments from the drift pass and the driver-back
 // hook to the VolumeAttachment controller, and remembers which of them must
 // call the driver once even though their state looks settled: the driver
@@ -25,7 +37,11 @@ const buffer = 128
 //
 // Marks are keyed by UID, not name: a mark left by a VolumeAttachment
 // deleted before its reconcile must never make a later one of the same name
-// call the driver. Each mark is used once.
+// call the driver. Each mark is used once, and only by the sync it asks
+// for: the drift pass compares a cached VolumeAttachment with a later
+// ListVolumes answer, so by the time the mark is read the attachment may
+// have moved on (a mark to publish again, made from an attached copy while
+// the detach ran, must not make the detach unpublish twice).
 type Queue struct {
 	// reader is the cache Mark checks, so a mark for an object already gone
 	// is taken back at once: its reconcile finds nothing and would never
@@ -34,36 +50,43 @@ type Queue struct {
 	ch     chan event.GenericEvent
 
 	mu   sync.Mutex
-	uids map[types.UID]bool
+	uids map[types.UID]Kind
 }
 
 // New returns an empty Queue whose marks are checked against reader, the
 // Manager's cache.
 func New(reader client.Reader) *Queue {
-	return &Queue{reader: reader, ch: make(chan event.GenericEvent, buffer), uids: map[types.UID]bool{}}
+	return &Queue{reader: reader, ch: make(chan event.GenericEvent, buffer), uids: map[types.UID]Kind{}}
 }
 
-// Mark flags va for one forced sync.
-func (q *Queue) Mark(ctx context.Context, va *storagev1.VolumeAttachment) {
+// Mark flags va for one forced sync of kind.
+func (q *Queue) Mark(ctx context.Context, va *storagev1.VolumeAttachment, kind Kind) {
 	q.mu.Lock()
-	q.uids[va.UID] = true
+	q.uids[va.UID] = kind
 	q.mu.Unlock()
 	if !cache.StillCached(ctx, q.reader, va) {
-		q.Consume(va.UID)
+		q.drop(va.UID)
 	}
 }
 
-// Consume reports whether uid was marked, and clears the mark.
-func (q *Queue) Consume(uid types.UID) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	marked := q.uids[uid]
-	delete(q.uids, uid)
-	return marked
+// Consume reports whether uid was marked for a sync of kind, and clears
+// its mark of any kind: a mark of the other kind was made for a state the
+// attachment has left.
+func (q *Queue) Consume(uid types.UID, kind Kind) bool {
+	return q.drop(uid) == kind
 }
 
 // Forget drops the mark of a deleted object, for cache.OnDelete.
-func (q *Queue) Forget(o client.Object) { q.Consume(o.GetUID()) }
+func (q *Queue) Forget(o client.Object) { q.drop(o.GetUID()) }
+
+// drop clears the mark of uid and returns its kind, 0 for none.
+func (q *Queue) drop(uid types.UID) Kind {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	kind := q.uids[uid]
+	delete(q.uids, uid)
+	return kind
+}
 
 // Len is the number of marks not consumed yet.
 func (q *Queue) Len() int {
