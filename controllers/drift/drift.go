@@ -144,30 +144,16 @@ func (v *Reconciler) check(ctx context.Context, va *storagev1.VolumeAttachment, 
 // requestSync flags the VolumeAttachment for one forced sync of kind,
 // reports the drift (log, Event with reason, and the drift counter) and
 // queues it in the VolumeAttachment controller. The VolumeAttachment was
-// read before ListVolumes answered; if it has changed since (its detach
-// started, say), the finding may be about a state it has left, and the
-// next pass looks again.
+// read before ListVolumes answered and may have moved on since (its detach
+// may have run); the mark's kind keeps such a finding from driving the
+// other operation (see forcesync).
 func (v *Reconciler) requestSync(ctx context.Context, va *storagev1.VolumeAttachment, kind forcesync.Kind, handle, nodeID, reason, metric, note string, args ...any) {
-	if !v.unchanged(ctx, va) {
-		log.FromContext(ctx).V(4).Info("VolumeAttachment changed during the ListVolumes pass; checking it at the next pass",
-			"VolumeAttachment", va.Name, "reason", reason)
-		return
-	}
 	log.FromContext(ctx).Info("Driver disagrees with the VolumeAttachment; forcing a sync", "reason", reason,
 		"VolumeAttachment", va.Name, "volumeHandle", handle, "nodeID", nodeID)
 	report.Event(v.Recorder, va, corev1.EventTypeWarning, reason, "Reconcile", note, args...)
 	v.Metrics.VolumeDrift(metric)
 	v.Force.Mark(ctx, va, kind)
 	v.Force.Enqueue(ctx, va)
-}
-
-// unchanged tells whether the cache still holds va as it was listed.
-func (v *Reconciler) unchanged(ctx context.Context, va *storagev1.VolumeAttachment) bool {
-	now := &storagev1.VolumeAttachment{}
-	if err := v.Client.Get(ctx, client.ObjectKeyFromObject(va), now); err != nil {
-		return false
-	}
-	return now.UID == va.UID && now.ResourceVersion == va.ResourceVersion
 }
 
 // target is the volume handle and node ID the VolumeAttachment stands for,
