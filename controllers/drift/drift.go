@@ -103,12 +103,13 @@ func (v *Reconciler) pass(ctx context.Context) {
 	}
 	// The response can be huge: log its size, not its content.
 	logger.V(4).Info("ListVolumes pass", "volumes", len(published), "volumeAttachments", len(list.Items))
+	finalizer := volume.FinalizerName(v.DriverName)
 	for i := range list.Items {
 		va := &list.Items[i]
 		if va.Spec.Attacher != v.DriverName {
 			continue
 		}
-		if err := v.check(ctx, va, published); err != nil {
+		if err := v.check(ctx, va, finalizer, published); err != nil {
 			logger.V(2).Info("Skipping VolumeAttachment in ListVolumes pass", "VolumeAttachment", va.Name, "error", err.Error())
 		}
 	}
@@ -117,9 +118,9 @@ func (v *Reconciler) pass(ctx context.Context) {
 // check compares one VolumeAttachment with the driver's view. Only two
 // disagreements matter; anything else (a healthy volume, one still being
 // attached or detached) is left to the controller, which already owns it.
-func (v *Reconciler) check(ctx context.Context, va *storagev1.VolumeAttachment, published map[string][]string) error {
+func (v *Reconciler) check(ctx context.Context, va *storagev1.VolumeAttachment, finalizer string, published map[string][]string) error {
 	deleting := !va.DeletionTimestamp.IsZero()
-	ours := controllerutil.ContainsFinalizer(va, volume.FinalizerName(v.DriverName))
+	ours := controllerutil.ContainsFinalizer(va, finalizer)
 	switch {
 	case !deleting && ours && va.Status.Attached:
 		handle, nodeID, err := v.target(ctx, va, published)

@@ -29,11 +29,6 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
-// staleRecheck is when a reconcile that found the cache behind our own
-// write looks again, in case the event that brings the newer copy is one
-// the predicates drop.
-const staleRecheck = time.Second
-
 // Reconciler releases PersistentVolumes: it removes our
 // finalizer from a PersistentVolume that is being deleted, or from an
 // in-tree PersistentVolume whose CSI migration was rolled back, once no
@@ -100,7 +95,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !fresh {
-		return ctrl.Result{RequeueAfter: staleRecheck}, nil
+		return ctrl.Result{RequeueAfter: queue.StaleRecheck}, nil
 	}
 	if !controllerutil.ContainsFinalizer(pv, r.finalizer) {
 		return ctrl.Result{}, nil

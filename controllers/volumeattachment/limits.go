@@ -197,16 +197,6 @@ func (l *callLimiter) release(round int, node string, err error) {
 	}
 }
 
-// current is the bound now, and the calls in flight.
-func (l *callLimiter) current() (limit, inflight int) {
-	if l == nil {
-		return 0, 0
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.limit, l.inflight
-}
-
 // errDriverBusy means the bound of CSI calls in flight is reached (see
 // callLimiter). Like errNodeBusy, it is no failure: the operation is
 // retried shortly.

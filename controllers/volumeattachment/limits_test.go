@@ -93,8 +93,8 @@ func TestCallLimiter(t *testing.T) {
 					l.release(rounds[0], s.node, s.err)
 					rounds = rounds[1:]
 				}
-				if limit, _ := l.current(); limit != s.limit {
-					t.Fatalf("step %d: limit = %d, want %d", i, limit, s.limit)
+				if l.limit != s.limit {
+					t.Fatalf("step %d: limit = %d, want %d", i, l.limit, s.limit)
 				}
 			}
 		})

@@ -125,9 +125,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	attach := ctrl.NewControllerManagedBy(mgr).
 		Named(queue.VolumeAttachment).
 		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(ofDriver(r.DriverName), deleting(false), changeMatters())).
-		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(cache.IndexVAByPV)),
+		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByPV)),
 			builder.WithPredicates(specOrDeletionChanged())).
-		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsOf(cache.IndexVAByNode)),
+		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByNode)),
 			builder.WithPredicates(specOrDeletionChanged())).
 		// The drift pass's findings, attached or being deleted alike:
 		// Reconcile dispatches on the object's state, and the For
@@ -196,7 +196,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !fresh {
-		return ctrl.Result{RequeueAfter: staleRecheck}, nil
+		return ctrl.Result{RequeueAfter: queue.StaleRecheck}, nil
 	}
 	if va.Spec.Attacher != r.DriverName {
 		return ctrl.Result{}, nil
@@ -238,12 +238,4 @@ func (r *Reconciler) retryPolicy(ctx context.Context, err error) (ctrl.Result, e
 		return ctrl.Result{RequeueAfter: r.RetryIntervalMax}, nil
 	}
 	return ctrl.Result{}, err
-}
-
-// attachmentsOf maps an object (a PV or a CSINode) to the VolumeAttachments
-// of our driver that use it, through a field index, so that an attachment
-// waiting for that object is retried as soon as it appears or changes. The
-// list is only read, so it skips the cache's deep copies.
-func (r *Reconciler) attachmentsOf(index string) handler.MapFunc {
-	return attachmentsOf(r.Client, r.DriverName, index)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"k8s.io/apimachinery/pkg/types"
@@ -24,11 +23,6 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/patch"
 	"github.com/csi-attacher/csi-attacher/internal/report"
 )
-
-// staleRecheck is when a reconcile that found the cache behind our own
-// write looks again, in case the event that brings the newer copy is one
-// the predicates drop.
-const staleRecheck = time.Second
 
 // operation describes attach or detach for error reporting.
 type operation struct {

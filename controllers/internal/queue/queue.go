@@ -20,6 +20,11 @@ const (
 	PersistentVolume       = "persistentvolume"
 )
 
+// StaleRecheck is when a reconcile that found the cache behind our own
+// write looks again, in case the event that brings the newer copy is one
+// the predicates drop.
+const StaleRecheck = time.Second
+
 // queueMetrics labels the workqueue_* metrics of each controller with the
 // reference attacher's queue name (name="csi-attacher-va" for both
 // VolumeAttachment lanes, "csi-attacher-pv") next to the controller's own
