@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -72,7 +73,10 @@ var _ = Describe("A standby replica", func() {
 			},
 		}
 		objs.create(ctx, lease)
-		a := startOwnAttacher(driverName, attacherOptions{leaderElection: true})
+		// Its own logs are dropped: the suite's log buffer grows with every
+		// line and would blur the heap figures.
+		quiet := logr.Discard()
+		a := startOwnAttacher(driverName, attacherOptions{leaderElection: true, logger: &quiet})
 
 		// Attachments whose last attempt failed, as the leader left them.
 		node := uniqueName("sb-node")
