@@ -128,17 +128,15 @@ var _ = Describe("A standby replica", func() {
 		Expect(a.elected).NotTo(BeClosed(), "still a standby")
 		Expect(a.driver.CallCount("ControllerPublishVolume", "")).To(BeZero(), "a standby never calls its driver")
 
+		time.Sleep(time.Second)
+		GinkgoWriter.Printf("standby: %d recoveries with %d failed attachments: goroutines %d -> %d (%d in the attacher's code), heap %+d bytes\n",
+			recoveries, failed, goroutines, runtime.NumGoroutine(), attacherGoroutines(), int64(heapInUse())-int64(heap))
 		Eventually(attacherGoroutines).WithTimeout(5*time.Second).WithPolling(100*time.Millisecond).Should(BeZero(),
 			"no goroutine is left waiting to queue for a controller that does not run here")
 		Eventually(runtime.NumGoroutine).WithTimeout(5*time.Second).WithPolling(100*time.Millisecond).Should(BeNumerically("<=", goroutines+3),
 			"goroutines flat after %d recoveries", recoveries)
-		var grown int64
-		Eventually(func() int64 {
-			grown = int64(heapInUse()) - int64(heap)
-			return grown
-		}).WithTimeout(5*time.Second).WithPolling(200*time.Millisecond).Should(BeNumerically("<", 256<<10),
+		Eventually(func() int64 { return int64(heapInUse()) - int64(heap) }).
+			WithTimeout(5*time.Second).WithPolling(200*time.Millisecond).Should(BeNumerically("<", 256<<10),
 			"heap flat after %d recoveries", recoveries)
-		GinkgoWriter.Printf("standby: %d recoveries with %d failed attachments: goroutines %d -> %d, heap grew %d bytes\n",
-			recoveries, failed, goroutines, runtime.NumGoroutine(), grown)
 	})
 })
