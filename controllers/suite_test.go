@@ -130,6 +130,9 @@ type testAttacher struct {
 	// full is the attacher of a driver with ControllerPublishVolume, for
 	// tests that look at its in-memory state; nil for a trivial driver.
 	full *controllers.Full
+	// cache is the Manager's cache, for tests that must know what this
+	// replica has seen (a standby's cache runs too).
+	cache client.Reader
 	// lock is the leader-election lock, with leader election on.
 	lock   *leader.Lock
 	cancel context.CancelFunc
@@ -318,7 +321,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		full, err = controllers.SetupFull(ctx, mgr, cfgs)
 		Expect(err).NotTo(HaveOccurred())
 	}
-	a := &testAttacher{driver: driver, client: cc, full: full, lock: lock, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
+	a := &testAttacher{driver: driver, client: cc, full: full, cache: mgr.GetCache(), lock: lock, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
 	go func() {
 		defer GinkgoRecover()
 		defer close(a.done)

@@ -20,7 +20,9 @@ import (
 // Everything that can fail without side effects (source, capability,
 // secrets, node ID) is checked before the first write, so an attachment that
 // can never work leaves no finalizer behind. Then, in order: the PV
-// finalizer, the VA finalizer with the node-ID annotation in one patch,
+// finalizer, ControllerUnpublishVolume from the node's previous ID when it
+// registered again since an earlier attempt (unpublishPreviousNodeID), the
+// VA finalizer with the node-ID annotation in one patch,
 // ControllerPublishVolume, and the status.
 func (r *Reconciler) reconcileAttach(ctx context.Context, va *storagev1.VolumeAttachment) error {
 	// An attached volume is published again only when the ListVolumes
@@ -54,7 +56,13 @@ func (r *Reconciler) attach(ctx context.Context, va *storagev1.VolumeAttachment)
 		err = r.ensurePVFinalizer(ctx, pv)
 	}
 	if err == nil {
+		err = r.unpublishPreviousNodeID(ctx, va, req)
+	}
+	if err == nil {
 		err = r.ensureVAFinalizer(ctx, va, req.NodeID)
+	}
+	if callNotStarted(err) {
+		return err
 	}
 	if err != nil {
 		err = r.attachFailed(ctx, va, err)

@@ -88,6 +88,9 @@ type Reconciler struct {
 	nodes     *nodeLimiter
 	calls     *callLimiter
 	started   startTimes
+	// retries is the attach lane's queue while this replica leads, for
+	// RetryFailed.
+	retries leaderQueue
 }
 
 // SetupWithManager validates the configuration and registers the attach
@@ -133,6 +136,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Reconcile dispatches on the object's state, and the For
 		// predicates do not apply to a raw source.
 		WatchesRawSource(r.Force.Source()).
+		// The driver-back retries (RetryFailed), which need the queue only
+		// while the controller runs.
+		WatchesRawSource(&r.retries).
 		WithOptions(attachOpts)
 	if err := r.watchSecrets(attach, false).Complete(r); err != nil {
 		return err
