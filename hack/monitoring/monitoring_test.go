@@ -66,6 +66,15 @@ var ownMetrics = map[string]metric{
 	metrics.CSIConnectionUp:    {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
 	metrics.DriverOutagesTotal: {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
 	metrics.VolumeDriftTotal:   {labels: []string{metrics.LabelDriverName, metrics.LabelKind}, source: "internal/metrics"},
+	metrics.TrackedObjects:     {labels: []string{metrics.LabelDriverName, metrics.LabelMap}, source: "internal/metrics"},
+	metrics.OldestPendingSeconds: {
+		labels: []string{metrics.LabelDriverName, metrics.LabelOperation}, source: "internal/metrics",
+	},
+	metrics.MaxInflight: {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
+	metrics.BuildInfo: {
+		labels: []string{metrics.LabelDriverName, metrics.LabelVersion, metrics.LabelCommit, metrics.LabelBuildDate, metrics.LabelGoVersion},
+		source: "internal/metrics",
+	},
 	csi.MetricOperationsSeconds: {
 		labels: []string{csi.LabelDriverName, csi.LabelMethodName, csi.LabelGRPCStatusCode}, histogram: true,
 		source: "internal/csi",
@@ -109,11 +118,19 @@ var controllerRuntimeMetrics = map[string]metric{
 	"leader_election_master_status":                      {labels: []string{"name"}},
 }
 
+// prometheusMetrics are the series Prometheus writes itself for every
+// scrape target; the rules may use them next to what the binary exports.
+var prometheusMetrics = map[string]metric{
+	// up is 1 when the target's last scrape succeeded, else 0.
+	"up": {source: "Prometheus (one per scrape target)"},
+}
+
 // targetLabels are added to every series by the scrape: by Prometheus
 // (instance, job) and by the Prometheus Operator for a ServiceMonitor target.
 var targetLabels = []string{"instance", "job", "namespace", "pod", "service", "container", "endpoint"}
 
-// exported returns every metric the binary exports, by name.
+// exported returns every metric the binary exports, and the per-target
+// series Prometheus adds (prometheusMetrics), by name.
 func exported() map[string]metric {
 	all := map[string]metric{}
 	for n, m := range ownMetrics {
@@ -123,6 +140,9 @@ func exported() map[string]metric {
 		if m.source == "" {
 			m.source = "controller-runtime"
 		}
+		all[n] = m
+	}
+	for n, m := range prometheusMetrics {
 		all[n] = m
 	}
 	return all
@@ -469,7 +489,8 @@ func TestAlerts(t *testing.T) {
 	for _, want := range []string{
 		"CSIAttacherAttachErrorsRising", "CSIAttacherDetachErrorsRising", "CSIAttacherAttachLatencyHigh",
 		"CSIAttacherDriverNotReady", "CSIAttacherNoLeader", "CSIAttacherBacklogGrowing",
-		"CSIAttacherMetricsAbsent", "CSIAttacherNotReady",
+		"CSIAttacherMetricsAbsent", "CSIAttacherNotReady", "CSIAttacherAttachStuck", "CSIAttacherDetachStuck",
+		"CSIAttacherDriverMetricsAbsent", "CSIAttacherTargetDown",
 	} {
 		if !seen[want] {
 			t.Errorf("%s: alert %s missing", ruleFile, want)
@@ -747,7 +768,10 @@ func TestOwnMetricsMatchRegistry(t *testing.T) {
 	if err := m.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	m.SetStateSource(func() (int, int, int, int, error) { return 1, 1, 1, 1, nil })
+	m.SetSnapshotSource(func() (metrics.Snapshot, error) { return metrics.Snapshot{Attached: 1, OldestAttach: time.Second}, nil })
+	m.SetTrackedSource(func() map[string]int { return map[string]int{"locks": 1} })
+	m.SetMaxInflight(8)
+	m.SetBuildInfo("v1.2.3", "0123abc", "2026-01-02T03:04:05Z")
 	m.SetDriverReady(true)
 	m.SetConnectionUp(true)
 	families, err := reg.Gather()
