@@ -54,9 +54,10 @@ const (
 	// OldestPendingSeconds gauges, by operation, the age of the driver's
 	// oldest VolumeAttachment whose attach (age since creation) or detach
 	// (age since the deletion timestamp) is not done, failing or not; 0
-	// when there is none. An attachment that fails forever, retried slowly
-	// or not at all after a final error, shows here as an age that only
-	// grows, where an error rate stays too low to alert on.
+	// when there is none. An attachment that fails forever, retried every
+	// --retry-interval-max or, when its objects can never work, not again
+	// until they change, shows here as an age that only grows, where an
+	// error rate stays too low to alert on.
 	OldestPendingSeconds = Namespace + "_oldest_pending_seconds"
 	// MaxInflight gauges the adaptive bound of CSI calls in flight
 	// (--max-inflight, halved while the driver answers ResourceExhausted).
