@@ -265,14 +265,17 @@ func secretWatchAllowed(ctx context.Context, c client.Writer) (bool, error) {
 }
 
 // setupMetrics registers the csi_attacher_* metrics: the VolumeAttachment
-// state gauges are counted from the cache at scrape time, and the driver
-// gauges follow the CSI client's health.
+// state and pending-age gauges are computed from the cache at scrape time,
+// the driver gauges follow the CSI client's health, and the build info
+// says which build runs.
 func setupMetrics(mgr manager.Manager, driver *csi.Client) (*metrics.Metrics, error) {
 	m := metrics.New(driver.DriverName())
 	if err := m.Register(ctrlmetrics.Registry); err != nil {
 		return nil, fmt.Errorf("failed to register metrics: %w", err)
 	}
-	m.SetStateSource(metrics.CacheStates(mgr.GetCache(), driver.DriverName()))
+	m.SetSnapshotSource(metrics.CacheSnapshot(mgr.GetCache(), driver.DriverName()))
+	rev, date := buildStamp()
+	m.SetBuildInfo(version, rev, date)
 	err := mgr.Add(metrics.DriverGauges{Metrics: m, Driver: driver})
 	return m, err
 }

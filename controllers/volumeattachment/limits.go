@@ -220,10 +220,14 @@ func (r *Reconciler) acquireCall(node string) (done func(error), err error) {
 	}, nil
 }
 
-// throttled logs the changes of the adaptive bound of CSI calls in flight.
+// throttled logs the changes of the adaptive bound of CSI calls in flight
+// and exports them in csi_attacher_max_inflight, which starts at the
+// configured bound.
 func (r *Reconciler) throttled(logger logr.Logger) func(limit int, lowered bool) {
 	logger = logger.WithName("csi-calls")
+	r.Metrics.SetMaxInflight(r.MaxInflight)
 	return func(limit int, lowered bool) {
+		r.Metrics.SetMaxInflight(limit)
 		if lowered {
 			logger.Info("The CSI driver answers ResourceExhausted on several nodes: fewer calls at once", "maxInflight", limit)
 			return
