@@ -116,6 +116,25 @@ func (o *Options) register(fs *flag.FlagSet) {
 		"Accepted for compatibility (a `quantity` such as 64Ki) and ignored.")
 }
 
+// Flag is one command-line flag as --help shows it.
+type Flag struct {
+	// Name is the flag's name without dashes, e.g. "timeout".
+	Name string
+	// Default is its default as flag.Flag.DefValue gives it: "15s", "0",
+	// "" for an empty string, "false" for a bool that is off.
+	Default string
+}
+
+// Flags returns every flag in name order, for the documentation's tests:
+// the README's tables of defaults are checked against it.
+func Flags() []Flag {
+	var out []Flag
+	newFlagSet(newDefaults()).VisitAll(func(f *flag.Flag) {
+		out = append(out, Flag{Name: f.Name, Default: f.DefValue})
+	})
+	return out
+}
+
 // newFlagSet returns a FlagSet bound to o that reports errors instead of
 // exiting or printing, so that Parse stays a pure function.
 func newFlagSet(o *Options) *flag.FlagSet {
