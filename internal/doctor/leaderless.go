@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -150,7 +151,7 @@ func (m *LeaderlessMonitor) CheckOnce(ctx context.Context) Result {
 	case active:
 		m.cantTell = false
 		if holder != m.holder || t.Sub(m.reportedAt) >= repeatEvery {
-			m.Log.Error(fmt.Errorf("%s", r.Message),
+			m.Log.Error(errors.New(r.Message),
 				"Another attacher of this driver is active while this replica runs without leader election",
 				"driver", m.Lease.Driver, "lease", m.Lease.String(), "holder", holder, "renewedAgo", round(ago))
 			m.holder, m.reportedAt = holder, t
