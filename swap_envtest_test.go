@@ -169,6 +169,8 @@ func TestLeaderlessReplicaReportsActiveLeader(t *testing.T) {
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("other-replica_0"), LeaseDurationSeconds: ptr.To[int32](3600),
 			RenewTime: ptr.To(metav1.NewMicroTime(time.Now()))},
 	}
+	// A Lease left by an earlier test's leader (released, not deleted).
+	g.Expect(client.IgnoreNotFound(apiServer.k8s.Delete(ctx, lease.DeepCopy()))).To(Succeed())
 	g.Expect(apiServer.k8s.Create(ctx, lease)).To(Succeed())
 	t.Cleanup(func() { _ = apiServer.k8s.Delete(ctx, lease) })
 
