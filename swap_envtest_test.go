@@ -148,7 +148,25 @@ func TestSwappedReferenceContainer(t *testing.T) {
 	err = apiServer.k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: volume.LeaseName(hostpathDriver)}, &coordinationv1.Lease{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no leader election unless asked: %v", err)
 
-	// SIGTERM: out well within the default grace period.
+	// SIGTERM while a ControllerPublish hangs on the backend: the call is
+	// cut at --timeout (15 s by default), its failure is written, and the
+	// process is out within the default grace period, its finalizer left
+	// on the VolumeAttachment for whoever attaches next.
+	const hangingCall = 45 * time.Second
+	driver.SetLatency(fake.MethodPublish, "swap-volume-2", hangingCall)
+	pv2 := pv.DeepCopy()
+	pv2.ObjectMeta = metav1.ObjectMeta{Name: "swap-pv-2"}
+	pv2.Spec.CSI.VolumeHandle = "swap-volume-2"
+	g.Expect(apiServer.k8s.Create(ctx, pv2)).To(Succeed())
+	va2 := &storagev1.VolumeAttachment{
+		ObjectMeta: metav1.ObjectMeta{Name: "swap-va-2"},
+		Spec: storagev1.VolumeAttachmentSpec{Attacher: hostpathDriver, NodeName: node,
+			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: ptr.To(pv2.Name)}},
+	}
+	g.Expect(apiServer.k8s.Create(ctx, va2)).To(Succeed())
+	t.Cleanup(func() { stripAndDelete(ctx, va2, pv2) })
+	g.Eventually(func() int { return driver.CallCount(fake.MethodPublish, "swap-volume-2") }).
+		WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(1))
 	start := time.Now()
 	g.Expect(cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
 	select {
@@ -158,7 +176,26 @@ func TestSwappedReferenceContainer(t *testing.T) {
 	case <-time.After(defaultPodGracePeriod):
 		t.Fatalf("the attacher did not exit within %s of SIGTERM", defaultPodGracePeriod)
 	}
-	t.Logf("exited %.1f s after SIGTERM", time.Since(start).Seconds())
+	took := time.Since(start)
+	t.Logf("exited %.1f s after SIGTERM, with a ControllerPublish hanging for %s in flight", took.Seconds(), hangingCall)
+	g.Expect(took).To(BeNumerically(">", 5*time.Second), "it waited for the call")
+	g.Expect(apiServer.k8s.Get(ctx, client.ObjectKeyFromObject(va2), va2)).To(Succeed())
+	g.Expect(va2.Status.AttachError).NotTo(BeNil(), "the call's outcome is written before the exit")
+	g.Expect(va2.Status.AttachError.Message).To(ContainSubstring("DeadlineExceeded"))
+	g.Expect(va2.Finalizers).To(ContainElement(volume.FinalizerName(hostpathDriver)), "a publish that timed out may have attached")
+	g.Expect(driver.CallCount(fake.MethodPublish, "swap-volume-2")).To(Equal(1), "no new call after SIGTERM")
+}
+
+// stripAndDelete removes every finalizer of objs and deletes them: envtest
+// runs no controller that would.
+func stripAndDelete(ctx context.Context, objs ...client.Object) {
+	for _, o := range objs {
+		if apiServer.k8s.Get(ctx, client.ObjectKeyFromObject(o), o) == nil {
+			o.SetFinalizers(nil)
+			_ = apiServer.k8s.Update(ctx, o)
+		}
+		_ = apiServer.k8s.Delete(ctx, o)
+	}
 }
 
 // TestLeaderlessReplicaReportsActiveLeader runs the attacher without
