@@ -27,6 +27,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -54,6 +56,51 @@ const hostpathServiceAccount = "system:serviceaccount:default:csi-hostpathplugin
 // on SIGTERM within the Pod's default 30 s grace period.
 func TestSwappedReferenceContainer(t *testing.T) {
 	startAPIServer(t)
+	swapScenario(t, apiServer.env, apiServer.k8s)
+}
+
+// oldestKubernetes is the oldest Kubernetes release the README claims
+// support for.
+const oldestKubernetes = "1.34"
+
+// TestSwappedReferenceContainerOnOldestKubernetes runs the same swap
+// against a control plane that emulates the oldest Kubernetes release the
+// README claims: envtest's kube-apiserver with --emulated-version, which
+// serves that release's APIs and feature defaults (1.37 emulates down to
+// 1.34).
+func TestSwappedReferenceContainerOnOldestKubernetes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane of its own")
+	}
+	assets, err := envtestAssets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: 2 * time.Minute}
+	env.ControlPlane.GetAPIServer().Configure().Append("emulated-version", "kube="+oldestKubernetes)
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("starting kube-apiserver emulating %s: %v", oldestKubernetes, err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	k8s, err := client.New(cfg, client.Options{Scheme: clientgoscheme.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := discovery.NewDiscoveryClientForConfigOrDie(cfg).ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.EmulationMajor + "." + info.EmulationMinor; got != oldestKubernetes {
+		t.Fatalf("kube-apiserver %s emulates %q, want %s", info.GitVersion, got, oldestKubernetes)
+	}
+	t.Logf("kube-apiserver %s emulating %s.%s", info.GitVersion, info.EmulationMajor, info.EmulationMinor)
+	swapScenario(t, env, k8s)
+}
+
+// swapScenario is the swap of TestSwappedReferenceContainer against the
+// control plane env, k8s being an administrator's client of it.
+func swapScenario(t *testing.T, env *envtest.Environment, k8s client.Client) {
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -63,8 +110,8 @@ func TestSwappedReferenceContainer(t *testing.T) {
 		occupyPort(t, port)
 	}
 
-	applyManifests(t, filepath.Join("testdata", "hostpath", "rbac.yaml"))
-	kubeconfig := impersonatingKubeconfig(t, hostpathServiceAccount)
+	applyManifests(t, k8s, filepath.Join("testdata", "hostpath", "rbac.yaml"))
+	kubeconfig := impersonatingKubeconfig(t, env, hostpathServiceAccount)
 
 	dir, err := os.MkdirTemp("", "swap")
 	g.Expect(err).NotTo(HaveOccurred())
@@ -97,8 +144,8 @@ func TestSwappedReferenceContainer(t *testing.T) {
 	node := "swap-node"
 	csiNode := &storagev1.CSINode{ObjectMeta: metav1.ObjectMeta{Name: node},
 		Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{{Name: hostpathDriver, NodeID: "node-id-" + node}}}}
-	g.Expect(apiServer.k8s.Create(ctx, csiNode)).To(Succeed())
-	t.Cleanup(func() { _ = apiServer.k8s.Delete(ctx, csiNode) })
+	g.Expect(k8s.Create(ctx, csiNode)).To(Succeed())
+	t.Cleanup(func() { _ = k8s.Delete(ctx, csiNode) })
 	pv := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: "swap-pv"},
 		Spec: corev1.PersistentVolumeSpec{
@@ -108,33 +155,33 @@ func TestSwappedReferenceContainer(t *testing.T) {
 				Driver: hostpathDriver, VolumeHandle: "swap-volume"}},
 		},
 	}
-	g.Expect(apiServer.k8s.Create(ctx, pv)).To(Succeed())
+	g.Expect(k8s.Create(ctx, pv)).To(Succeed())
 	va := &storagev1.VolumeAttachment{
 		ObjectMeta: metav1.ObjectMeta{Name: "swap-va"},
 		Spec: storagev1.VolumeAttachmentSpec{Attacher: hostpathDriver, NodeName: node,
 			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: ptr.To(pv.Name)}},
 	}
-	g.Expect(apiServer.k8s.Create(ctx, va)).To(Succeed())
+	g.Expect(k8s.Create(ctx, va)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		g.Expect(apiServer.k8s.Get(ctx, client.ObjectKeyFromObject(va), va)).To(Succeed())
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(va), va)).To(Succeed())
 		g.Expect(va.Status.Attached).To(BeTrue(), "attachError: %v", va.Status.AttachError)
 	}).WithTimeout(90 * time.Second).WithPolling(250 * time.Millisecond).Should(Succeed())
 	g.Expect(va.Finalizers).To(ContainElement(volume.FinalizerName(hostpathDriver)))
 	g.Expect(driver.Published("swap-volume")).To(Equal([]string{"node-id-" + node}))
 
-	g.Expect(apiServer.k8s.Delete(ctx, va)).To(Succeed())
+	g.Expect(k8s.Delete(ctx, va)).To(Succeed())
 	g.Eventually(func() bool {
-		return apierrors.IsNotFound(apiServer.k8s.Get(ctx, client.ObjectKeyFromObject(va), va))
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(va), va))
 	}).WithTimeout(30 * time.Second).WithPolling(250 * time.Millisecond).Should(BeTrue())
 	g.Expect(driver.Published("swap-volume")).To(BeEmpty())
-	g.Expect(apiServer.k8s.Delete(ctx, pv)).To(Succeed())
+	g.Expect(k8s.Delete(ctx, pv)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		g.Expect(apiServer.k8s.Get(ctx, client.ObjectKeyFromObject(pv), pv)).To(Succeed())
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(pv), pv)).To(Succeed())
 		g.Expect(pv.Finalizers).NotTo(ContainElement(volume.FinalizerName(hostpathDriver)))
 	}).WithTimeout(30*time.Second).WithPolling(250*time.Millisecond).Should(Succeed(), "our PV finalizer is released")
 	// envtest runs no kube-controller-manager to drop kubernetes.io/pv-protection.
 	pv.Finalizers = nil
-	g.Expect(apiServer.k8s.Update(ctx, pv)).To(Succeed())
+	g.Expect(k8s.Update(ctx, pv)).To(Succeed())
 
 	// It opened no port and took no Lease; it ran throughout.
 	select {
@@ -145,7 +192,7 @@ func TestSwappedReferenceContainer(t *testing.T) {
 	}
 	g.Expect(listeningPorts(t, cmd.Process.Pid)).To(BeEmpty(), "the attacher listens on TCP ports nobody asked for")
 	g.Expect(out.String()).NotTo(ContainSubstring("address already in use"))
-	err = apiServer.k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: volume.LeaseName(hostpathDriver)}, &coordinationv1.Lease{})
+	err = k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: volume.LeaseName(hostpathDriver)}, &coordinationv1.Lease{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no leader election unless asked: %v", err)
 
 	// SIGTERM while a ControllerPublish hangs on the backend: the call is
@@ -157,14 +204,14 @@ func TestSwappedReferenceContainer(t *testing.T) {
 	pv2 := pv.DeepCopy()
 	pv2.ObjectMeta = metav1.ObjectMeta{Name: "swap-pv-2"}
 	pv2.Spec.CSI.VolumeHandle = "swap-volume-2"
-	g.Expect(apiServer.k8s.Create(ctx, pv2)).To(Succeed())
+	g.Expect(k8s.Create(ctx, pv2)).To(Succeed())
 	va2 := &storagev1.VolumeAttachment{
 		ObjectMeta: metav1.ObjectMeta{Name: "swap-va-2"},
 		Spec: storagev1.VolumeAttachmentSpec{Attacher: hostpathDriver, NodeName: node,
 			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: ptr.To(pv2.Name)}},
 	}
-	g.Expect(apiServer.k8s.Create(ctx, va2)).To(Succeed())
-	t.Cleanup(func() { stripAndDelete(ctx, va2, pv2) })
+	g.Expect(k8s.Create(ctx, va2)).To(Succeed())
+	t.Cleanup(func() { stripAndDelete(ctx, k8s, va2, pv2) })
 	g.Eventually(func() int { return driver.CallCount(fake.MethodPublish, "swap-volume-2") }).
 		WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(1))
 	start := time.Now()
@@ -179,7 +226,7 @@ func TestSwappedReferenceContainer(t *testing.T) {
 	took := time.Since(start)
 	t.Logf("exited %.1f s after SIGTERM, with a ControllerPublish hanging for %s in flight", took.Seconds(), hangingCall)
 	g.Expect(took).To(BeNumerically(">", 5*time.Second), "it waited for the call")
-	g.Expect(apiServer.k8s.Get(ctx, client.ObjectKeyFromObject(va2), va2)).To(Succeed())
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(va2), va2)).To(Succeed())
 	g.Expect(va2.Status.AttachError).NotTo(BeNil(), "the call's outcome is written before the exit")
 	g.Expect(va2.Status.AttachError.Message).To(ContainSubstring("DeadlineExceeded"))
 	g.Expect(va2.Finalizers).To(ContainElement(volume.FinalizerName(hostpathDriver)), "a publish that timed out may have attached")
@@ -188,13 +235,13 @@ func TestSwappedReferenceContainer(t *testing.T) {
 
 // stripAndDelete removes every finalizer of objs and deletes them: envtest
 // runs no controller that would.
-func stripAndDelete(ctx context.Context, objs ...client.Object) {
+func stripAndDelete(ctx context.Context, k8s client.Client, objs ...client.Object) {
 	for _, o := range objs {
-		if apiServer.k8s.Get(ctx, client.ObjectKeyFromObject(o), o) == nil {
+		if k8s.Get(ctx, client.ObjectKeyFromObject(o), o) == nil {
 			o.SetFinalizers(nil)
-			_ = apiServer.k8s.Update(ctx, o)
+			_ = k8s.Update(ctx, o)
 		}
-		_ = apiServer.k8s.Delete(ctx, o)
+		_ = k8s.Delete(ctx, o)
 	}
 }
 
@@ -250,7 +297,7 @@ func occupyPort(t *testing.T, port string) {
 
 // applyManifests creates every object of a multi-document YAML file and
 // deletes them when the test ends.
-func applyManifests(t *testing.T, file string) {
+func applyManifests(t *testing.T, k8s client.Client, file string) {
 	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -268,19 +315,19 @@ func applyManifests(t *testing.T, file string) {
 		if len(obj.Object) == 0 {
 			continue
 		}
-		if err := apiServer.k8s.Create(context.Background(), obj); err != nil {
+		if err := k8s.Create(context.Background(), obj); err != nil {
 			t.Fatalf("%s: creating %s %s: %v", file, obj.GetKind(), obj.GetName(), err)
 		}
-		t.Cleanup(func() { _ = apiServer.k8s.Delete(context.Background(), obj) })
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
 	}
 }
 
 // impersonatingKubeconfig writes a kubeconfig of an administrator of the
 // test API server that acts as user, as a ServiceAccount's in-cluster
 // token would.
-func impersonatingKubeconfig(t *testing.T, user string) string {
+func impersonatingKubeconfig(t *testing.T, env *envtest.Environment, user string) string {
 	t.Helper()
-	admin, err := apiServer.env.AddUser(envtest.User{Name: "swap-admin", Groups: []string{"system:masters"}}, nil)
+	admin, err := env.AddUser(envtest.User{Name: "swap-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
