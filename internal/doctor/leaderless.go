@@ -91,6 +91,7 @@ func CheckLeaderless(ref LeaseRef, lease *coordinationv1.Lease, err error, now t
 		r.Message = fmt.Sprintf("another attacher of %s is active: %s holds the Lease %s, renewed %s ago, while this one runs "+
 			"without --leader-election, so both attach and detach the same volumes. Pass --leader-election to every replica, "+
 			"or run only one", ref.Driver, holder, ref, round(ago))
+		r.Details = []string{"doctor takes the attacher's flags: if this attacher runs with --leader-election, pass it to doctor too"}
 		return r
 	}
 	r.Status = StatusOK
