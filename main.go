@@ -212,7 +212,7 @@ func run(ctx context.Context, opts *options.Options) error {
 	if err := mgr.Add(monitor); err != nil {
 		return err
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+	if err := mgr.AddHealthzCheck(healthzPing, healthz.Ping); err != nil {
 		return err
 	}
 	if err := mgr.Add(cacheReady); err != nil {
@@ -226,6 +226,11 @@ func run(ctx context.Context, opts *options.Options) error {
 	}
 	if err := watchRights(ctx, mgr, ready, opts, driver.DriverName()); err != nil {
 		return err
+	}
+	if !opts.LeaderElection {
+		if err := watchOtherLeader(ctx, mgr, opts, driver.DriverName()); err != nil {
+			return err
+		}
 	}
 	// csi_attacher_ready: what /readyz says, for the alert on a replica that
 	// is scraped but never becomes ready.
@@ -341,9 +346,9 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 	if _, single := opts.SingleHTTPEndpoint(); single {
 		// The reference attacher's manifests probe one address; serve the
 		// health endpoints next to the metrics there.
-		metricsOpts.ExtraHandlers["/healthz"] = healthz.CheckHandler{Checker: leaderCheck}
-		metricsOpts.ExtraHandlers["/healthz/leader-election"] = healthz.CheckHandler{Checker: leaderCheck}
-		metricsOpts.ExtraHandlers["/readyz"] = healthz.CheckHandler{Checker: ready.Check}
+		for path, h := range singleServerHandlers(leaderCheck, ready) {
+			metricsOpts.ExtraHandlers[path] = h
+		}
 	}
 	resync := opts.Resync
 	cacheOpts := cache.Options(driver.DriverName(), &resync)
@@ -379,10 +384,10 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		return nil, fmt.Errorf("failed to create the manager: %w", err)
 	}
 	cacheReady.Cache = mgr.GetCache()
-	if opts.LeaderElection {
-		if err := mgr.AddHealthzCheck("leader-election", leaderCheck); err != nil {
-			return nil, err
-		}
+	// Served without leader election too (always ok then), as on the
+	// single server: a probe on the reference's path works either way.
+	if err := mgr.AddHealthzCheck(healthzLeaderElection, leaderCheck); err != nil {
+		return nil, err
 	}
 	return mgr, nil
 }

@@ -620,10 +620,11 @@ func TestRunWithoutDriverAndAPI(t *testing.T) {
 		"FAIL api: cannot load the Kubernetes client configuration: ",
 		"SKIP rights: there is no Kubernetes client configuration\n",
 		"SKIP secret-watch: there is no Kubernetes client configuration\n",
+		"SKIP leader-election: there is no Kubernetes client configuration\n",
 		"SKIP csidriver: there is no Kubernetes client configuration\n",
 		"SKIP csinodes: there is no Kubernetes client configuration\n",
 		"SKIP attachments: there is no Kubernetes client configuration\n",
-		"doctor: BROKEN: 0 ok, 0 warnings, 2 failed, 5 skipped\n",
+		"doctor: BROKEN: 0 ok, 0 warnings, 2 failed, 6 skipped\n",
 	))
 	g.Expect(stderr.String()).To(BeEmpty())
 }
