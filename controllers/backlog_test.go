@@ -31,10 +31,10 @@ var _ = Describe("A backlog found at takeover", func() {
 			driverName = "backlog.csi.test"
 			backlog    = 2000
 			// The backend takes publishLatency per call and the attacher
-			// runs workers of them at once: 100 attaches per second. The
-			// rollout adds arrivalRate more for arrivalFor after the
-			// takeover, half of that, so without priorities the backlog
-			// would get only the other half.
+			// runs workers calls at once: at most 100 attaches per second.
+			// The rollout creates arrivalRate per second, half of that,
+			// from before the takeover until arrivalFor after it: a backlog
+			// served only when no new work is ready gets the other half.
 			workers        = 10
 			publishLatency = 100 * time.Millisecond
 			arrivalRate    = 50
@@ -111,7 +111,7 @@ var _ = Describe("A backlog found at takeover", func() {
 				})
 			}
 		}()
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // the rollout is under way at the takeover
 
 		dir, err := os.MkdirTemp("", "csi-backlog")
 		Expect(err).NotTo(HaveOccurred())
@@ -130,8 +130,7 @@ var _ = Describe("A backlog found at takeover", func() {
 		all := created.names()
 		By("waiting for the backlog")
 		Eventually(func() int { return attached.count(backlogNames) }).
-			WithTimeout(2 * time.Minute).WithPolling(100 * time.Millisecond).Should(Equal(backlog))
-		backlogDone := time.Now()
+			WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Equal(backlog))
 		By(fmt.Sprintf("waiting for the %d created after it", len(all)-backlog))
 		Eventually(func() int { return attached.count(all) }).
 			WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Equal(len(all)))
@@ -173,10 +172,11 @@ var _ = Describe("A backlog found at takeover", func() {
 				}
 			}
 		}
-		report := fmt.Sprintf("backlog of %d created in %.1f s: all attached %.1f s after the takeover; wait from creation p50 %.1f s, max %.1f s (from the takeover max %.1f s); "+
-			"%d created after it (%.0f/s): wait p50 %.1f s, max %.1f s; %d of the %d created after the first publish (%.1f s after the takeover) were published before the backlog's last",
-			backlog, setupTook.Seconds(), backlogDone.Sub(takeover).Seconds(), percentile(backlogWait, 50), percentile(backlogWait, 100), percentile(backlogSinceTakeover, 100),
-			len(all)-backlog, float64(len(all)-backlog)/arrivalsFor.Seconds(), percentile(newWait, 50), percentile(newWait, 100),
+		report := fmt.Sprintf("backlog of %d (created in %.1f s before the takeover): last attached %.1f s after the takeover, wait from creation p50 %.1f s, max %.1f s; "+
+			"%d created after it (%.0f/s for %.0f s): wait from creation p50 %.1f s, max %.1f s; "+
+			"%d of the %d created after the first publish (%.1f s after the takeover) were published before the backlog's last",
+			backlog, setupTook.Seconds(), percentile(backlogSinceTakeover, 100), percentile(backlogWait, 50), percentile(backlogWait, 100),
+			len(all)-backlog, float64(len(all)-backlog)/arrivalsFor.Seconds(), arrivalsFor.Seconds(), percentile(newWait, 50), percentile(newWait, 100),
 			overtook, late, firstServed.Sub(takeover).Seconds())
 		GinkgoWriter.Println(report)
 		AddReportEntry("backlog at takeover", report)
