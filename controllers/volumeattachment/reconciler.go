@@ -125,16 +125,21 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// slow or failing detaches never delays new attaches, nor the other way
 	// round. Both run the same level-based Reconcile; the per-object lock in
 	// Reconcile keeps them from working on one object at once.
+	//
+	// Pending attachments are queued ahead of idle ones, whatever event
+	// brought them, so the backlog a new leader finds waits only for the
+	// work queued before it (see queue.ByState).
+	byState := queue.ByState(queue.IdleAttachment(r.finalizer))
 	attach := ctrl.NewControllerManagedBy(mgr).
 		Named(queue.VolumeAttachment).
-		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(ofDriver(r.DriverName), deleting(false), changeMatters())).
+		Watches(&storagev1.VolumeAttachment{}, byState, builder.WithPredicates(ofDriver(r.DriverName), deleting(false), changeMatters())).
 		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByPV)),
 			builder.WithPredicates(specOrDeletionChanged())).
 		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByNode)),
 			builder.WithPredicates(specOrDeletionChanged())).
 		// The drift pass's findings, attached or being deleted alike:
-		// Reconcile dispatches on the object's state, and the For
-		// predicates do not apply to a raw source.
+		// Reconcile dispatches on the object's state, and the
+		// VolumeAttachment predicates do not apply to a raw source.
 		WatchesRawSource(r.Force.Source()).
 		// The driver-back retries (RetryFailed), which need the queue only
 		// while the controller runs.
@@ -145,7 +150,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	detach := ctrl.NewControllerManagedBy(mgr).
 		Named(queue.VolumeAttachmentDetach).
-		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(ofDriver(r.DriverName), deleting(true), changeMatters())).
+		Watches(&storagev1.VolumeAttachment{}, byState, builder.WithPredicates(ofDriver(r.DriverName), deleting(true), changeMatters())).
 		WithOptions(detachOpts)
 	return r.watchSecrets(detach, true).Complete(r)
 }
