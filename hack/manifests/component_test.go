@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/csi-attacher/csi-attacher/internal/doctor"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -258,4 +260,48 @@ func TestTwoDriversInOneCluster(t *testing.T) {
 	}
 	slices.Sort(ids)
 	t.Logf("%d objects, none shared:\n%s", len(ids), strings.Join(ids, "\n"))
+}
+
+// grantedBy parses doctor's Right.GrantedByComponent.
+var grantedBy = regexp.MustCompile(`^(\w+) (\S+), bound by (\w+) (\S+?)(?: in namespace (\S+))? \(config/components/sidecar\)$`)
+
+// TestDoctorNamesTheComponentsObjects: the roles and bindings doctor (and
+// the attacher's check at start) names for a missing right are the ones
+// the Component deployed for that driver, binding that role.
+func TestDoctorNamesTheComponentsObjects(t *testing.T) {
+	kustomize := kustomizeBinary(t)
+	for dir, driver := range map[string]string{hostpathDir: "hostpath.csi.k8s.io", severalDir: "other.csi.example.com", "config/samples": "fake.csi.example.com"} {
+		r := render(t, kustomize, dir)
+		ns := r.workloads[0].namespace
+		seen := map[string]bool{}
+		for _, right := range doctor.RequiredRights(true, ns, volume.LeaseName(driver)) {
+			m := grantedBy.FindStringSubmatch(right.GrantedByComponent)
+			if m == nil {
+				t.Errorf("%s: %s: doctor names %q", dir, right, right.GrantedByComponent)
+				continue
+			}
+			if seen[m[0]] {
+				continue
+			}
+			seen[m[0]] = true
+			roleKind, roleName, bindingKind, bindingName, bindingNS := m[1], m[2], m[3], m[4], m[5]
+			if roleKind == "Role" && bindingNS != ns {
+				t.Errorf("%s: doctor names namespace %q for %s, the Lease is in %s", dir, bindingNS, roleName, ns)
+			}
+			if _, ok := findObject(r, roleKind, roleName); !ok {
+				t.Errorf("%s: doctor names %s %s, which the Component did not deploy", dir, roleKind, roleName)
+			}
+			b, ok := findObject(r, bindingKind, bindingName)
+			if !ok {
+				t.Errorf("%s: doctor names %s %s, which the Component did not deploy", dir, bindingKind, bindingName)
+				continue
+			}
+			if ref := b.doc["roleRef"].(map[string]any); ref["name"] != roleName || ref["kind"] != roleKind {
+				t.Errorf("%s: %s %s binds %v, not the %s %s doctor names", dir, bindingKind, bindingName, ref, roleKind, roleName)
+			}
+		}
+		if len(seen) != 2 {
+			t.Errorf("%s: doctor names %d roles of the Component, want the ClusterRole and the Lease Role", dir, len(seen))
+		}
+	}
 }
