@@ -9,5 +9,8 @@
 // manifests, show that the Component keeps the vendor's container as it
 // was but for what the attacher needs, changes only the marked workload,
 // gives two drivers in one cluster no shared object, and deploys the
-// objects doctor names.
+// objects doctor names. With KUBEBUILDER_ASSETS (make test) the two
+// drivers' objects are created in one real API server, which must accept
+// every one, and each driver's ServiceAccount must hold every right the
+// attacher reviews.
 package manifests
