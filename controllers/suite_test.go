@@ -187,6 +187,9 @@ type attacherOptions struct {
 	// leaseDuration, renewDeadline and retryPeriod, when set, replace the
 	// short test timings of leader election.
 	leaseDuration, renewDeadline, retryPeriod time.Duration
+	// wrapAPIReader, when set, wraps the uncached reader the Secrets are
+	// read with (e.g. to count the GETs).
+	wrapAPIReader func(client.Reader) client.Reader
 }
 
 // Leader-election timings for tests: short, so handovers are quick.
@@ -290,9 +293,13 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		recorder = o.wrapRecorder(recorder)
 	}
 	// As main.go: the mode is chosen once, from the driver's capabilities.
+	var apiReader client.Reader = mgr.GetAPIReader()
+	if o.wrapAPIReader != nil {
+		apiReader = o.wrapAPIReader(apiReader)
+	}
 	cfgs := controllers.Config{
 		Client:                mgr.GetClient(),
-		APIReader:             mgr.GetAPIReader(),
+		APIReader:             apiReader,
 		Recorder:              recorder,
 		Attacher:              cc,
 		DriverName:            cc.DriverName(),

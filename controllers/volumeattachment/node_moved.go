@@ -23,8 +23,10 @@ import (
 // volume is unpublished from the old ID first, and only a success lets the
 // annotation move. A failure is returned as the attach's error.
 //
-// It takes its own call slot: attach takes the publish's slot only after
-// the annotation is written.
+// It runs under the call slot attach took for the publish: the two calls
+// of one attachment run one after the other, never at once, so one slot
+// covers both (taking a second one could wait on itself with
+// --max-inflight-per-node=1).
 func (r *Reconciler) unpublishPreviousNodeID(ctx context.Context, va *storagev1.VolumeAttachment, req csi.PublishRequest) error {
 	previous := va.Annotations[volume.NodeIDAnnotation]
 	if previous == "" || previous == req.NodeID || !controllerutil.ContainsFinalizer(va, r.finalizer) {
@@ -33,14 +35,9 @@ func (r *Reconciler) unpublishPreviousNodeID(ctx context.Context, va *storagev1.
 	if err := callAllowed(ctx); err != nil {
 		return err
 	}
-	done, err := r.acquireCall(va.Spec.NodeName)
-	if err != nil {
-		return err
-	}
 	log.FromContext(ctx).Info("Unpublishing volume from the node's previous ID before publishing to its new one",
 		"volumeHandle", req.VolumeID, "nodeID", req.NodeID, "previousNodeID", previous)
-	err = r.Attacher.Unpublish(ctx, csi.UnpublishRequest{VolumeID: req.VolumeID, NodeID: previous, Secrets: req.Secrets, Migrated: req.Migrated})
-	done(err)
+	err := r.Attacher.Unpublish(ctx, csi.UnpublishRequest{VolumeID: req.VolumeID, NodeID: previous, Secrets: req.Secrets, Migrated: req.Migrated})
 	if err != nil {
 		// The CSI client's error names the call, volume and old node ID.
 		return fmt.Errorf("node %s registered again with node ID %q; the volume may still be published to its previous ID, which must be unpublished first: %w",
@@ -52,5 +49,5 @@ func (r *Reconciler) unpublishPreviousNodeID(ctx context.Context, va *storagev1.
 // callNotStarted tells a CSI call that was not started (no slot free, or
 // shutting down) from a failure: it is retried without being reported.
 func callNotStarted(err error) bool {
-	return errors.Is(err, errNodeBusy) || errors.Is(err, errDriverBusy) || errors.Is(err, errShuttingDown)
+	return errors.Is(err, errNodeBusy) || errors.Is(err, errShuttingDown)
 }

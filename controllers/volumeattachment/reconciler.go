@@ -67,8 +67,8 @@ type Reconciler struct {
 	// (--max-inflight-per-node); 0 means no limit.
 	MaxInflightPerNode int
 	// MaxInflight bounds concurrent CSI calls in all (--max-inflight); the
-	// bound halves while the driver answers ResourceExhausted and grows
-	// back with every success. 0 means no limit.
+	// bound halves while the driver answers ResourceExhausted across the
+	// cluster (see callbound.go) and grows back by itself. 0 means no limit.
 	MaxInflight int
 	// Metrics records attach and detach latency and errors. Optional.
 	Metrics *metrics.Metrics
@@ -87,6 +87,7 @@ type Reconciler struct {
 	locks     keyedMutex
 	nodes     *nodeLimiter
 	calls     *callLimiter
+	wakers    *wakers
 	started   startTimes
 	// retries is the attach lane's queue while this replica leads, for
 	// RetryFailed.
@@ -112,7 +113,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return errors.New("VolumeAttachment reconciler: Force is required")
 	}
 	r.finalizer = volume.FinalizerName(r.DriverName)
-	r.nodes = &nodeLimiter{limit: r.MaxInflightPerNode}
+	r.wakers = newWakers()
+	r.nodes = &nodeLimiter{limit: r.MaxInflightPerNode, wake: r.wakers.wake}
 	r.calls = newCallLimiter(r.MaxInflight, r.throttled(mgr.GetLogger()))
 	if err := r.followObjects(mgr.GetCache()); err != nil {
 		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
@@ -144,6 +146,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// The driver-back retries (RetryFailed), which need the queue only
 		// while the controller runs.
 		WatchesRawSource(&r.retries).
+		WatchesRawSource(r.wakers.source(false)).
 		WithOptions(attachOpts)
 	if err := r.watchSecrets(attach, false).Complete(r); err != nil {
 		return err
@@ -151,6 +154,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	detach := ctrl.NewControllerManagedBy(mgr).
 		Named(queue.VolumeAttachmentDetach).
 		Watches(&storagev1.VolumeAttachment{}, byState, builder.WithPredicates(ofDriver(r.DriverName), deleting(true), changeMatters())).
+		WatchesRawSource(r.wakers.source(true)).
 		WithOptions(detachOpts)
 	return r.watchSecrets(detach, true).Complete(r)
 }
@@ -231,13 +235,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // --retry-interval-max, and at once when the VolumeAttachment, its PV or its
 // CSINode changes. A terminal error (an attachment that can never work as
 // its objects are, see volume.Invalid) is not retried at all until one of
-// them changes.
+// them changes. A call refused for a busy node is no failure (nothing is
+// written) but keeps the object's backoff: it is requeued rate-limited, and
+// at once when the node's call ends (nodeLimiter); so a refusal never
+// resets the backoff of an attachment that keeps failing.
 func (r *Reconciler) retryPolicy(ctx context.Context, err error) (ctrl.Result, error) {
 	switch {
 	case err == nil:
 		return ctrl.Result{}, nil
-	case errors.Is(err, errNodeBusy), errors.Is(err, errDriverBusy):
-		return ctrl.Result{RequeueAfter: nodeBusyRetry}, nil
+	case errors.Is(err, errNodeBusy):
+		log.FromContext(ctx).V(4).Info("Waiting for a CSI call of the node to end", "maxInflightPerNode", r.MaxInflightPerNode)
+		// Requeue, unlike RequeueAfter (which makes the queue Forget the
+		// backoff) or an error (logged as a failure), requeues with the
+		// object's backoff and leaves it in place.
+		//lint:ignore SA1019 the only result that requeues rate-limited without an error
+		return ctrl.Result{Requeue: true}, nil
 	case errors.Is(err, errShuttingDown):
 		log.FromContext(ctx).V(4).Info("Not starting a CSI call: shutting down")
 		return ctrl.Result{}, nil

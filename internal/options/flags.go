@@ -42,8 +42,8 @@ func (o *Options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxInflightPerNode, "max-inflight-per-node", 0,
 		"Maximum attach/detach calls in flight for one node; 0 means no limit.")
 	fs.IntVar(&o.MaxInflight, "max-inflight", DefaultMaxInflight,
-		"Maximum attach/detach calls in flight in all. While the driver answers ResourceExhausted for several nodes the bound "+
-			"halves, and each successful call raises it by one again, up to this value. 0 means no limit and no adaptation.")
+		"Maximum attach/detach calls in flight in all. While the driver answers ResourceExhausted to most calls across several nodes "+
+			"(not just some full nodes) the bound halves; it comes back by itself, up to this value. 0 means no limit and no adaptation.")
 	fs.Var(&featureGatesValue{m: &o.FeatureGates}, "feature-gates",
 		"Comma-separated `key=bool` pairs. "+FeatureMutableCSINodeAllocatableCount+" (default true): errorCode in "+
 			"attachError/detachError. "+FeatureReleaseLeaderElectionOnExit+" (default true): release the Lease on exit. "+

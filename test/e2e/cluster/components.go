@@ -109,6 +109,7 @@ func (c *Cluster) startDriver() (*Driver, error) {
 		"--state-file=" + c.StateFile(),
 		"--calls-file=" + c.CallsFile(),
 		"--quiet",
+		"--full-nodes-file=" + c.fullNodesFile(),
 		"--publish-latency=" + c.PublishLatency.String(),
 		"--unpublish-latency=" + c.UnpublishLatency.String(),
 	}
@@ -128,6 +129,29 @@ func (c *Cluster) startDriver() (*Driver, error) {
 		return err == nil, nil
 	})
 	return d, err
+}
+
+// fullNodesFile lists the node IDs the driver treats as full (SetFullNodes).
+func (c *Cluster) fullNodesFile() string { return filepath.Join(c.Dir, "full-nodes") }
+
+// SetFullNodes makes the driver answer every publish to these nodes with
+// ResourceExhausted, as a node at its attach limit does, until it is called
+// again without them. The driver reads the list every 200 ms; SetFullNodes
+// returns once it surely has.
+func (c *Cluster) SetFullNodes(nodes []string) error {
+	var b strings.Builder
+	for _, n := range nodes {
+		b.WriteString(NodeID(n) + "\n")
+	}
+	tmp := c.fullNodesFile() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, c.fullNodesFile()); err != nil {
+		return err
+	}
+	time.Sleep(500 * time.Millisecond)
+	return nil
 }
 
 // Stop stops the driver gracefully: calls in flight finish first.
