@@ -14,7 +14,8 @@
 //   - status.go: how a failure shows (status, Event, metric).
 //   - limits.go: one operation per VolumeAttachment at a time, and
 //     --max-inflight-per-node.
-//   - shutdown.go: no CSI call starts after SIGTERM.
+//   - shutdown.go: no CSI call starts after SIGTERM, nor while the Lease
+//     renewal is overdue; the hold after an unclean takeover.
 //   - latency.go: when an operation started, for the latency metrics.
 //   - secret_watch.go, driver_back.go: retrying at once when a Secret
 //     changes or the driver comes back.
