@@ -2,6 +2,7 @@ package leader
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -101,4 +102,58 @@ func TestFenceClosesBeforeTheStandbyTakesOver(t *testing.T) {
 		fenced.Sub(cut).Round(10*time.Millisecond), took.Sub(fenced).Round(10*time.Millisecond), MarginOf(lease, retry))
 	g.Expect(fenced.Sub(cut)).To(BeNumerically("<=", FenceDelay(retry)+200*time.Millisecond), "the last renewal was before the cut")
 	g.Expect(took.Sub(fenced)).To(BeNumerically(">=", MarginOf(lease, retry)), "the margin holds")
+}
+
+// TestLockWithoutListAndWatch: a service account with get, create and
+// update on its Lease but neither list nor watch. The watch can never sync;
+// only the first read may wait for it, so neither a renewal's slow path nor
+// the release on SIGTERM spends the renew deadline waiting. With NoWatch
+// (what main.go chooses when the rights check finds list and watch
+// missing) no read waits at all.
+func TestLockWithoutListAndWatch(t *testing.T) {
+	g := NewWithT(t)
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		out, err := exec.Command("../../hack/install-envtest.sh").Output()
+		g.Expect(err).NotTo(HaveOccurred(), "envtest needs kube-apiserver and etcd")
+		assets = strings.TrimSpace(string(out))
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: 2 * time.Minute}
+	admin, err := env.Start()
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = env.Stop() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cs := kubernetes.NewForConfigOrDie(admin)
+	const ns, user = "default", "no-watch"
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+	}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: user}}
+	_, err = cs.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = cs.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	u, err := env.AddUser(envtest.User{Name: user}, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	timedGet := func(l *Lock) time.Duration {
+		start := time.Now()
+		_, _, _ = l.Get(ctx)
+		return time.Since(start)
+	}
+	for _, noWatch := range []bool{false, true} {
+		l, err := NewLock(ctx, Options{Config: u.Config(), Namespace: ns, Name: fmt.Sprintf("no-watch-%t", noWatch), RenewDeadline: 2 * time.Second, NoWatch: noWatch})
+		g.Expect(err).NotTo(HaveOccurred())
+		first := timedGet(l)
+		if noWatch {
+			g.Expect(first).To(BeNumerically("<", time.Second), "NoWatch: a plain GET")
+		}
+		for range 3 {
+			g.Expect(timedGet(l)).To(BeNumerically("<", time.Second), "NoWatch=%t: no later read waits for the watch", noWatch)
+		}
+		l.Shutdown()
+	}
 }
