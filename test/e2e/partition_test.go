@@ -44,19 +44,29 @@ const (
 
 var _ = Describe("A leader cut off from the API server", Ordered, func() {
 	It("stops calling the driver, and the standby takes over without a call overlapping one of the old leader's", func(ctx SpecContext) {
-		Expect(c.CreateNamespace(ctx, partNS)).To(Succeed())
-		Expect(c.CreateStatefulSetVolumes(ctx, partNS, partSTS, pods)).To(Succeed())
-		DeferCleanup(deletePartition)
-
-		// A backend that takes seconds per call and finishes a call even
-		// when its caller goes away.
+		// Cleanups run last first: the scenario's objects go while its
+		// standby still leads, then the driver and a single replica with
+		// the manifest's flags come back for the rest of the suite.
+		DeferCleanup(func(ctx SpecContext) {
+			for _, a := range c.Attachers() {
+				a.Stop()
+			}
+			_, err := c.StartAttacher(ctx)
+			Expect(err).NotTo(HaveOccurred())
+		})
 		prev := c.Options
-		c.PublishLatency, c.UnpublishLatency, c.FinishAbandoned = partCallLatency, partCallLatency, true
-		Expect(c.RestartDriver()).To(Succeed())
 		DeferCleanup(func() {
 			c.PublishLatency, c.UnpublishLatency, c.FinishAbandoned = prev.PublishLatency, prev.UnpublishLatency, prev.FinishAbandoned
 			Expect(c.RestartDriver()).To(Succeed())
 		})
+		DeferCleanup(deletePartition)
+		Expect(c.CreateNamespace(ctx, partNS)).To(Succeed())
+		Expect(c.CreateStatefulSetVolumes(ctx, partNS, partSTS, pods)).To(Succeed())
+
+		// A backend that takes seconds per call and finishes a call even
+		// when its caller goes away.
+		c.PublishLatency, c.UnpublishLatency, c.FinishAbandoned = partCallLatency, partCallLatency, true
+		Expect(c.RestartDriver()).To(Succeed())
 
 		// Two replicas: the leader reaches the API server through a proxy,
 		// the standby directly.
@@ -77,13 +87,6 @@ var _ = Describe("A leader cut off from the API server", Ordered, func() {
 		oldID := leaseHolder(ctx, Default)
 		standby, err := c.StartAttacherWith(ctx, cluster.AttacherOptions{Args: args})
 		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func(ctx SpecContext) {
-			// The rest of the suite runs with one replica, as it started.
-			if len(c.Attachers()) == 0 {
-				_, err := c.StartAttacher(ctx)
-				Expect(err).NotTo(HaveOccurred())
-			}
-		})
 
 		began := time.Now()
 		Expect(c.Client.Create(ctx, cluster.StatefulSet(partNS, partSTS, int32(pods)))).To(Succeed())
