@@ -280,11 +280,14 @@ func (l *Lock) waitWhileHeld(ctx context.Context) {
 	for {
 		l.mu.Lock()
 		st, changed := l.lease, l.changed
-		if !st.known || st.holder == "" || st.holder == l.Identity() {
+		// A read that returned a record the watch has not delivered means
+		// the watch is behind: it cannot tell when the lease runs out, so
+		// Get reads at once, as client-go's own lock does.
+		if !st.known || st.holder == "" || st.holder == l.Identity() || l.seen.raw != st.raw {
 			l.mu.Unlock()
 			return
 		}
-		at := l.sawLocked(st.raw, st.holder)
+		at := l.seen.at
 		l.mu.Unlock()
 		left := at.Add(st.duration).Sub(l.now())
 		if left <= 0 {

@@ -156,3 +156,22 @@ func TestWritesStampTheRealAcquireTime(t *testing.T) {
 	g.Expect(l.Update(ctx, rel)).To(Succeed())
 	g.Expect(inner.rec).To(Equal(rel))
 }
+
+// TestStandbyGetDoesNotWaitOnAWatchThatIsBehind: once a read has returned a
+// record the watch has not delivered, Get does not wait on the watch's older
+// record, which would never end if the watch stalled.
+func TestStandbyGetDoesNotWaitOnAWatchThatIsBehind(t *testing.T) {
+	g := NewWithT(t)
+	inner := &recordLock{}
+	l := newLock(inner)
+	l.observe(lease("other", 15))
+	now := metav1.Now()
+	inner.rec = resourcelock.LeaderElectionRecord{HolderIdentity: "other", LeaseDurationSeconds: 15,
+		AcquireTime: metav1.NewTime(now.Add(-time.Hour)), RenewTime: metav1.NewTime(now.Add(time.Hour))}
+	// The first read waits on the watch ...
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, _, _ = l.Get(ctx)
+	// ... and returns the newer record; the next read does not wait.
+	g.Eventually(getReturns(l, context.Background())).WithTimeout(time.Second).Should(BeClosed())
+}
