@@ -123,13 +123,20 @@ var _ = Describe("A leader cut off from the API server", Ordered, func() {
 
 		all := append(calls(fake.MethodPublish, began), calls(fake.MethodUnpublish, began)...)
 		var lastOld time.Time
+		afterCut := 0
 		for _, call := range all {
-			if call.Caller == old.Pid() && call.Start.After(lastOld) {
+			if call.Caller != old.Pid() {
+				continue
+			}
+			if call.Start.After(lastOld) {
 				lastOld = call.Start
+			}
+			if call.Start.After(cut) {
+				afterCut++
 			}
 		}
 		Expect(lastOld).NotTo(BeZero(), "the old leader called the driver before the cut")
-		report("partition: the old leader's last call started %s after the cut", lastOld.Sub(cut).Round(10*time.Millisecond))
+		report("partition: the old leader started %d calls after the cut, the last %s after it", afterCut, lastOld.Sub(cut).Round(10*time.Millisecond))
 		Expect(lastOld).To(BeTemporally("<", acquired), "the old leader starts no call after the standby acquired the Lease")
 		Expect(lastOld).To(BeTemporally("<=", cut.Add(fenceDelay+time.Second)), "nor once its renewal was overdue")
 		Expect(overlappingCalls(all)).To(BeEmpty(), "no two calls for one volume in flight at once")
