@@ -80,7 +80,9 @@ var _ = Describe("A leader cut off from the API server", Ordered, func() {
 		DeferCleanup(proxy.Close)
 		viaProxy, err := c.KubeconfigVia("csi-attacher", proxy.Addr())
 		Expect(err).NotTo(HaveOccurred())
-		args := []string{"--timeout=" + partTimeout.String()}
+		// Two calls per node at a time: the rollout comes in waves, so the
+		// leader still has calls to start when it is cut off.
+		args := []string{"--timeout=" + partTimeout.String(), "--max-inflight-per-node=2"}
 		old, err := c.StartAttacherWith(ctx, cluster.AttacherOptions{Kubeconfig: viaProxy, Args: args})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(leaderOf(ctx)).To(Equal(old))
