@@ -5,10 +5,12 @@ import (
 	"sync"
 )
 
-// Proxy is a TCP proxy that can cut the traffic through it as a network
-// partition does: while it is cut (Blackhole), nothing passes either way on
-// any connection, old or new, and nothing is refused or closed, so clients
-// see requests that hang rather than fail. When the cut ends (Restore), the
+// Proxy is a TCP proxy that can cut the traffic through it, in two ways.
+// Blackhole is a network partition: nothing passes either way on any
+// connection, old or new, and nothing is refused or closed, so clients see
+// requests that hang rather than fail. Drop closes every connection and
+// each new one at once, so requests fail fast, as when a load balancer in
+// front of the API server resets them. When the cut ends (Restore), the
 // connections that lived through it are closed, as their peers would long
 // since have given up on them, and new ones pass again.
 type Proxy struct {
@@ -16,6 +18,7 @@ type Proxy struct {
 	target string
 
 	mu    sync.Mutex
+	drop  bool
 	cut   bool
 	heal  chan struct{} // closed when the cut ends
 	conns map[net.Conn]bool
@@ -50,11 +53,24 @@ func (p *Proxy) Blackhole() {
 	}
 }
 
+// Drop closes every connection, and each new one as soon as it is
+// accepted, until Restore.
+func (p *Proxy) Drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drop = true
+	for c := range p.conns {
+		_ = c.Close()
+		delete(p.conns, c)
+	}
+}
+
 // Restore ends the cut: the connections that lived through it are closed,
 // and traffic flows again.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.drop = false
 	if !p.cut {
 		return
 	}
@@ -100,7 +116,10 @@ func (p *Proxy) serve() {
 // ways.
 func (p *Proxy) forward(in net.Conn) {
 	defer p.wg.Done()
-	p.track(in)
+	if !p.track(in) {
+		_ = in.Close()
+		return
+	}
 	if !p.pass() {
 		_ = in.Close()
 		return
@@ -110,7 +129,11 @@ func (p *Proxy) forward(in net.Conn) {
 		_ = in.Close()
 		return
 	}
-	p.track(out)
+	if !p.track(out) {
+		_ = in.Close()
+		_ = out.Close()
+		return
+	}
 	done := make(chan struct{}, 2)
 	go func() { p.copy(out, in); done <- struct{}{} }()
 	go func() { p.copy(in, out); done <- struct{}{} }()
@@ -154,10 +177,15 @@ func (p *Proxy) pass() bool {
 	return false
 }
 
-func (p *Proxy) track(c net.Conn) {
+// track records a connection, unless connections are being dropped.
+func (p *Proxy) track(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.drop {
+		return false
+	}
 	p.conns[c] = p.cut
+	return true
 }
 
 func (p *Proxy) untrack(cs ...net.Conn) {

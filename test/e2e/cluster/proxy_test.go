@@ -79,3 +79,32 @@ func TestProxyBlackhole(t *testing.T) {
 	defer fresh.Close()
 	g.Expect(roundTrip(fresh, time.Second)).To(Equal("ping\n"))
 }
+
+func TestProxyDrop(t *testing.T) {
+	g := NewWithT(t)
+	p, err := NewProxy(echo(t))
+	g.Expect(err).NotTo(HaveOccurred())
+	defer p.Close()
+
+	old, err := net.Dial("tcp", p.Addr())
+	g.Expect(err).NotTo(HaveOccurred())
+	defer old.Close()
+	g.Expect(roundTrip(old, time.Second)).To(Equal("ping\n"))
+
+	p.Drop()
+	start := time.Now()
+	_, err = roundTrip(old, 5*time.Second)
+	g.Expect(err).To(HaveOccurred(), "the connection is closed")
+	during, err := net.Dial("tcp", p.Addr())
+	g.Expect(err).NotTo(HaveOccurred())
+	defer during.Close()
+	_, err = roundTrip(during, 5*time.Second)
+	g.Expect(err).To(HaveOccurred(), "a new connection is closed at once")
+	g.Expect(time.Since(start)).To(BeNumerically("<", 2*time.Second), "fails fast")
+
+	p.Restore()
+	fresh, err := net.Dial("tcp", p.Addr())
+	g.Expect(err).NotTo(HaveOccurred())
+	defer fresh.Close()
+	g.Expect(roundTrip(fresh, time.Second)).To(Equal("ping\n"))
+}
