@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -14,12 +17,43 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
-// Names of the readiness checks: /readyz/<name> on the probe server.
+// Names of the readiness checks: /readyz/<name> on every server layout
+// (the probe server of --health-probe-bind-address, the single server of
+// --http-endpoint, and the start-up server that answers while the attacher
+// waits for its driver). The runbook and the alerts send operators to
+// these paths, so each must answer wherever /readyz does.
 const (
 	readyzInformers = "informers"
 	readyzDriver    = "csi-driver"
 	readyzRights    = "rbac"
 )
+
+// readyzChecks lists the readiness checks in the order run adds them.
+var readyzChecks = []string{readyzInformers, readyzDriver, readyzRights}
+
+// Names of the liveness checks: /healthz/<name>. leader-election is the
+// reference's path; it is served with and without leader election, so a
+// probe on it works whichever way the flags are set.
+const (
+	healthzPing           = "ping"
+	healthzLeaderElection = "leader-election"
+)
+
+// singleServerHandlers returns the health handlers of the single server of
+// --http-endpoint (or --metrics-address): the paths of the probe server,
+// /healthz, /healthz/<name>, /readyz and /readyz/<name>. Its /readyz says
+// which check failed and why, as the reference's manifests read nothing
+// else. The readiness checks are looked up when a request comes, because
+// run adds them after the Manager (and this server) is built.
+func singleServerHandlers(leader healthz.Checker, ready *readiness) map[string]http.Handler {
+	return map[string]http.Handler{
+		"/healthz":                          healthz.CheckHandler{Checker: leader},
+		"/healthz/" + healthzPing:           healthz.CheckHandler{Checker: healthz.Ping},
+		"/healthz/" + healthzLeaderElection: healthz.CheckHandler{Checker: leader},
+		"/readyz":                           healthz.CheckHandler{Checker: ready.Check},
+		"/readyz/":                          http.HandlerFunc(ready.serveNamed),
+	}
+}
 
 // readiness holds the named readiness checks in the order they were added.
 // Each is registered with the Manager (its probe server serves /readyz and
@@ -38,6 +72,17 @@ func (r *readiness) add(mgr manager.Manager, name string, check healthz.Checker)
 	r.names = append(r.names, name)
 	r.checks[name] = check
 	return mgr.AddReadyzCheck(name, check)
+}
+
+// serveNamed serves /readyz/<name>: that check alone, with its reason when
+// it fails, or 404 for a name that is no check.
+func (r *readiness) serveNamed(w http.ResponseWriter, req *http.Request) {
+	check, ok := r.checks[strings.TrimPrefix(req.URL.Path, "/readyz/")]
+	if !ok {
+		http.NotFound(w, req)
+		return
+	}
+	healthz.CheckHandler{Checker: check}.ServeHTTP(w, req)
 }
 
 // Check fails with the first failing check, named.
@@ -67,4 +112,26 @@ func watchRights(ctx context.Context, mgr manager.Manager, ready *readiness, opt
 		return err
 	}
 	return ready.add(mgr, readyzRights, m.Check)
+}
+
+// watchOtherLeader runs, on a replica without leader election, the
+// doctor's leader-election check every 30 s: another attacher of the same
+// driver that holds and renews the driver's Lease attaches and detaches
+// the same volumes as this one, and is logged at error level
+// (doctor.LeaderlessMonitor). The Lease is read directly, not cached: a
+// watch would need list and watch on Leases, which a replica without
+// leader election may not have.
+func watchOtherLeader(ctx context.Context, mgr manager.Manager, opts *options.Options, driverName string) error {
+	ref := doctor.LeaseRef{Driver: driverName, Namespace: opts.LeaderElectionNamespaceResolved, Name: volume.LeaseName(driverName)}
+	reader := mgr.GetAPIReader()
+	m := &doctor.LeaderlessMonitor{
+		Lease: ref,
+		Get: func(ctx context.Context) (*coordinationv1.Lease, error) {
+			lease := &coordinationv1.Lease{}
+			err := reader.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, lease)
+			return lease, err
+		},
+		Log: logr.FromContextOrDiscard(ctx).WithName("leader-election"),
+	}
+	return mgr.Add(m)
 }

@@ -223,7 +223,7 @@ func run(ctx context.Context, opts *options.Options) error {
 	if err := mgr.Add(monitor); err != nil {
 		return err
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+	if err := mgr.AddHealthzCheck(healthzPing, healthz.Ping); err != nil {
 		return err
 	}
 	if err := mgr.Add(cacheReady); err != nil {
@@ -237,6 +237,11 @@ func run(ctx context.Context, opts *options.Options) error {
 	}
 	if err := watchRights(ctx, mgr, ready, opts, driver.DriverName()); err != nil {
 		return err
+	}
+	if !opts.LeaderElection {
+		if err := watchOtherLeader(ctx, mgr, opts, driver.DriverName()); err != nil {
+			return err
+		}
 	}
 	// csi_attacher_ready: what /readyz says, for the alert on a replica that
 	// is scraped but never becomes ready.
@@ -307,14 +312,17 @@ func secretWatchAllowed(ctx context.Context, c client.Writer) (bool, error) {
 }
 
 // setupMetrics registers the csi_attacher_* metrics: the VolumeAttachment
-// state gauges are counted from the cache at scrape time, and the driver
-// gauges follow the CSI client's health.
+// state and pending-age gauges are computed from the cache at scrape time,
+// the driver gauges follow the CSI client's health, and the build info
+// says which build runs.
 func setupMetrics(mgr manager.Manager, driver *csi.Client) (*metrics.Metrics, error) {
 	m := metrics.New(driver.DriverName())
 	if err := m.Register(ctrlmetrics.Registry); err != nil {
 		return nil, fmt.Errorf("failed to register metrics: %w", err)
 	}
-	m.SetStateSource(metrics.CacheStates(mgr.GetCache(), driver.DriverName()))
+	m.SetSnapshotSource(metrics.CacheSnapshot(mgr.GetCache(), driver.DriverName()))
+	rev, date := buildStamp()
+	m.SetBuildInfo(version, rev, date)
 	err := mgr.Add(metrics.DriverGauges{Metrics: m, Driver: driver})
 	return m, err
 }
@@ -380,9 +388,9 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 	if _, single := opts.SingleHTTPEndpoint(); single {
 		// The reference attacher's manifests probe one address; serve the
 		// health endpoints next to the metrics there.
-		metricsOpts.ExtraHandlers["/healthz"] = healthz.CheckHandler{Checker: leaderCheck}
-		metricsOpts.ExtraHandlers["/healthz/leader-election"] = healthz.CheckHandler{Checker: leaderCheck}
-		metricsOpts.ExtraHandlers["/readyz"] = healthz.CheckHandler{Checker: ready.Check}
+		for path, h := range singleServerHandlers(leaderCheck, ready) {
+			metricsOpts.ExtraHandlers[path] = h
+		}
 	}
 	resync := opts.Resync
 	cacheOpts := cache.Options(driver.DriverName(), &resync)
@@ -418,10 +426,10 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		return nil, fmt.Errorf("failed to create the manager: %w", err)
 	}
 	cacheReady.Cache = mgr.GetCache()
-	if opts.LeaderElection {
-		if err := mgr.AddHealthzCheck("leader-election", leaderCheck); err != nil {
-			return nil, err
-		}
+	// Served without leader election too (always ok then), as on the
+	// single server: a probe on the reference's path works either way.
+	if err := mgr.AddHealthzCheck(healthzLeaderElection, leaderCheck); err != nil {
+		return nil, err
 	}
 	return mgr, nil
 }

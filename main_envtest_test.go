@@ -288,7 +288,7 @@ func TestLogFormatsWithClientGoFailures(t *testing.T) {
 			}, true, func(r *rbacv1.Role) {
 				r.Rules = slices.DeleteFunc(r.Rules, grantsEvents)
 			})
-			p := startAttacherCommand(t, kubeconfig, "--logging-format="+format, "--v=5")
+			p := startAttacherCommand(t, kubeconfig, "--logging-format="+format, "--v=5", "--leader-election")
 			// The rejected Event, as client-go words it.
 			g.Eventually(p.out.String).WithTimeout(90 * time.Second).WithPolling(500 * time.Millisecond).
 				Should(ContainSubstring("Server rejected event"))
@@ -335,7 +335,7 @@ func TestMissingLeaseRight(t *testing.T) {
 	g := NewWithT(t)
 	const user = "attacher-nolease"
 	kubeconfig := attacherUser(t, user, nil, false, nil)
-	p := startAttacherCommand(t, kubeconfig, "--logging-format=json")
+	p := startAttacherCommand(t, kubeconfig, "--logging-format=json", "--leader-election")
 
 	lease := volume.LeaseName(binaryTestDriver)
 	want := "the attacher may not get leases.coordination.k8s.io/" + lease + " in namespace default: grant it in the " +
@@ -380,7 +380,7 @@ func TestMissingLeaseRight(t *testing.T) {
 
 	// doctor, run with the same flags and user, gives the same verdict.
 	out, code := runCommand(t, nil, "doctor", "--csi-address="+apiServer.address, "--kubeconfig="+kubeconfig,
-		"--leader-election-namespace=default")
+		"--leader-election", "--leader-election-namespace=default")
 	g.Expect(code).To(Equal(1), out)
 	g.Expect(out).To(ContainSubstring("FAIL rights: " + strings.Replace(want, "the attacher", user, 1)))
 }

@@ -23,12 +23,9 @@ type startupProbes struct {
 	reason atomic.Pointer[string]
 }
 
-// startupReadyzPaths fail until the driver answers; the Manager's /readyz
-// serves the same paths afterwards.
-var startupReadyzPaths = []string{"/readyz", "/readyz/csi-driver"}
-
-// startupHealthzPaths succeed while waiting.
-var startupHealthzPaths = []string{"/healthz", "/healthz/ping", "/healthz/leader-election"}
+// startupHealthzPaths succeed while waiting; the Manager's servers serve
+// the same paths afterwards.
+var startupHealthzPaths = []string{"/healthz", "/healthz/" + healthzPing, "/healthz/" + healthzLeaderElection}
 
 // serveStartupProbes listens on addr ("" or "0": nothing to serve) until
 // Stop. csiAddress is quoted until the first Probe has failed.
@@ -44,9 +41,19 @@ func serveStartupProbes(addr, csiAddress string, log logr.Logger) (*startupProbe
 	for _, path := range startupHealthzPaths {
 		mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprint(w, "ok") })
 	}
-	for _, path := range startupReadyzPaths {
-		mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, "csi-driver: "+*p.reason.Load(), http.StatusServiceUnavailable)
+	// /readyz and every /readyz/<check> fail until the driver answers:
+	// the checks other than the driver's run only after it.
+	notReady := func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, readyzDriver+": "+*p.reason.Load(), http.StatusServiceUnavailable)
+	}
+	mux.HandleFunc("/readyz", notReady)
+	for _, name := range readyzChecks {
+		if name == readyzDriver {
+			mux.HandleFunc("/readyz/"+name, notReady)
+			continue
+		}
+		mux.HandleFunc("/readyz/"+name, func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, name+": not checked yet, the attacher waits for its CSI driver: "+*p.reason.Load(), http.StatusServiceUnavailable)
 		})
 	}
 	lis, err := net.Listen("tcp", addr)

@@ -21,6 +21,15 @@ var (
 // version first, as the reference attacher prints it, then where it came
 // from.
 func versionString() string {
+	rev, date := buildStamp()
+	return fmt.Sprintf("%s (commit %s, built %s, %s %s/%s)", version, rev, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// buildStamp returns the commit and build date: those set with -ldflags,
+// else the VCS stamp Go put in the binary (the commit marked -dirty for a
+// modified tree), else "unknown". --version and csi_attacher_build_info
+// show the same.
+func buildStamp() (rev, date string) {
 	rev, date, dirty := commit, buildDate, false
 	if info, ok := debug.ReadBuildInfo(); ok && (rev == "" || date == "") {
 		for _, s := range info.Settings {
@@ -50,5 +59,5 @@ func versionString() string {
 	if date == "" {
 		date = "unknown"
 	}
-	return fmt.Sprintf("%s (commit %s, built %s, %s %s/%s)", version, rev, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return rev, date
 }

@@ -148,7 +148,7 @@ func maxOverlapByNode(calls []fake.Call) map[string]int {
 }
 
 var _ = Describe("Adaptive bound of CSI calls in flight", func() {
-	It("sends fewer calls at once while the driver answers ResourceExhausted on several nodes, and attaches everything", func() {
+	It("sends fewer calls at once while the driver answers ResourceExhausted to most calls on several nodes, and attaches everything", func() {
 		const (
 			driverName = "throttled.csi.test"
 			volumes    = 16
@@ -181,9 +181,10 @@ var _ = Describe("Adaptive bound of CSI calls in flight", func() {
 		calls := a.driver.Calls()
 		Expect(a.driver.MaxConcurrent(fake.MethodPublish)).To(BeNumerically("<=", bound), "never more than --max-inflight")
 
-		// Once two nodes have answered ResourceExhausted, the bound is
-		// halved: the calls that start after that, until the first success,
-		// never fill the full bound again although every volume waits.
+		// Once most calls of several nodes (10 first attempts, from at
+		// least 3 nodes) have been refused, the bound is halved: the calls
+		// that start after that, until the first success, never fill the
+		// full bound again although every volume waits.
 		var publishes []fake.Call
 		for _, c := range calls {
 			if c.Method == fake.MethodPublish {
@@ -192,11 +193,11 @@ var _ = Describe("Adaptive bound of CSI calls in flight", func() {
 		}
 		sort.Slice(publishes, func(i, j int) bool { return publishes[i].End.Before(publishes[j].End) })
 		var throttledAt, firstSuccess time.Time
-		failedNodes := map[string]bool{}
+		refused := 0
 		for _, c := range publishes {
 			if c.Code == codes.ResourceExhausted && throttledAt.IsZero() {
-				failedNodes[c.NodeID] = true
-				if len(failedNodes) == 2 {
+				refused++
+				if refused == 10 {
 					throttledAt = c.End.Add(50 * time.Millisecond)
 				}
 			}

@@ -23,8 +23,10 @@ import (
 
 // shutdownMargin is what the graceful shutdown allows beyond one CSI call:
 // the API writes that follow the call (status, finalizer, Event) and the
-// Manager's own stop sequence.
-const shutdownMargin = 15 * time.Second
+// Manager's own stop sequence. With the default --timeout (15s) the whole
+// shutdown, and the Lease release after it, fits the 30 s a Pod gets by
+// default before the kubelet kills it.
+const shutdownMargin = 10 * time.Second
 
 // ShutdownGracePeriod is how long the Manager waits on SIGTERM for in-flight
 // reconciles before it releases the Lease and exits, given --timeout, the

@@ -131,6 +131,9 @@ type testAttacher struct {
 	// full is the attacher of a driver with ControllerPublishVolume, for
 	// tests that look at its in-memory state; nil for a trivial driver.
 	full *controllers.Full
+	// cache is the Manager's cache, for tests that must know what this
+	// replica has seen (a standby's cache runs too).
+	cache client.Reader
 	// lock is the leader-election lock, with leader election on.
 	lock   *leader.Lock
 	cancel context.CancelFunc
@@ -185,6 +188,9 @@ type attacherOptions struct {
 	// leaseDuration, renewDeadline and retryPeriod, when set, replace the
 	// short test timings of leader election.
 	leaseDuration, renewDeadline, retryPeriod time.Duration
+	// wrapAPIReader, when set, wraps the uncached reader the Secrets are
+	// read with (e.g. to count the GETs).
+	wrapAPIReader func(client.Reader) client.Reader
 }
 
 // Leader-election timings for tests: short, so handovers are quick.
@@ -292,9 +298,13 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		recorder = o.wrapRecorder(recorder)
 	}
 	// As main.go: the mode is chosen once, from the driver's capabilities.
+	var apiReader client.Reader = mgr.GetAPIReader()
+	if o.wrapAPIReader != nil {
+		apiReader = o.wrapAPIReader(apiReader)
+	}
 	cfgs := controllers.Config{
 		Client:                mgr.GetClient(),
-		APIReader:             mgr.GetAPIReader(),
+		APIReader:             apiReader,
 		Recorder:              recorder,
 		Attacher:              cc,
 		DriverName:            cc.DriverName(),
@@ -324,7 +334,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		full, err = controllers.SetupFull(ctx, mgr, cfgs)
 		Expect(err).NotTo(HaveOccurred())
 	}
-	a := &testAttacher{driver: driver, client: cc, full: full, lock: lock, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
+	a := &testAttacher{driver: driver, client: cc, full: full, cache: mgr.GetCache(), lock: lock, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
 	go func() {
 		defer GinkgoRecover()
 		defer close(a.done)

@@ -20,7 +20,9 @@ import (
 // Everything that can fail without side effects (source, capability,
 // secrets, node ID) is checked before the first write, so an attachment that
 // can never work leaves no finalizer behind. Then, in order: the PV
-// finalizer, the VA finalizer with the node-ID annotation in one patch,
+// finalizer, ControllerUnpublishVolume from the node's previous ID when it
+// registered again since an earlier attempt (unpublishPreviousNodeID), the
+// VA finalizer with the node-ID annotation in one patch,
 // ControllerPublishVolume, and the status.
 func (r *Reconciler) reconcileAttach(ctx context.Context, va *storagev1.VolumeAttachment) error {
 	// An attached volume is published again only when the ListVolumes
@@ -40,8 +42,14 @@ func (r *Reconciler) reconcileAttach(ctx context.Context, va *storagev1.VolumeAt
 	return err
 }
 
-// attach runs the attach sequence described at reconcileAttach.
+// attach runs the attach sequence described at reconcileAttach, holding
+// the call slot from the start (acquireCall).
 func (r *Reconciler) attach(ctx context.Context, va *storagev1.VolumeAttachment) error {
+	slot, err := r.acquireCall(ctx, va, false)
+	if err != nil {
+		return err
+	}
+	defer slot.release()
 	src, pv, err := r.Resolver.Source(ctx, va)
 	if err == nil && pv != nil && !pv.DeletionTimestamp.IsZero() {
 		err = fmt.Errorf("PersistentVolume %q is marked for deletion", pv.Name)
@@ -54,7 +62,13 @@ func (r *Reconciler) attach(ctx context.Context, va *storagev1.VolumeAttachment)
 		err = r.ensurePVFinalizer(ctx, pv)
 	}
 	if err == nil {
+		err = r.unpublishPreviousNodeID(ctx, va, req)
+	}
+	if err == nil {
 		err = r.ensureVAFinalizer(ctx, va, req.NodeID)
+	}
+	if callNotStarted(err) {
+		return err
 	}
 	if err != nil {
 		err = r.attachFailed(ctx, va, err)
@@ -70,13 +84,9 @@ func (r *Reconciler) attach(ctx context.Context, va *storagev1.VolumeAttachment)
 	if err := callAllowed(ctx); err != nil {
 		return err
 	}
-	done, err := r.acquireCall(va.Spec.NodeName)
-	if err != nil {
-		return err
-	}
 	log.FromContext(ctx).V(4).Info("Publishing volume", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
 	publishContext, err := r.Attacher.Publish(ctx, req)
-	done(err)
+	slot.called(err)
 	if err != nil {
 		// The CSI client's error already names the call, volume and node.
 		return r.attachFailed(ctx, va, err)

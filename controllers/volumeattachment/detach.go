@@ -51,15 +51,18 @@ func (r *Reconciler) forcedDetach(ctx context.Context, va *storagev1.VolumeAttac
 // flight, logging it first (at V(4), or at V(0) for a volume still
 // published after its detach); a failure is reported as a detach error.
 func (r *Reconciler) unpublish(ctx context.Context, va *storagev1.VolumeAttachment, afterDetach bool) error {
+	// The slot comes first, as for attach: no Secret GET for a call that
+	// cannot start.
+	slot, err := r.acquireCall(ctx, va, true)
+	if err != nil {
+		return err
+	}
+	defer slot.release()
 	req, err := r.Resolver.UnpublishRequest(ctx, va)
 	if err != nil {
 		return r.detachFailed(ctx, va, err)
 	}
 	if err := callAllowed(ctx); err != nil {
-		return err
-	}
-	done, err := r.acquireCall(va.Spec.NodeName)
-	if err != nil {
 		return err
 	}
 	if afterDetach {
@@ -68,7 +71,7 @@ func (r *Reconciler) unpublish(ctx context.Context, va *storagev1.VolumeAttachme
 		log.FromContext(ctx).V(4).Info("Unpublishing volume", "volumeHandle", req.VolumeID, "nodeID", req.NodeID)
 	}
 	err = r.Attacher.Unpublish(ctx, req)
-	done(err)
+	slot.called(err)
 	if err != nil {
 		return r.detachFailed(ctx, va, err)
 	}

@@ -12,8 +12,12 @@
 //   - reconciler.go: the two lanes, Reconcile's dispatch and the retry
 //     policy by error.
 //   - status.go: how a failure shows (status, Event, metric).
-//   - limits.go: one operation per VolumeAttachment at a time, and
-//     --max-inflight-per-node.
+//   - limits.go: one operation per VolumeAttachment at a time,
+//     --max-inflight-per-node, and the call slot every CSI call takes
+//     before any other work.
+//   - callbound.go: the adaptive --max-inflight bound, lowered only when
+//     the driver throttles the whole cluster, never for full nodes.
+//   - wake.go: queueing again an attachment refused for a busy node.
 //   - shutdown.go: no CSI call starts after SIGTERM, nor while the Lease
 //     renewal is overdue; the hold after an unclean takeover.
 //   - latency.go: when an operation started, for the latency metrics.

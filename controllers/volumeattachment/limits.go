@@ -1,23 +1,18 @@
 package volumeattachment
 
 import (
+	"context"
 	"errors"
 	"sync"
-	"time"
-
-	"google.golang.org/grpc/codes"
 
 	"github.com/go-logr/logr"
-
-	"github.com/csi-attacher/csi-attacher/internal/csi"
+	storagev1 "k8s.io/api/storage/v1"
 )
 
-// nodeBusyRetry is how soon an operation that found its node's slots full
-// looks again. It is short: slots free up as soon as a CSI call returns.
-const nodeBusyRetry = 200 * time.Millisecond
-
 // errNodeBusy means the per-node limit of concurrent CSI calls is reached.
-// The reconcile is requeued shortly, without counting as a failure.
+// It is no failure of the attachment, and nothing is written: the
+// attachment is queued again with its own backoff, and at once when one of
+// the node's calls ends (nodeLimiter).
 var errNodeBusy = errors.New("the node's limit of concurrent CSI calls is reached")
 
 // keyedMutex serialises work per key (a VolumeAttachment name) across the
@@ -62,15 +57,37 @@ func (k *keyedMutex) lock(key string) func() {
 
 // nodeLimiter bounds concurrent CSI calls per node, for backends that
 // serialise attachments per VM. A zero limit means no limit.
+//
+// A call that finds its node's slots taken does not wait: a worker never
+// blocks on one busy node while others have work. The attachment is
+// remembered instead, and queued again (wake) as soon as one of the node's
+// calls ends, oldest first; its backoff stays in place as a safety net.
 type nodeLimiter struct {
 	limit int
-	mu    sync.Mutex
-	used  map[string]int
+	// wake queues a refused attachment again. Optional.
+	wake func(waiter)
+
+	mu      sync.Mutex
+	used    map[string]int
+	waiting map[string]*waitList
 }
 
-// tryAcquire takes a slot for node without waiting: a worker never blocks on
-// one busy node while others have work.
-func (l *nodeLimiter) tryAcquire(node string) bool {
+// waiter is an attachment refused for its node, and the lane it waits in.
+type waiter struct {
+	name   string
+	detach bool
+}
+
+// waitList holds a node's waiters in arrival order. An entry whose waiter
+// got a slot meanwhile is dropped from set only, and skipped when reached.
+type waitList struct {
+	order []waiter
+	set   map[waiter]bool
+}
+
+// tryAcquire takes a slot for node without waiting; when there is none, w is
+// remembered for a wake.
+func (l *nodeLimiter) tryAcquire(node string, w waiter) bool {
 	if l == nil || l.limit <= 0 {
 		return true
 	}
@@ -78,26 +95,60 @@ func (l *nodeLimiter) tryAcquire(node string) bool {
 	defer l.mu.Unlock()
 	if l.used == nil {
 		l.used = map[string]int{}
+		l.waiting = map[string]*waitList{}
 	}
+	wl := l.waiting[node]
 	if l.used[node] >= l.limit {
+		if wl == nil {
+			wl = &waitList{set: map[waiter]bool{}}
+			l.waiting[node] = wl
+		}
+		if !wl.set[w] {
+			wl.set[w] = true
+			wl.order = append(wl.order, w)
+		}
 		return false
 	}
 	l.used[node]++
+	if wl != nil {
+		delete(wl.set, w)
+	}
 	return true
 }
 
-// release returns a slot taken by tryAcquire.
+// release returns a slot taken by tryAcquire, and wakes as many waiters of
+// the node as it has free slots.
 func (l *nodeLimiter) release(node string) {
 	if l == nil || l.limit <= 0 {
 		return
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.used[node] <= 1 {
 		delete(l.used, node)
-		return
+	} else {
+		l.used[node]--
 	}
-	l.used[node]--
+	var woken []waiter
+	if wl := l.waiting[node]; wl != nil {
+		for free := l.limit - l.used[node]; free > 0 && len(wl.order) > 0; {
+			w := wl.order[0]
+			wl.order = wl.order[1:]
+			if wl.set[w] {
+				delete(wl.set, w)
+				woken = append(woken, w)
+				free--
+			}
+		}
+		if len(wl.set) == 0 {
+			delete(l.waiting, node)
+		}
+	}
+	l.mu.Unlock()
+	if l.wake != nil {
+		for _, w := range woken {
+			l.wake(w)
+		}
+	}
 }
 
 // len is the number of keys locked or waited for.
@@ -107,123 +158,85 @@ func (k *keyedMutex) len() int {
 	return len(k.locks)
 }
 
-// len is the number of nodes with a slot taken.
+// len is the number of nodes with a slot taken or an attachment waiting.
 func (l *nodeLimiter) len() int {
 	if l == nil {
 		return 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.used)
-}
-
-// callLimiter bounds the CSI calls in flight across all nodes, and adapts
-// the bound to the driver: when the driver answers ResourceExhausted for
-// calls to more than one node (a cloud API throttling the account, not one
-// node at its attach limit), the bound halves, once per round of calls that
-// started before the decrease; every successful call raises it by one again,
-// up to max. A call that finds the bound reached is retried shortly, like a
-// busy node, without holding a worker.
-type callLimiter struct {
-	max int
-
-	mu       sync.Mutex
-	limit    int
-	inflight int
-	// round counts the decreases; a call remembers the round it started
-	// in, so a burst of failures of calls that all started before one
-	// decrease halves the bound once, not once per call.
-	round int
-	// exhausted are the nodes that answered ResourceExhausted in this
-	// round.
-	exhausted map[string]bool
-	// onChange, if set, is told the new bound when it halves or is back
-	// at max.
-	onChange func(limit int, lowered bool)
-}
-
-// newCallLimiter returns a limiter of at most max calls in flight; max <= 0
-// means no limit.
-func newCallLimiter(max int, onChange func(limit int, lowered bool)) *callLimiter {
-	return &callLimiter{max: max, limit: max, onChange: onChange}
-}
-
-// tryAcquire takes a slot without waiting and returns the round it was taken
-// in, for release.
-func (l *callLimiter) tryAcquire() (round int, ok bool) {
-	if l == nil || l.max <= 0 {
-		return 0, true
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.inflight >= l.limit {
-		return 0, false
-	}
-	l.inflight++
-	return l.round, true
-}
-
-// release returns the slot of a call to node that started in round and
-// ended with err, and adapts the bound.
-func (l *callLimiter) release(round int, node string, err error) {
-	if l == nil || l.max <= 0 {
-		return
-	}
-	l.mu.Lock()
-	l.inflight--
-	var changed, lowered bool
-	switch code, _ := csi.Code(err); {
-	case err == nil:
-		if l.limit < l.max {
-			l.limit++
-			changed = l.limit == l.max
-		}
-	case code == codes.ResourceExhausted && round == l.round:
-		if l.exhausted == nil {
-			l.exhausted = map[string]bool{}
-		}
-		l.exhausted[node] = true
-		if len(l.exhausted) > 1 {
-			l.limit = max(l.limit/2, 1)
-			l.round++
-			l.exhausted = nil
-			changed, lowered = true, true
+	n := len(l.used)
+	for node := range l.waiting {
+		if l.used[node] == 0 {
+			n++
 		}
 	}
-	limit := l.limit
-	l.mu.Unlock()
-	if changed && l.onChange != nil {
-		l.onChange(limit, lowered)
-	}
+	return n
 }
 
-// errDriverBusy means the bound of CSI calls in flight is reached (see
-// callLimiter). Like errNodeBusy, it is no failure: the operation is
-// retried shortly.
-var errDriverBusy = errors.New("the limit of concurrent CSI calls is reached")
+// callSlot is the right to make one CSI call for one node, within
+// --max-inflight-per-node and the adaptive bound of calls in flight.
+type callSlot struct {
+	r        *Reconciler
+	node     string
+	ticket   callTicket
+	returned bool
+}
 
-// acquireCall takes a slot for one CSI call to node, within
-// --max-inflight-per-node and the adaptive bound of calls in flight. done
-// gives the slots back with the call's result.
-func (r *Reconciler) acquireCall(node string) (done func(error), err error) {
-	if !r.nodes.tryAcquire(node) {
+// acquireCall takes the slot for one CSI call about va. It comes before any
+// other work of the operation (the source, the Secret GET, the request):
+// an operation that cannot call now does nothing else either. A busy node
+// refuses at once (errNodeBusy); the bound of calls in flight is waited for
+// (callLimiter), until SIGTERM (errShuttingDown).
+func (r *Reconciler) acquireCall(ctx context.Context, va *storagev1.VolumeAttachment, detach bool) (*callSlot, error) {
+	if err := callAllowed(ctx); err != nil {
+		return nil, err
+	}
+	node := va.Spec.NodeName
+	if !r.nodes.tryAcquire(node, waiter{name: va.Name, detach: detach}) {
 		return nil, errNodeBusy
 	}
-	round, ok := r.calls.tryAcquire()
+	firstTry := va.Status.AttachError == nil
+	if detach {
+		firstTry = va.Status.DetachError == nil
+	}
+	ticket, ok := r.calls.acquire(stopChannel(ctx), node, firstTry)
 	if !ok {
 		r.nodes.release(node)
-		return nil, errDriverBusy
+		return nil, errShuttingDown
 	}
-	return func(err error) {
-		r.calls.release(round, node, err)
-		r.nodes.release(node)
-	}, nil
+	return &callSlot{r: r, node: node, ticket: ticket}, nil
 }
 
-// throttled logs the changes of the adaptive bound of CSI calls in flight.
+// called gives the slot back with the result of the call made with it.
+func (s *callSlot) called(err error) {
+	if s.returned {
+		return
+	}
+	s.returned = true
+	s.r.calls.release(s.ticket, err)
+	s.r.nodes.release(s.node)
+}
+
+// release gives back a slot no call was made with (the operation failed
+// before it); after called it does nothing, so it can be deferred.
+func (s *callSlot) release() {
+	if s.returned {
+		return
+	}
+	s.returned = true
+	s.r.calls.releaseUnused(s.ticket)
+	s.r.nodes.release(s.node)
+}
+
+// throttled logs the changes of the adaptive bound of CSI calls in flight
+// and exports them in csi_attacher_max_inflight, which starts at the
+// configured bound.
 func (r *Reconciler) throttled(logger logr.Logger) func(limit int, lowered bool) {
 	logger = logger.WithName("csi-calls")
+	r.Metrics.SetMaxInflight(r.MaxInflight)
 	return func(limit int, lowered bool) {
+		r.Metrics.SetMaxInflight(limit)
 		if lowered {
 			logger.Info("The CSI driver answers ResourceExhausted on several nodes: fewer calls at once", "maxInflight", limit)
 			return

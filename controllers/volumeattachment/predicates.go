@@ -12,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // The predicates only decide what is queued; none of them records
@@ -64,8 +66,9 @@ func withoutErrors(va *storagev1.VolumeAttachment) *storagev1.VolumeAttachment {
 }
 
 // specOrDeletionChanged passes creations and the updates that can unblock
-// an attachment: a changed spec or a deletion. Metadata-only updates, our
-// own finalizer patches among them, are dropped.
+// an attachment: a changed spec, a deletion, or for an in-tree
+// PersistentVolume a change of the metadata its translation reads. Other
+// metadata-only updates, our own finalizer patches among them, are dropped.
 func specOrDeletionChanged() predicate.Predicate {
 	return predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
@@ -73,7 +76,8 @@ func specOrDeletionChanged() predicate.Predicate {
 			case *corev1.PersistentVolume:
 				old, ok := e.ObjectOld.(*corev1.PersistentVolume)
 				return !ok || !equality.Semantic.DeepEqual(old.Spec, o.Spec) ||
-					old.DeletionTimestamp.IsZero() != o.DeletionTimestamp.IsZero()
+					old.DeletionTimestamp.IsZero() != o.DeletionTimestamp.IsZero() ||
+					translationInputChanged(old, o)
 			case *storagev1.CSINode:
 				old, ok := e.ObjectOld.(*storagev1.CSINode)
 				return !ok || !equality.Semantic.DeepEqual(old.Spec, o.Spec)
@@ -84,6 +88,33 @@ func specOrDeletionChanged() predicate.Predicate {
 		DeleteFunc:  func(event.DeleteEvent) bool { return false },
 		GenericFunc: func(event.GenericEvent) bool { return true },
 	}
+}
+
+// translationInputChanged tells whether an in-tree PersistentVolume's
+// labels or annotations that csi-translation-lib reads differ between old
+// and pv. Such a PV is often fixed there, not in its spec (a GCE PD's zone
+// label, the Portworx Secret's annotations): an attachment that failed on
+// the old values, with a terminal error or a long backoff, is retried at
+// once. A CSI PV is not translated, so its metadata never matters.
+func translationInputChanged(old, pv *corev1.PersistentVolume) bool {
+	if pv.Spec.CSI != nil {
+		return false
+	}
+	return !sameValues(old.Labels, pv.Labels, volume.TranslationLabels) ||
+		!sameValues(old.Annotations, pv.Annotations, volume.TranslationAnnotations)
+}
+
+// sameValues tells whether a and b agree on each of keys, presence
+// included: translation tells an empty label from a missing one.
+func sameValues(a, b map[string]string, keys []string) bool {
+	for _, k := range keys {
+		va, inA := a[k]
+		vb, inB := b[k]
+		if inA != inB || va != vb {
+			return false
+		}
+	}
+	return true
 }
 
 // attachmentsOf maps an object (a PV or a CSINode) to the VolumeAttachments

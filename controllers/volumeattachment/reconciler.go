@@ -67,8 +67,8 @@ type Reconciler struct {
 	// (--max-inflight-per-node); 0 means no limit.
 	MaxInflightPerNode int
 	// MaxInflight bounds concurrent CSI calls in all (--max-inflight); the
-	// bound halves while the driver answers ResourceExhausted and grows
-	// back with every success. 0 means no limit.
+	// bound halves while the driver answers ResourceExhausted across the
+	// cluster (see callbound.go) and grows back by itself. 0 means no limit.
 	MaxInflight int
 	// Metrics records attach and detach latency and errors. Optional.
 	Metrics *metrics.Metrics
@@ -92,7 +92,11 @@ type Reconciler struct {
 	locks     keyedMutex
 	nodes     *nodeLimiter
 	calls     *callLimiter
+	wakers    *wakers
 	started   startTimes
+	// retries is the attach lane's queue while this replica leads, for
+	// RetryFailed.
+	retries leaderQueue
 }
 
 // SetupWithManager validates the configuration and registers the attach
@@ -114,7 +118,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return errors.New("VolumeAttachment reconciler: Force is required")
 	}
 	r.finalizer = volume.FinalizerName(r.DriverName)
-	r.nodes = &nodeLimiter{limit: r.MaxInflightPerNode}
+	r.wakers = newWakers()
+	r.nodes = &nodeLimiter{limit: r.MaxInflightPerNode, wake: r.wakers.wake}
 	r.calls = newCallLimiter(r.MaxInflight, r.throttled(mgr.GetLogger()))
 	if err := r.followObjects(mgr.GetCache()); err != nil {
 		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
@@ -127,24 +132,34 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// slow or failing detaches never delays new attaches, nor the other way
 	// round. Both run the same level-based Reconcile; the per-object lock in
 	// Reconcile keeps them from working on one object at once.
+	//
+	// Pending attachments are queued ahead of idle ones, whatever event
+	// brought them, so the backlog a new leader finds waits only for the
+	// work queued before it (see queue.ByState).
+	byState := queue.ByState(queue.IdleAttachment(r.finalizer))
 	attach := ctrl.NewControllerManagedBy(mgr).
 		Named(queue.VolumeAttachment).
-		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(ofDriver(r.DriverName), deleting(false), changeMatters())).
+		Watches(&storagev1.VolumeAttachment{}, byState, builder.WithPredicates(ofDriver(r.DriverName), deleting(false), changeMatters())).
 		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByPV)),
 			builder.WithPredicates(specOrDeletionChanged())).
 		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByNode)),
 			builder.WithPredicates(specOrDeletionChanged())).
 		// The drift pass's findings, attached or being deleted alike:
-		// Reconcile dispatches on the object's state, and the For
-		// predicates do not apply to a raw source.
+		// Reconcile dispatches on the object's state, and the
+		// VolumeAttachment predicates do not apply to a raw source.
 		WatchesRawSource(r.Force.Source()).
+		// The driver-back retries (RetryFailed), which need the queue only
+		// while the controller runs.
+		WatchesRawSource(&r.retries).
+		WatchesRawSource(r.wakers.source(false)).
 		WithOptions(attachOpts)
 	if err := r.watchSecrets(attach, false).Complete(r); err != nil {
 		return err
 	}
 	detach := ctrl.NewControllerManagedBy(mgr).
 		Named(queue.VolumeAttachmentDetach).
-		For(&storagev1.VolumeAttachment{}, builder.WithPredicates(ofDriver(r.DriverName), deleting(true), changeMatters())).
+		Watches(&storagev1.VolumeAttachment{}, byState, builder.WithPredicates(ofDriver(r.DriverName), deleting(true), changeMatters())).
+		WatchesRawSource(r.wakers.source(true)).
 		WithOptions(detachOpts)
 	return r.watchSecrets(detach, true).Complete(r)
 }
@@ -230,13 +245,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // --retry-interval-max, and at once when the VolumeAttachment, its PV or its
 // CSINode changes. A terminal error (an attachment that can never work as
 // its objects are, see volume.Invalid) is not retried at all until one of
-// them changes.
+// them changes. A call refused for a busy node is no failure (nothing is
+// written) but keeps the object's backoff: it is requeued rate-limited, and
+// at once when the node's call ends (nodeLimiter); so a refusal never
+// resets the backoff of an attachment that keeps failing.
 func (r *Reconciler) retryPolicy(ctx context.Context, err error) (ctrl.Result, error) {
 	switch {
 	case err == nil:
 		return ctrl.Result{}, nil
-	case errors.Is(err, errNodeBusy), errors.Is(err, errDriverBusy):
-		return ctrl.Result{RequeueAfter: nodeBusyRetry}, nil
+	case errors.Is(err, errNodeBusy):
+		log.FromContext(ctx).V(4).Info("Waiting for a CSI call of the node to end", "maxInflightPerNode", r.MaxInflightPerNode)
+		// Requeue, unlike RequeueAfter (which makes the queue Forget the
+		// backoff) or an error (logged as a failure), requeues with the
+		// object's backoff and leaves it in place.
+		//lint:ignore SA1019 the only result that requeues rate-limited without an error
+		return ctrl.Result{Requeue: true}, nil
 	case errors.Is(err, errShuttingDown):
 		log.FromContext(ctx).V(4).Info("Not starting a CSI call: shutting down")
 		return ctrl.Result{}, nil

@@ -101,3 +101,17 @@ func TestHeldAfterAnUncleanTakeover(t *testing.T) {
 	g := NewWithT(t)
 	g.Expect((&Reconciler{}).held(va(false, false, false))).To(BeZero(), "no fence without leader election")
 }
+
+// TestStopChannelOfTheGate: the limiter's wait for a call slot ends with the
+// controller, through the channel withStop keeps.
+func TestStopChannelOfTheGate(t *testing.T) {
+	g := NewWithT(t)
+	parent, cancel := context.WithCancel(context.Background())
+	ctx := withStop(parent, nil)
+	stop := stopChannel(ctx)
+	g.Expect(stop).NotTo(BeNil())
+	g.Expect(stop).NotTo(BeClosed())
+	cancel()
+	g.Expect(stop).To(BeClosed())
+	g.Expect(stopChannel(context.Background())).To(BeNil(), "outside a reconcile")
+}

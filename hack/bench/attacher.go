@@ -321,9 +321,9 @@ func metricsPath(args []string) string {
 }
 
 // leaderElection reports whether the attacher runs with leader election
-// (the default) given its extra flags.
+// (off by default, as in the reference) given its extra flags.
 func leaderElection(args []string) bool {
-	on := true
+	on := false
 	for _, a := range args {
 		if a == "--" {
 			break

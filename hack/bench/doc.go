@@ -26,7 +26,7 @@
 //     -other-driver-objects=M, M PersistentVolumes and M VolumeAttachments of
 //     another driver (a busy cluster, for the memory figures);
 //  3. start the attacher and wait for its /readyz, for its leader-election
-//     Lease (unless --leader-election=false is passed) and for its
+//     Lease (when --leader-election is passed) and for its
 //     controllers to start their workers (the "Starting workers" log line);
 //  4. attach: create N VolumeAttachments at once (50 concurrent requests)
 //     and wait until all are attached;

@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
@@ -25,6 +30,7 @@ func main() {
 	quiet := flag.Bool("quiet", false, "do not log each call (for benchmarks with many calls)")
 	stateFile := flag.String("state-file", "", "keep the publications and their history in this JSON file: loaded at start, rewritten after every publish and unpublish, so they survive a restart as a storage backend's attachments do")
 	callsFile := flag.String("calls-file", "", "append a JSON line for every call to this file")
+	fullNodesFile := flag.String("full-nodes-file", "", "node IDs, one per line, whose ControllerPublishVolume calls fail with ResourceExhausted, as a node at its attach limit answers; the file is read again every 200ms and may be absent (no full node)")
 	gceIDs := flag.Bool("gce-pd-volume-ids", false, "keep and list volumes under complete GCE PD IDs, taking the project from the node ID, as pd.csi.storage.gke.io does")
 	flag.Parse()
 
@@ -77,6 +83,9 @@ func main() {
 	if err := drv.Start(ep.Address); err != nil {
 		logger.Fatal(err)
 	}
+	if *fullNodesFile != "" {
+		go followFullNodes(ctx, drv, *fullNodesFile, logger)
+	}
 	logger.Printf("serving driver %q on %s (publish=%t readonly=%t publish-latency=%s unpublish-latency=%s)",
 		*name, drv.Address(), cfg.PublishUnpublish, cfg.PublishReadonly, *publishLatency, *unpublishLatency)
 	<-ctx.Done()
@@ -85,6 +94,46 @@ func main() {
 	logger.Printf("stopped; %d volumes published at exit", len(drv.Publications()))
 	if err := rec.close(); err != nil {
 		logger.Fatal(err)
+	}
+}
+
+// followFullNodes keeps the driver's full nodes as listed in path: a node
+// listed answers every publish with ResourceExhausted until it is removed
+// from the list.
+func followFullNodes(ctx context.Context, drv *fake.Driver, path string, logger *log.Logger) {
+	full := map[string]bool{}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		data, err := os.ReadFile(path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			logger.Printf("--full-nodes-file: %v", err)
+		}
+		listed := map[string]bool{}
+		for _, line := range strings.Split(string(data), "\n") {
+			if node := strings.TrimSpace(line); node != "" {
+				listed[node] = true
+			}
+		}
+		for node := range listed {
+			if !full[node] {
+				drv.InjectNodeError(fake.MethodPublish, node, codes.ResourceExhausted,
+					fmt.Sprintf("node %s has reached its limit of attached volumes", node), 0)
+				logger.Printf("node %q is full: publishes to it fail with ResourceExhausted", node)
+			}
+		}
+		for node := range full {
+			if !listed[node] {
+				drv.ClearNodeError(fake.MethodPublish, node)
+				logger.Printf("node %q has room again", node)
+			}
+		}
+		full = listed
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
 }
 

@@ -2,7 +2,15 @@
 // They render every kustomization with kustomize (the binary of
 // hack/install-tools.sh, or $KUSTOMIZE) and check what a cluster would get:
 // the attacher container of the sidecar Component shares the driver's one
-// socket volume, probes the port it serves them on, runs locked down as the
-// user that may open the driver's socket, and its role bindings name the
-// ServiceAccount its Pod runs under; the RBAC rules stay least-privilege.
+// socket volume, probes the port it serves them on, and its role bindings
+// name the ServiceAccount its Pod runs under; the samples' attacher runs
+// locked down as the user that may open the driver's socket; the RBAC rules
+// stay least-privilege. Fixtures in testdata, shaped like real drivers'
+// manifests, show that the Component keeps the vendor's container as it
+// was but for what the attacher needs, changes only the marked workload,
+// gives two drivers in one cluster no shared object, and deploys the
+// objects doctor names. With KUBEBUILDER_ASSETS (make test) the two
+// drivers' objects are created in one real API server, which must accept
+// every one, and each driver's ServiceAccount must hold every right the
+// attacher reviews.
 package manifests

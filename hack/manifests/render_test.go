@@ -27,6 +27,7 @@ import (
 
 	"github.com/csi-attacher/csi-attacher/controllers"
 	"github.com/csi-attacher/csi-attacher/internal/options"
+	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 const (
@@ -34,9 +35,17 @@ const (
 	// attacherContainer is the container name every manifest uses, and the
 	// key the sidecar Component's patch merges on.
 	attacherContainer = "csi-attacher"
-	// The reference attacher's RBAC names.
-	clusterRoleName = "external-attacher-runner"
-	leaseRoleName   = "external-attacher-cfg"
+	// The reference attacher's RBAC names, which config/rbac keeps.
+	clusterRoleName    = "external-attacher-runner"
+	clusterBindingName = "csi-attacher-role"
+	leaseRoleName      = "external-attacher-cfg"
+	leaseBindingName   = "csi-attacher-role-cfg"
+	// serviceName is the metrics Service of the sidecar Component.
+	serviceName = "csi-attacher-metrics"
+	// componentDir is the sidecar Component, and settingsName the
+	// local-config ConfigMap an overlay gives it its inputs with.
+	componentDir = "config/components/sidecar"
+	settingsName = "csi-attacher-sidecar"
 )
 
 // complete are the kustomizations that deploy a working attacher: a driver
@@ -91,7 +100,18 @@ type rendered struct {
 	services        []corev1.Service
 	// workloads are the Pod templates of Deployments and StatefulSets.
 	workloads []workload
+	// objects are all the objects, by kind, namespace and name, as decoded
+	// YAML, in the order of the output.
+	objects []object
 }
+
+// object is one rendered object.
+type object struct {
+	kind, namespace, name string
+	doc                   map[string]any
+}
+
+func (o object) id() string { return o.kind + " " + o.namespace + "/" + o.name }
 
 type workload struct {
 	kind, name, namespace string
@@ -102,13 +122,28 @@ func (w workload) String() string { return w.kind + " " + w.namespace + "/" + w.
 
 func render(t *testing.T, kustomize, dir string) rendered {
 	t.Helper()
+	out, err := build(kustomize, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parse(t, dir, out)
+}
+
+// build runs `kustomize build` on dir, relative to the repository root.
+func build(kustomize, dir string) ([]byte, error) {
 	cmd := exec.Command(kustomize, "build", filepath.Join("../..", dir))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("kustomize build %s: %v\n%s", dir, err, stderr.String())
+		return nil, fmt.Errorf("kustomize build %s: %w\n%s", dir, err, stderr.String())
 	}
+	return out, nil
+}
+
+// parse decodes a multi-document YAML stream, from dir, by kind.
+func parse(t *testing.T, dir string, out []byte) rendered {
+	t.Helper()
 	r := rendered{dir: dir}
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
 	for {
@@ -120,11 +155,23 @@ func render(t *testing.T, kustomize, dir string) rendered {
 			t.Fatalf("%s: %v", dir, err)
 		}
 		var meta struct {
-			Kind string `json:"kind"`
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
 		}
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
 			t.Fatalf("%s: %v", dir, err)
 		}
+		if meta.Kind == "" {
+			continue // a document of comments only
+		}
+		var raw map[string]any
+		if err := yaml.Unmarshal(doc, &raw); err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		r.objects = append(r.objects, object{meta.Kind, meta.Metadata.Namespace, meta.Metadata.Name, raw})
 		decode := func(into any) {
 			if err := yaml.UnmarshalStrict(doc, into); err != nil {
 				t.Fatalf("%s: %s: %v", dir, meta.Kind, err)
@@ -165,28 +212,47 @@ func render(t *testing.T, kustomize, dir string) rendered {
 }
 
 // TestEveryKustomizationRenders: kustomize builds every kustomization in
-// config/, and the ones that deploy the attacher deploy a working one.
+// config/, and the ones that deploy the attacher deploy a working one. A
+// Component is built through the overlays that use it; alone it fails,
+// naming the input it lacks.
 func TestEveryKustomizationRenders(t *testing.T) {
 	kustomize := kustomizeBinary(t)
 	dirs := kustomizations(t)
-	for _, want := range append([]string{"config/components/sidecar", "config/samples/fakedriver"}, complete...) {
+	for _, want := range append([]string{componentDir, "config/samples/fakedriver"}, complete...) {
 		if !slices.Contains(dirs, want) {
 			t.Fatalf("no kustomization in %s (found %v)", want, dirs)
 		}
 	}
 	for _, dir := range dirs {
 		t.Run(dir, func(t *testing.T) {
+			if dir == componentDir {
+				_, err := build(kustomize, dir)
+				if err == nil || !strings.Contains(err.Error(), settingsName) {
+					t.Errorf("%s built alone: %v, want an error naming the ConfigMap %s", dir, err, settingsName)
+				}
+				return
+			}
 			r := render(t, kustomize, dir)
+			if !slices.Contains(complete, dir) {
+				return // a driver's manifests alone, or other parts
+			}
 			var attachers int
 			for _, w := range r.workloads {
-				if slices.ContainsFunc(w.pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == attacherContainer }) {
-					attachers++
-					for _, err := range checkSidecar(r, w) {
-						t.Errorf("%s: %s: %v", dir, w, err)
-					}
+				i := slices.IndexFunc(w.pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == attacherContainer })
+				if i < 0 {
+					continue
+				}
+				attachers++
+				for _, err := range checkSidecar(r, w) {
+					t.Errorf("%s: %s: %v", dir, w, err)
+				}
+				// The samples' own attacher container is locked down.
+				driver := driverOf(w.pod.Spec, w.pod.Spec.Containers[i])
+				for _, err := range checkSecurityContext(w.pod.Spec, w.pod.Spec.Containers[i], driver) {
+					t.Errorf("%s: %s: %v", dir, w, err)
 				}
 			}
-			if slices.Contains(complete, dir) && attachers == 0 {
+			if attachers == 0 {
 				t.Errorf("%s: no Deployment or StatefulSet runs the %s container", dir, attacherContainer)
 			}
 		})
@@ -200,7 +266,7 @@ func checkSidecar(r rendered, w workload) []error {
 	pod := w.pod.Spec
 	i := slices.IndexFunc(pod.Containers, func(c corev1.Container) bool { return c.Name == attacherContainer })
 	c := pod.Containers[i]
-	args := expandArgs(c)
+	args := effectiveArgs(c)
 
 	// One shared socket volume: the socket the attacher dials is in a
 	// volume the driver container mounts too, and the attacher brings no
@@ -232,6 +298,7 @@ func checkSidecar(r rendered, w workload) []error {
 	}
 	var driver *corev1.Container
 	switch {
+	case socket == "":
 	case socketVolume == "":
 		add("the socket %s is on no volume the attacher mounts", socket)
 	case !slices.Contains(shared, socketVolume):
@@ -295,19 +362,46 @@ func checkSidecar(r rendered, w workload) []error {
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
 	}
-	if opts, err := options.Parse(c.Args, func(k string) string { return env[k] }, os.ReadFile); err != nil {
-		add("args: %v", err)
-	} else if need := controllers.ShutdownGracePeriod(opts.Timeout); pod.TerminationGracePeriodSeconds == nil ||
-		time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second <= need {
-		add("terminationGracePeriodSeconds must exceed the graceful shutdown for --timeout=%s (%s)", opts.Timeout, need)
+	grace := defaultGracePeriod
+	if pod.TerminationGracePeriodSeconds != nil {
+		grace = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
+	}
+	if opts, err := options.Parse(args, func(k string) string { return env[k] }, os.ReadFile); err != nil {
+		add("command and args: %v", err)
+	} else if need := controllers.ShutdownGracePeriod(opts.Timeout); grace <= need {
+		add("the grace period %s must exceed the graceful shutdown for --timeout=%s (%s)", grace, opts.Timeout, need)
 	}
 
-	// securityContext: nothing but the user to open the socket with.
-	errs = append(errs, checkSecurityContext(pod, c, driver)...)
-
-	// RBAC subjects match the ServiceAccount the Pod runs under.
-	errs = append(errs, checkRBAC(r, w)...)
+	// RBAC subjects match the ServiceAccount the Pod runs under, and the
+	// objects carry the driver's name.
+	if driver != nil {
+		errs = append(errs, checkRBAC(r, w, driverName(*driver))...)
+	}
 	return errs
+}
+
+// defaultGracePeriod is Kubernetes' default terminationGracePeriodSeconds.
+const defaultGracePeriod = 30 * time.Second
+
+// driverOf is the container serving the socket the attacher c dials, or nil.
+func driverOf(pod corev1.PodSpec, c corev1.Container) *corev1.Container {
+	socket := flagValue(effectiveArgs(c), "csi-address")
+	for _, m := range c.VolumeMounts {
+		if strings.HasPrefix(socket, strings.TrimSuffix(m.MountPath, "/")+"/") {
+			return driverServing(pod, c, m.Name, socket)
+		}
+	}
+	return nil
+}
+
+// driverName is the CSI driver's name from its container's flags
+// (--drivername of csi-driver-host-path, --driver-name of the fake driver).
+func driverName(c corev1.Container) string {
+	args := expandArgs(c)
+	if n := flagValue(args, "drivername"); n != "" {
+		return n
+	}
+	return flagValue(args, "driver-name")
 }
 
 func checkSecurityContext(pod corev1.PodSpec, c corev1.Container, driver *corev1.Container) []error {
@@ -370,69 +464,121 @@ func checkSecurityContext(pod corev1.PodSpec, c corev1.Container, driver *corev1
 	return errs
 }
 
-func checkRBAC(r rendered, w workload) []error {
+// componentNames are the objects config/components/sidecar adds for the
+// driver: the reference attacher's names with the suffix -<driver>, the
+// driver's name as in its Lease (volume.SanitizeDriverName).
+type componentNames struct {
+	clusterRole, clusterBinding, leaseRole, leaseBinding, service string
+}
+
+func namesFor(driver string) componentNames {
+	suffix := "-" + volume.SanitizeDriverName(driver)
+	return componentNames{
+		clusterRole:    clusterRoleName + suffix,
+		clusterBinding: clusterBindingName + suffix,
+		leaseRole:      leaseRoleName + suffix,
+		leaseBinding:   leaseBindingName + suffix,
+		service:        serviceName + suffix,
+	}
+}
+
+// checkRBAC checks, for the attacher of w and its CSI driver, the objects
+// the Component added: bindings that name the Pod's ServiceAccount in its
+// namespace, roles and bindings named after the driver, and the metrics
+// Service that selects this Pod and reaches the attacher's --http-endpoint.
+func checkRBAC(r rendered, w workload, driver string) []error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	names := namesFor(driver)
 	sa := w.pod.Spec.ServiceAccountName
 	if sa == "" {
 		sa = "default"
 	}
 	want := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: w.namespace}
-	if slices.Contains(complete, r.dir) && !slices.ContainsFunc(r.serviceAccounts, func(o corev1.ServiceAccount) bool {
+	if !slices.ContainsFunc(r.serviceAccounts, func(o corev1.ServiceAccount) bool {
 		return o.Name == sa && o.Namespace == w.namespace
 	}) {
 		add("ServiceAccount %s/%s is not deployed", w.namespace, sa)
 	}
+	find := func(kind, namespace, name string) bool {
+		return slices.ContainsFunc(r.objects, func(o object) bool {
+			return o.kind == kind && o.namespace == namespace && o.name == name
+		})
+	}
+	if !find("ClusterRole", "", names.clusterRole) {
+		add("no ClusterRole %s", names.clusterRole)
+	}
+	if !find("Role", w.namespace, names.leaseRole) {
+		add("no Role %s in the Pod's namespace %s", names.leaseRole, w.namespace)
+	}
 	var cluster, lease int
 	for _, b := range r.clusterBindings {
-		if b.RoleRef.Name != clusterRoleName {
+		if b.RoleRef.Name != names.clusterRole {
 			continue
 		}
 		cluster++
+		if b.Name != names.clusterBinding {
+			add("ClusterRoleBinding %s to %s, want the name %s", b.Name, names.clusterRole, names.clusterBinding)
+		}
 		if !slices.Contains(b.Subjects, want) {
 			add("ClusterRoleBinding %s binds %+v, not the Pod's ServiceAccount %s/%s", b.Name, b.Subjects, w.namespace, sa)
 		}
 	}
 	for _, b := range r.roleBindings {
-		if b.RoleRef.Name != leaseRoleName {
+		if b.RoleRef.Name != names.leaseRole {
 			continue
 		}
 		lease++
+		if b.Name != names.leaseBinding {
+			add("RoleBinding %s to %s, want the name %s", b.Name, names.leaseRole, names.leaseBinding)
+		}
 		if b.Namespace != w.namespace {
-			add("RoleBinding %s is in namespace %s; the Lease is in the Pod's namespace %s (POD_NAMESPACE)", b.Name, b.Namespace, w.namespace)
+			add("RoleBinding %s is in namespace %s; the Lease is in the Pod's namespace %s", b.Name, b.Namespace, w.namespace)
 		}
 		if !slices.Contains(b.Subjects, want) {
 			add("RoleBinding %s binds %+v, not the Pod's ServiceAccount %s/%s", b.Name, b.Subjects, w.namespace, sa)
 		}
 	}
-	if slices.Contains(complete, r.dir) && (cluster != 1 || lease != 1) {
-		add("%d ClusterRoleBindings to %s and %d RoleBindings to %s, want one each", cluster, clusterRoleName, lease, leaseRoleName)
+	if cluster != 1 || lease != 1 {
+		add("%d ClusterRoleBindings to %s and %d RoleBindings to %s, want one each", cluster, names.clusterRole, lease, names.leaseRole)
 	}
-	if slices.Contains(complete, r.dir) {
-		if len(r.namespaces) != 1 || r.namespaces[0].Name != w.namespace {
-			add("the Namespace objects %v are not exactly the Pod's namespace %s", namespaceNames(r.namespaces), w.namespace)
+	if !slices.ContainsFunc(r.namespaces, func(n corev1.Namespace) bool { return n.Name == w.namespace }) {
+		add("the Namespace objects %v do not include the Pod's namespace %s", namespaceNames(r.namespaces), w.namespace)
+	}
+
+	// The metrics Service selects this Pod and reaches the metrics port.
+	si := slices.IndexFunc(r.services, func(s corev1.Service) bool { return s.Name == names.service && s.Namespace == w.namespace })
+	if si < 0 {
+		add("no Service %s in namespace %s", names.service, w.namespace)
+		return errs
+	}
+	s := r.services[si]
+	if len(s.Spec.Selector) == 0 {
+		add("Service %s selects every Pod of its namespace", s.Name)
+	}
+	for k, v := range s.Spec.Selector {
+		if w.pod.Labels[k] != v {
+			add("Service %s selects %s=%s, which the Pod does not carry", s.Name, k, v)
 		}
-		// The metrics Service selects this Pod and reaches the metrics port.
-		si := slices.IndexFunc(r.services, func(s corev1.Service) bool { return s.Name == "csi-attacher-metrics" })
-		if si < 0 {
-			add("no Service csi-attacher-metrics")
-		} else {
-			s := r.services[si]
-			for k, v := range s.Spec.Selector {
-				if w.pod.Labels[k] != v {
-					add("Service %s selects %s=%s, which the Pod does not carry", s.Name, k, v)
-				}
-			}
-			i := slices.IndexFunc(w.pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == attacherContainer })
-			c := w.pod.Spec.Containers[i]
-			if len(s.Spec.Ports) != 1 {
-				add("Service %s has %d ports, want 1", s.Name, len(s.Spec.Ports))
-			} else if got, want := resolvePort(c, s.Spec.Ports[0].TargetPort), portOf(flagValue(expandArgs(c), "http-endpoint")); got != want {
-				add("Service %s targets port %d, the metrics are on %d", s.Name, got, want)
-			}
-		}
+	}
+	i := slices.IndexFunc(w.pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == attacherContainer })
+	c := w.pod.Spec.Containers[i]
+	if len(s.Spec.Ports) != 1 {
+		add("Service %s has %d ports, want 1", s.Name, len(s.Spec.Ports))
+	} else if got, want := resolvePort(c, s.Spec.Ports[0].TargetPort), portOf(flagValue(effectiveArgs(c), "http-endpoint")); got != want {
+		add("Service %s targets port %d, the metrics are on %d", s.Name, got, want)
 	}
 	return errs
+}
+
+// effectiveArgs are the flags the attacher parses: its command after the
+// program (the Component puts flags there) and then its args, expanded.
+func effectiveArgs(c corev1.Container) []string {
+	all := expandArgs(c)
+	if len(c.Command) > 0 {
+		return all[1:]
+	}
+	return all
 }
 
 // expandArgs returns the container's command and args with $(VAR)
@@ -450,18 +596,19 @@ func expandArgs(c corev1.Container) []string {
 	return out
 }
 
-// flagValue is the value of --name=value or --name value in args.
+// flagValue is the value of the last --name=value or --name value in args:
+// the flag package keeps the last of repeated flags.
 func flagValue(args []string, name string) string {
+	value := ""
 	for i, a := range args {
 		a = strings.TrimLeft(a, "-")
 		if v, ok := strings.CutPrefix(a, name+"="); ok {
-			return v
-		}
-		if a == name && i+1 < len(args) {
-			return args[i+1]
+			value = v
+		} else if a == name && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+			value = args[i+1]
 		}
 	}
-	return ""
+	return value
 }
 
 // driverServing finds the container that mounts the socket volume and names
@@ -548,30 +695,4 @@ func resolvePort(c corev1.Container, p intstr.IntOrString) int {
 		}
 	}
 	return -1
-}
-
-// TestComponentOnStatefulSet: the Component added to a driver shaped like
-// csi-driver-host-path's (a StatefulSet, a driver running as root with a
-// hostPath socket volume, its own ServiceAccount) gives a working sidecar:
-// the attacher shares the hostPath volume without a second one, runs as
-// root without capabilities, and its roles are bound to the driver's
-// ServiceAccount.
-func TestComponentOnStatefulSet(t *testing.T) {
-	const dir = "hack/manifests/testdata/hostpath"
-	r := render(t, kustomizeBinary(t), dir)
-	if len(r.workloads) != 1 || r.workloads[0].kind != "StatefulSet" {
-		t.Fatalf("%s: want one StatefulSet, got %v", dir, r.workloads)
-	}
-	w := r.workloads[0]
-	if !slices.ContainsFunc(w.pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == attacherContainer }) {
-		t.Fatalf("%s: the Component added no %s container to %s", dir, attacherContainer, w)
-	}
-	complete = append(complete, dir)
-	defer func() { complete = complete[:len(complete)-1] }()
-	for _, err := range checkSidecar(r, w) {
-		t.Errorf("%s: %s: %v", dir, w, err)
-	}
-	if len(w.pod.Spec.Volumes) != 2 || w.pod.Spec.Volumes[0].HostPath == nil {
-		t.Errorf("%s: volumes %+v, want the driver's two hostPath volumes unchanged", dir, w.pod.Spec.Volumes)
-	}
 }

@@ -9,11 +9,16 @@
 //     `csi-attacher doctor` and the README's troubleshooting section, and
 //     rules/attacher.rules.test.yaml has a firing and a quiet case for it;
 //   - every metric named in a rule or in a dashboard query is one the binary
-//     exports (internal/metrics, internal/csi, controller-runtime), with
-//     histogram series suffixes (_bucket, _sum, _count) only on histograms
-//     and label matchers only on labels the metric has;
-//   - config/prometheus/dashboard.json parses, every panel has a query, and
-//     the driver_name variable reads csi_attacher_driver_ready;
+//     exports (internal/metrics, internal/csi, controller-runtime) or
+//     Prometheus' per-target up (and, in the dashboard only,
+//     kube-state-metrics' container restarts), with histogram series
+//     suffixes (_bucket, _sum, _count) only on histograms and label
+//     matchers only on labels the metric has;
+//   - config/prometheus/dashboard.json parses, every panel has a query, the
+//     driver_name variable reads csi_attacher_driver_ready, the job variable
+//     lists the jobs that scrape an attacher, and every query of a metric
+//     other sidecars export too (csi_sidecar_operations_seconds, process_*,
+//     go_*) selects those jobs;
 //   - the ServiceMonitor selects the metrics Service of config/components/sidecar by
 //     its labels and port name.
 //

@@ -66,6 +66,15 @@ var ownMetrics = map[string]metric{
 	metrics.CSIConnectionUp:    {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
 	metrics.DriverOutagesTotal: {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
 	metrics.VolumeDriftTotal:   {labels: []string{metrics.LabelDriverName, metrics.LabelKind}, source: "internal/metrics"},
+	metrics.TrackedObjects:     {labels: []string{metrics.LabelDriverName, metrics.LabelMap}, source: "internal/metrics"},
+	metrics.OldestPendingSeconds: {
+		labels: []string{metrics.LabelDriverName, metrics.LabelOperation}, source: "internal/metrics",
+	},
+	metrics.MaxInflight: {labels: []string{metrics.LabelDriverName}, source: "internal/metrics"},
+	metrics.BuildInfo: {
+		labels: []string{metrics.LabelDriverName, metrics.LabelVersion, metrics.LabelCommit, metrics.LabelBuildDate, metrics.LabelGoVersion},
+		source: "internal/metrics",
+	},
 	csi.MetricOperationsSeconds: {
 		labels: []string{csi.LabelDriverName, csi.LabelMethodName, csi.LabelGRPCStatusCode}, histogram: true,
 		source: "internal/csi",
@@ -107,13 +116,39 @@ var controllerRuntimeMetrics = map[string]metric{
 	"controller_runtime_max_concurrent_reconciles":       {labels: []string{"controller"}},
 	"controller_runtime_active_workers":                  {labels: []string{"controller"}},
 	"leader_election_master_status":                      {labels: []string{"name"}},
+
+	// The process and Go collectors controller-runtime registers
+	// (pkg/internal/controller/metrics), for the dashboard's CPU, memory
+	// and restarts panels.
+	"process_cpu_seconds_total":     {},
+	"process_resident_memory_bytes": {},
+	"process_start_time_seconds":    {},
+	"go_memstats_heap_inuse_bytes":  {},
+}
+
+// dashboardOnlyMetrics come from other exporters; the dashboard may show
+// them, the rules may not depend on them.
+var dashboardOnlyMetrics = map[string]metric{
+	// Container restarts as the kubelet counts them, which also sees an
+	// attacher that exits before it serves /metrics.
+	"kube_pod_container_status_restarts_total": {
+		labels: []string{"namespace", "pod", "container", "uid"}, source: "kube-state-metrics",
+	},
+}
+
+// prometheusMetrics are the series Prometheus writes itself for every
+// scrape target; the rules may use them next to what the binary exports.
+var prometheusMetrics = map[string]metric{
+	// up is 1 when the target's last scrape succeeded, else 0.
+	"up": {source: "Prometheus (one per scrape target)"},
 }
 
 // targetLabels are added to every series by the scrape: by Prometheus
 // (instance, job) and by the Prometheus Operator for a ServiceMonitor target.
 var targetLabels = []string{"instance", "job", "namespace", "pod", "service", "container", "endpoint"}
 
-// exported returns every metric the binary exports, by name.
+// exported returns every metric the binary exports, and the per-target
+// series Prometheus adds (prometheusMetrics), by name.
 func exported() map[string]metric {
 	all := map[string]metric{}
 	for n, m := range ownMetrics {
@@ -123,6 +158,9 @@ func exported() map[string]metric {
 		if m.source == "" {
 			m.source = "controller-runtime"
 		}
+		all[n] = m
+	}
+	for n, m := range prometheusMetrics {
 		all[n] = m
 	}
 	return all
@@ -469,7 +507,8 @@ func TestAlerts(t *testing.T) {
 	for _, want := range []string{
 		"CSIAttacherAttachErrorsRising", "CSIAttacherDetachErrorsRising", "CSIAttacherAttachLatencyHigh",
 		"CSIAttacherDriverNotReady", "CSIAttacherNoLeader", "CSIAttacherBacklogGrowing",
-		"CSIAttacherMetricsAbsent", "CSIAttacherNotReady",
+		"CSIAttacherMetricsAbsent", "CSIAttacherNotReady", "CSIAttacherAttachStuck", "CSIAttacherDetachStuck",
+		"CSIAttacherDriverMetricsAbsent", "CSIAttacherTargetDown",
 	} {
 		if !seen[want] {
 			t.Errorf("%s: alert %s missing", ruleFile, want)
@@ -560,6 +599,8 @@ type dashboard struct {
 			Type       string          `json:"type"`
 			Definition string          `json:"definition"`
 			Query      json.RawMessage `json:"query"`
+			IncludeAll bool            `json:"includeAll"`
+			AllValue   string          `json:"allValue"`
 		} `json:"list"`
 	} `json:"templating"`
 }
@@ -609,6 +650,9 @@ func TestDashboard(t *testing.T) {
 	}
 	ids := map[int]bool{}
 	all := exported()
+	for n, m := range dashboardOnlyMetrics {
+		all[n] = m
+	}
 	used := map[string]bool{}
 	for _, p := range panels {
 		where := fmt.Sprintf("%s: panel %d %q", dashboardFile, p.ID, p.Title)
@@ -627,6 +671,14 @@ func TestDashboard(t *testing.T) {
 			checkExpr(t, all, where, tg.Expr)
 			for _, s := range selectors(tg.Expr) {
 				used[s.name] = true
+				// Other sidecars of the driver's Pod export these too,
+				// with the same driver_name (csi_sidecar_operations_seconds)
+				// or none (process_*, go_*): only the attacher's jobs.
+				shared := strings.HasPrefix(s.name, csi.MetricOperationsSeconds) ||
+					strings.HasPrefix(s.name, "process_") || strings.HasPrefix(s.name, "go_")
+				if shared && !slices.Contains(s.labels, "job") {
+					t.Errorf("%s: %s is exported by other sidecars too; select the attacher's with job=~\"$job\"", where, s.name)
+				}
 			}
 		}
 	}
@@ -637,6 +689,9 @@ func TestDashboard(t *testing.T) {
 		metrics.VolumeDriftTotal,
 		"workqueue_depth", csi.MetricOperationsSeconds + "_count", csi.MetricOperationsSeconds + "_bucket",
 		"leader_election_master_status",
+		metrics.OldestPendingSeconds, metrics.MaxInflight, metrics.BuildInfo,
+		"process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds",
+		"kube_pod_container_status_restarts_total",
 	} {
 		if !used[want] {
 			t.Errorf("%s: no panel queries %s", dashboardFile, want)
@@ -644,21 +699,33 @@ func TestDashboard(t *testing.T) {
 	}
 
 	// The driver_name variable lists the drivers from csi_attacher_driver_ready.
-	labelValuesRE := regexp.MustCompile(`^label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)$`)
-	var found bool
+	labelValuesRE := regexp.MustCompile(`^label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^{}]*\})?\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)$`)
+	var found, foundJob bool
 	for _, v := range d.Templating.List {
 		if v.Type != "query" {
 			continue
 		}
 		m := labelValuesRE.FindStringSubmatch(v.Definition)
 		if m == nil {
-			t.Errorf("%s: variable %s: definition %q is not label_values(metric, label)", dashboardFile, v.Name, v.Definition)
+			t.Errorf("%s: variable %s: definition %q is not label_values(metric, label) or label_values(metric{...}, label)", dashboardFile, v.Name, v.Definition)
 			continue
 		}
-		if err := checkSelector(all, m[1], []string{m[2]}); err != nil {
+		if err := checkSelector(all, m[1], []string{m[3]}); err != nil {
 			t.Errorf("%s: variable %s: %v", dashboardFile, v.Name, err)
 		}
-		if !strings.Contains(string(v.Query), v.Definition) {
+		if m[2] != "" {
+			checkExpr(t, all, fmt.Sprintf("%s: variable %s", dashboardFile, v.Name), m[1]+m[2])
+		}
+		// The query is the definition itself, or an object holding it.
+		var query string
+		if json.Unmarshal(v.Query, &query) != nil {
+			var obj struct {
+				Query string `json:"query"`
+			}
+			_ = json.Unmarshal(v.Query, &obj)
+			query = obj.Query
+		}
+		if query != v.Definition {
 			t.Errorf("%s: variable %s: query %s does not match definition %q", dashboardFile, v.Name, v.Query, v.Definition)
 		}
 		if v.Name == "driver_name" {
@@ -667,9 +734,24 @@ func TestDashboard(t *testing.T) {
 				t.Errorf("%s: variable driver_name: %q, want %q", dashboardFile, v.Definition, want)
 			}
 		}
+		if v.Name == "job" {
+			foundJob = true
+			// The jobs that scrape an attacher of the selected drivers.
+			if want := "label_values(" + metrics.Ready + `{driver_name=~"$driver_name"}, job)`; v.Definition != want {
+				t.Errorf("%s: variable job: %q, want %q", dashboardFile, v.Definition, want)
+			}
+			// All must mean the listed jobs: with ".*" the CSI call
+			// panels would show the other sidecars' calls again.
+			if v.IncludeAll && v.AllValue != "" {
+				t.Errorf("%s: variable job: allValue %q; leave it empty so that All is the attacher jobs listed", dashboardFile, v.AllValue)
+			}
+		}
 	}
 	if !found {
 		t.Errorf("%s: no driver_name variable", dashboardFile)
+	}
+	if !foundJob {
+		t.Errorf("%s: no job variable", dashboardFile)
 	}
 }
 
@@ -747,7 +829,10 @@ func TestOwnMetricsMatchRegistry(t *testing.T) {
 	if err := m.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	m.SetStateSource(func() (int, int, int, int, error) { return 1, 1, 1, 1, nil })
+	m.SetSnapshotSource(func() (metrics.Snapshot, error) { return metrics.Snapshot{Attached: 1, OldestAttach: time.Second}, nil })
+	m.SetTrackedSource(func() map[string]int { return map[string]int{"locks": 1} })
+	m.SetMaxInflight(8)
+	m.SetBuildInfo("v1.2.3", "0123abc", "2026-01-02T03:04:05Z")
 	m.SetDriverReady(true)
 	m.SetConnectionUp(true)
 	families, err := reg.Gather()

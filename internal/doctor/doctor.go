@@ -254,6 +254,10 @@ func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result
 			if c.Right.Namespace != "" && c.Right.GrantedBy == leaseRole.ref {
 				msg += " bound in namespace " + c.Right.Namespace
 			}
+			// The driver's own names, as the sidecar Component deploys them.
+			if c.Right.GrantedByComponent != "" {
+				msg += ", or in the " + c.Right.GrantedByComponent
+			}
 			if c.Reason != "" {
 				msg += " (" + c.Reason + ")"
 			}

@@ -202,16 +202,19 @@ func TestCheckRights(t *testing.T) {
 		{name: "status patch missing", user: "sa", le: true,
 			mutate:   []func([]RightCheck){deny("volumeattachments", "status", "patch")},
 			statuses: []Status{StatusFail},
-			contains: []string{"FAIL rights: sa may not patch volumeattachments/status.storage.k8s.io: grant it in the ClusterRole external-attacher-runner (config/rbac/role.yaml)"}},
+			contains: []string{"FAIL rights: sa may not patch volumeattachments/status.storage.k8s.io: grant it in the ClusterRole external-attacher-runner (config/rbac/role.yaml), " +
+				"or in the ClusterRole external-attacher-runner-<driver>, bound by ClusterRoleBinding csi-attacher-role-<driver> (config/components/sidecar)"}},
 		{name: "one verdict per missing right", user: "sa", le: true,
 			mutate:   []func([]RightCheck){deny("secrets", "", "get"), deny("leases", "", "update"), deny("events", "", "create")},
 			statuses: []Status{StatusWarn, StatusWarn, StatusFail},
 			contains: []string{
-				"WARN rights: sa may not get secrets: grant it in the ClusterRole external-attacher-runner (config/rbac/role.yaml); " +
+				"WARN rights: sa may not get secrets: grant it in the ClusterRole external-attacher-runner (config/rbac/role.yaml), " +
+					"or in the ClusterRole external-attacher-runner-<driver>, bound by ClusterRoleBinding csi-attacher-role-<driver> (config/components/sidecar); " +
 					"without it, volumes whose StorageClass names a controller-publish secret fail to attach",
 				"WARN rights: sa may not create events.events.k8s.io in namespace default: grant it in the ClusterRole",
 				"without it, no Warning Events",
-				"FAIL rights: sa may not update leases.coordination.k8s.io/lease in namespace kube-system: grant it in the Role external-attacher-cfg (config/rbac/leader_election_role.yaml) bound in namespace kube-system",
+				"FAIL rights: sa may not update leases.coordination.k8s.io/lease in namespace kube-system: grant it in the Role external-attacher-cfg (config/rbac/leader_election_role.yaml) bound in namespace kube-system, " +
+					"or in the Role external-attacher-cfg-<driver>, bound by RoleBinding csi-attacher-role-cfg-<driver> in namespace kube-system (config/components/sidecar)",
 			}},
 		// The reference's RBAC grants neither Events nor Secrets: an
 		// attacher swapped in with it works, and doctor says what is lost.
@@ -232,7 +235,8 @@ func TestCheckRights(t *testing.T) {
 		{name: "reason is quoted", user: "sa", le: true,
 			checks:   []RightCheck{{Right: rights[0], Reason: "no RBAC policy matched"}},
 			statuses: []Status{StatusFail},
-			contains: []string{"sa may not get persistentvolumes: grant it in the ClusterRole external-attacher-runner (config/rbac/role.yaml) (no RBAC policy matched)"}},
+			contains: []string{"sa may not get persistentvolumes: grant it in the ClusterRole external-attacher-runner (config/rbac/role.yaml), or in the " +
+				"ClusterRole external-attacher-runner-<driver>, bound by ClusterRoleBinding csi-attacher-role-<driver> (config/components/sidecar) (no RBAC policy matched)"}},
 		{name: "review failed", le: true,
 			checks:   []RightCheck{{Right: rights[0], Allowed: true}, {Right: rights[1], Err: errors.New("timeout")}},
 			statuses: []Status{StatusFail},
@@ -632,10 +636,11 @@ func TestRunWithoutDriverAndAPI(t *testing.T) {
 		"FAIL api: cannot load the Kubernetes client configuration: ",
 		"SKIP rights: there is no Kubernetes client configuration\n",
 		"SKIP secret-watch: there is no Kubernetes client configuration\n",
+		"SKIP leader-election: there is no Kubernetes client configuration\n",
 		"SKIP csidriver: there is no Kubernetes client configuration\n",
 		"SKIP csinodes: there is no Kubernetes client configuration\n",
 		"SKIP attachments: there is no Kubernetes client configuration\n",
-		"doctor: BROKEN: 0 ok, 0 warnings, 2 failed, 5 skipped\n",
+		"doctor: BROKEN: 0 ok, 0 warnings, 2 failed, 6 skipped\n",
 	))
 	g.Expect(stderr.String()).To(BeEmpty())
 }

@@ -13,6 +13,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	. "github.com/onsi/gomega/gstruct"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,7 +92,7 @@ func (e *doctorEnv) kubeconfig(user envtest.User) string {
 func (e *doctorEnv) run(kubeconfig string, args ...string) (int, string) {
 	var stdout, stderr bytes.Buffer
 	all := append([]string{"--csi-address=" + e.address, "--kubeconfig=" + kubeconfig,
-		"--leader-election-namespace=default"}, args...)
+		"--leader-election", "--leader-election-namespace=default"}, args...)
 	exit := Main(all, &stdout, &stderr)
 	e.t.Logf("csi-attacher doctor %s -> exit %d\n%s%s", strings.Join(args, " "), exit, stdout.String(), stderr.String())
 	return exit, stdout.String()
@@ -190,7 +191,7 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		start := time.Now()
 		missing := filepath.Join(e.dir, "missing.sock")
-		exit := Main([]string{"--csi-address=" + missing, "--kubeconfig=" + e.admin, "--leader-election-namespace=default"},
+		exit := Main([]string{"--csi-address=" + missing, "--kubeconfig=" + e.admin, "--leader-election", "--leader-election-namespace=default"},
 			&stdout, &stderr)
 		t.Logf("exit %d\n%s%s", exit, stdout.String(), stderr.String())
 		g.Expect(time.Since(start)).To(BeNumerically("<", 10*time.Second))
@@ -209,6 +210,29 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 			"SKIP attachments: the driver's name is unknown because the driver check failed",
 		))
 		g.Expect(stdout.String()).To(HaveSuffix("doctor: BROKEN: 3 ok, 0 warnings, 1 failed, 3 skipped\n"))
+	})
+
+	t.Run("without leader election, another attacher holds the Lease", func(t *testing.T) {
+		g := NewWithT(t)
+		exit, out := e.run(e.admin, "--leader-election=false")
+		g.Expect(exit).To(Equal(0))
+		g.Expect(out).To(ContainSubstring("OK   leader-election: off; no attacher of doctor.csi.test holds the Lease " +
+			"default/external-attacher-leader-doctor-csi-test. Run one replica only, or pass --leader-election to every replica\n"))
+
+		now := metav1.NewMicroTime(time.Now())
+		e.create(t, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: "external-attacher-leader-doctor-csi-test", Namespace: "default"},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("csi-hostpathplugin-0_5f1c"), LeaseDurationSeconds: ptr.To[int32](15),
+				AcquireTime: &now, RenewTime: &now},
+		})
+		exit, out = e.run(e.admin, "--leader-election=false")
+		g.Expect(exit).To(Equal(1))
+		g.Expect(out).To(MatchRegexp(`FAIL leader-election: another attacher of doctor\.csi\.test is active: csi-hostpathplugin-0_5f1c holds ` +
+			`the Lease default/external-attacher-leader-doctor-csi-test, renewed \d+s ago, while this one runs without --leader-election`))
+
+		// With leader election the Lease is its business: no such line.
+		_, out = e.run(e.admin)
+		g.Expect(out).NotTo(ContainSubstring("leader-election:"))
 	})
 
 	t.Run("attachRequired=false", func(t *testing.T) {
@@ -330,7 +354,7 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 		g.Expect(driver.Start(socket)).To(Succeed())
 		t.Cleanup(driver.Stop)
 		var stdout, stderr bytes.Buffer
-		exit := Main([]string{"--csi-address=unix://" + socket, "--kubeconfig=" + e.admin, "--leader-election-namespace=default"},
+		exit := Main([]string{"--csi-address=unix://" + socket, "--kubeconfig=" + e.admin, "--leader-election", "--leader-election-namespace=default"},
 			&stdout, &stderr)
 		t.Logf("exit %d\n%s%s", exit, stdout.String(), stderr.String())
 		g.Expect(exit).To(Equal(0))

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/csi-attacher/csi-attacher/config/rbac"
+	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // The rights table: every right the attacher reviews is read from the RBAC
@@ -34,8 +35,13 @@ type Right struct {
 	Namespace string `json:"namespace,omitempty"`
 	// Name narrows the right to one object (the Lease).
 	Name string `json:"name,omitempty"`
-	// GrantedBy names the object of config/rbac that grants it.
+	// GrantedBy names the object of config/rbac that grants it, by the
+	// reference attacher's name that config/rbac keeps.
 	GrantedBy string `json:"grantedBy"`
+	// GrantedByComponent names the same role and its binding as
+	// config/components/sidecar deploys them, with the driver's name as a
+	// suffix; empty for a role the Component does not ship.
+	GrantedByComponent string `json:"grantedByComponent,omitempty"`
 	// WithoutIt is set for a right the attacher can run without, and says
 	// what is lost. The reference's RBAC lacks these, so a missing one is a
 	// warning, not a failure: swapping in the attacher with the reference's
@@ -132,13 +138,18 @@ const LeaseWatchLoss = "the Lease is read with plain GETs: a standby notices a r
 
 // role is one embedded Role or ClusterRole.
 type role struct {
-	file  string
-	ref   string
-	rules []rbacv1.PolicyRule
+	file string
+	ref  string
+	// kind and name are the role's; binding is the name of the binding
+	// that config/components/sidecar ships for it with the driver's suffix,
+	// empty when the Component does not ship the role.
+	kind, name, binding string
+	rules               []rbacv1.PolicyRule
 }
 
-// parseRole reads an embedded file of config/rbac.
-func parseRole(file string, data []byte) (role, error) {
+// parseRole reads an embedded file of config/rbac; binding is the embedded
+// binding the Component ships with it, or nil.
+func parseRole(file string, data, binding []byte) (role, error) {
 	var obj struct {
 		metav1.TypeMeta   `json:",inline"`
 		metav1.ObjectMeta `json:"metadata"`
@@ -147,18 +158,28 @@ func parseRole(file string, data []byte) (role, error) {
 	if err := yaml.UnmarshalStrict(data, &obj); err != nil {
 		return role{}, fmt.Errorf("failed to parse %s/%s: %w", rbac.Dir, file, err)
 	}
-	return role{
+	r := role{
 		file:  file,
 		ref:   fmt.Sprintf("%s %s (%s)", obj.Kind, obj.Name, path.Join(rbac.Dir, file)),
+		kind:  obj.Kind,
+		name:  obj.Name,
 		rules: obj.Rules,
-	}, nil
+	}
+	if binding != nil {
+		var b metav1.PartialObjectMetadata
+		if err := yaml.Unmarshal(binding, &b); err != nil {
+			return role{}, fmt.Errorf("failed to parse the binding of %s/%s: %w", rbac.Dir, file, err)
+		}
+		r.binding = b.Name
+	}
+	return r, nil
 }
 
 // mustParseRole is parseRole for the files embedded at build time, which
 // the package's tests read too: a file that does not parse is a bug of the
 // build, not of the cluster.
-func mustParseRole(file string, data []byte) role {
-	r, err := parseRole(file, data)
+func mustParseRole(file string, data, binding []byte) role {
+	r, err := parseRole(file, data, binding)
 	if err != nil {
 		panic(err)
 	}
@@ -167,14 +188,45 @@ func mustParseRole(file string, data []byte) role {
 
 // The shipped roles.
 var (
-	clusterRole     = mustParseRole(rbac.ClusterRoleFile, rbac.ClusterRole)
-	leaseRole       = mustParseRole(rbac.LeaseRoleFile, rbac.LeaseRole)
-	secretWatchRole = mustParseRole(rbac.SecretWatchRoleFile, rbac.SecretWatchRole)
+	clusterRole     = mustParseRole(rbac.ClusterRoleFile, rbac.ClusterRole, rbac.ClusterRoleBinding)
+	leaseRole       = mustParseRole(rbac.LeaseRoleFile, rbac.LeaseRole, rbac.LeaseRoleBinding)
+	secretWatchRole = mustParseRole(rbac.SecretWatchRoleFile, rbac.SecretWatchRole, nil)
 )
 
+// componentRef names r and its binding as config/components/sidecar
+// deploys them for the driver whose name, as in its Lease, is driver: the
+// names of config/rbac with the suffix -<driver>, so that each driver of a
+// cluster has its own. It is empty for a role the Component does not ship.
+// namespace, for a Role, is where it and its binding are.
+func (r role) componentRef(driver, namespace string) string {
+	if r.binding == "" {
+		return ""
+	}
+	kind, where := "ClusterRoleBinding", ""
+	if r.kind == "Role" {
+		kind, where = "RoleBinding", " in namespace "+namespace
+	}
+	return fmt.Sprintf("%s %s-%s, bound by %s %s-%s%s (%s)", r.kind, r.name, driver, kind, r.binding, driver, where, rbac.ComponentDir)
+}
+
+// unknownDriver stands for the driver's name in the Component's object
+// names when the driver did not answer.
+const unknownDriver = "<driver>"
+
+// leaseDriver is the driver's name as it is in its Lease name, which is
+// also the suffix of the Component's objects, or unknownDriver.
+func leaseDriver(leaseName string) string {
+	if d, ok := strings.CutPrefix(leaseName, volume.LeaseNamePrefix); ok && d != "" {
+		return d
+	}
+	return unknownDriver
+}
+
 // rights lists the rights of r the attacher reviews, rule by rule in the
-// file's order. leaseNamespace and leaseName place the Lease rights.
+// file's order. leaseNamespace and leaseName place the Lease rights; the
+// Lease name also gives the driver's name the Component's objects carry.
 func (r role) rights(leaseNamespace, leaseName string) []Right {
+	component := r.componentRef(leaseDriver(leaseName), leaseNamespace)
 	var out []Right
 	for _, rule := range r.rules {
 		for _, group := range rule.APIGroups {
@@ -190,7 +242,7 @@ func (r role) rights(leaseNamespace, leaseName string) []Right {
 				res, sub, _ := strings.Cut(resource, "/")
 				for _, verb := range verbs {
 					right := Right{Group: group, Resource: res, Subresource: sub, Verb: verb,
-						GrantedBy: r.ref, WithoutIt: u.withoutIt}
+						GrantedBy: r.ref, GrantedByComponent: component, WithoutIt: u.withoutIt}
 					if loss, ok := u.optional[verb]; ok {
 						right.WithoutIt = loss
 					}
@@ -217,7 +269,9 @@ func (r role) rights(leaseNamespace, leaseName string) []Right {
 // shipped ClusterRole and, with leader election, those of the Lease Role.
 // leaseName may be empty when the driver name is unknown.
 func RequiredRights(leaderElection bool, leaseNamespace, leaseName string) []Right {
-	rights := clusterRole.rights("", "")
+	// The ClusterRole's rights are cluster-wide; the Lease name gives only
+	// the driver's name to them.
+	rights := clusterRole.rights("", leaseName)
 	if leaderElection {
 		rights = append(rights, leaseRole.rights(leaseNamespace, leaseName)...)
 	}

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/csi-attacher/csi-attacher/config/rbac"
+	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // TestUsesMatchShippedRules: every entry of the rights table names a rule
@@ -45,8 +46,31 @@ func TestShippedRolesNameTheirFiles(t *testing.T) {
 	g.Expect(clusterRole.ref).To(Equal("ClusterRole external-attacher-runner (config/rbac/role.yaml)"))
 	g.Expect(leaseRole.ref).To(Equal("Role external-attacher-cfg (config/rbac/leader_election_role.yaml)"))
 	g.Expect(secretWatchRole.ref).To(Equal("ClusterRole csi-attacher-secret-watch (config/rbac/secret_watch_role.yaml)"))
-	_, err := parseRole("broken.yaml", []byte("rules: {"))
+	_, err := parseRole("broken.yaml", []byte("rules: {"), nil)
 	g.Expect(err).To(MatchError(ContainSubstring("config/rbac/broken.yaml")))
+}
+
+// TestComponentNames: the roles the sidecar Component ships are named
+// with the driver's name as in its Lease, which RequiredRights takes from
+// the Lease name; the Secret watch, which it does not ship, has none.
+func TestComponentNames(t *testing.T) {
+	g := NewWithT(t)
+	lease := volume.LeaseName("hostpath.csi.k8s.io")
+	for _, r := range RequiredRights(true, "storage", lease) {
+		if r.Resource == "leases" {
+			g.Expect(r.GrantedByComponent).To(Equal("Role external-attacher-cfg-hostpath-csi-k8s-io, bound by RoleBinding " +
+				"csi-attacher-role-cfg-hostpath-csi-k8s-io in namespace storage (config/components/sidecar)"))
+		} else {
+			g.Expect(r.GrantedByComponent).To(Equal("ClusterRole external-attacher-runner-hostpath-csi-k8s-io, bound by "+
+				"ClusterRoleBinding csi-attacher-role-hostpath-csi-k8s-io (config/components/sidecar)"), "%s", r)
+		}
+	}
+	for _, r := range RequiredRights(true, "storage", "") {
+		g.Expect(r.GrantedByComponent).To(ContainSubstring("-<driver>"), "driver unknown")
+	}
+	for _, r := range SecretWatchRights() {
+		g.Expect(r.GrantedByComponent).To(BeEmpty())
+	}
 }
 
 func TestAllowed(t *testing.T) {

@@ -244,8 +244,11 @@ func run(ctx context.Context, opts *options.Options, ep csi.Endpoint, df doctorF
 		if api.ConfigErr != nil {
 			why = "there is no Kubernetes client configuration"
 		}
-		p.add(Skip(CheckRightsName, why), Skip(CheckSecretWatchName, why), Skip(CheckCSIDriverName, why),
-			Skip(CheckCSINodesName, why), Skip(CheckAttachmentsName, why))
+		p.add(Skip(CheckRightsName, why), Skip(CheckSecretWatchName, why))
+		if !opts.LeaderElection {
+			p.add(Skip(CheckLeaderElectionName, why))
+		}
+		p.add(Skip(CheckCSIDriverName, why), Skip(CheckCSINodesName, why), Skip(CheckAttachmentsName, why))
 		return p.finish(report)
 	}
 	leaseName := ""
@@ -267,8 +270,19 @@ func run(ctx context.Context, opts *options.Options, ep csi.Endpoint, df doctorF
 	// 3-5. The objects of the driver.
 	if driverName == "" {
 		why := "the driver's name is unknown because the driver check failed"
+		if !opts.LeaderElection {
+			p.add(Skip(CheckLeaderElectionName, why))
+		}
 		p.add(Skip(CheckCSIDriverName, why), Skip(CheckCSINodesName, why), Skip(CheckAttachmentsName, why))
 		return p.finish(report)
+	}
+	if !opts.LeaderElection {
+		// Without leader election, another active attacher of the driver
+		// would attach and detach the same volumes: the one that holds
+		// the driver's Lease can be seen.
+		ref := LeaseRef{Driver: driverName, Namespace: opts.LeaderElectionNamespaceResolved, Name: leaseName}
+		lease, err := clientset.CoordinationV1().Leases(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		p.add(CheckLeaderless(ref, lease, err, time.Now()))
 	}
 	p.add(checkCSIDriver(ctx, clientset, driverName))
 	if nodes, err := listCSINodes(ctx, clientset); err != nil {

@@ -30,8 +30,8 @@ const (
 	Unpublish
 )
 
-// Queue carries VolumeAttachments from the drift pass and the driver-back
-// hook to the VolumeAttachment controller, and remembers which of them must
+// Queue carries VolumeAttachments from the drift pass (which runs on the
+// leader only) to the VolumeAttachment controller, and remembers which of them must
 // call the driver once even though their state looks settled: the driver
 // disagrees with the API.
 //

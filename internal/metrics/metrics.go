@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,20 @@ const (
 	// keeps in memory, by map. Each map forgets an object once it is deleted,
 	// so these follow the live objects; one that only grows is a leak.
 	TrackedObjects = Namespace + "_tracked_objects"
+	// OldestPendingSeconds gauges, by operation, the age of the driver's
+	// oldest VolumeAttachment whose attach (age since creation) or detach
+	// (age since the deletion timestamp) is not done, failing or not; 0
+	// when there is none. An attachment that fails forever, retried every
+	// --retry-interval-max or, when its objects can never work, not again
+	// until they change, shows here as an age that only grows, where an
+	// error rate stays too low to alert on.
+	OldestPendingSeconds = Namespace + "_oldest_pending_seconds"
+	// MaxInflight gauges the adaptive bound of CSI calls in flight
+	// (--max-inflight, halved while the driver answers ResourceExhausted).
+	MaxInflight = Namespace + "_max_inflight"
+	// BuildInfo is 1, with the binary's version, commit, build date and Go
+	// version as labels.
+	BuildInfo = Namespace + "_build_info"
 )
 
 // Label names.
@@ -67,6 +82,12 @@ const (
 	LabelKind = "kind"
 	// LabelMap names one of the attacher's per-object maps.
 	LabelMap = "map"
+	// LabelVersion, LabelCommit, LabelBuildDate and LabelGoVersion are the
+	// labels of BuildInfo.
+	LabelVersion   = "version"
+	LabelCommit    = "commit"
+	LabelBuildDate = "build_date"
+	LabelGoVersion = "go_version"
 )
 
 // Values of the operation label.
@@ -110,6 +131,25 @@ var DurationBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60,
 // gauges are left out of that scrape rather than reporting wrong numbers.
 type StateCounter func() (attached, attaching, detaching, failed int, err error)
 
+// Snapshot is what the scrape-time gauges of VolumeAttachments export: the
+// counts by State and the age of the oldest pending attach and detach.
+type Snapshot struct {
+	Attached, Attaching, Detaching, Failed int
+	// OldestAttach is the age of the oldest VolumeAttachment that is not
+	// being deleted and not attached (StateAttaching or StateFailed), since
+	// its creation; 0 when there is none.
+	OldestAttach time.Duration
+	// OldestDetach is the age of the oldest VolumeAttachment being deleted
+	// whose detach is not done (StateDetaching or StateFailed), since its
+	// deletion timestamp; 0 when there is none.
+	OldestDetach time.Duration
+}
+
+// SnapshotSource computes a Snapshot of the driver's VolumeAttachments. Like
+// a StateCounter it is called on every scrape, must be cheap and safe for
+// concurrent use, and an error leaves the gauges out of that scrape.
+type SnapshotSource func() (Snapshot, error)
+
 // TrackedCounter returns the number of entries of each per-object map, by
 // map name. It is called on every scrape, so it must be cheap and safe for
 // concurrent use.
@@ -132,6 +172,10 @@ type Metrics struct {
 	// readySource holds the func() error set by SetReadySource.
 	readySource atomic.Value
 	tracked     *trackedCollector
+	// maxInflight and buildInfo are vectors without series until their
+	// first Set: nothing is exported before the value is known.
+	maxInflight *prometheus.GaugeVec
+	buildInfo   *prometheus.GaugeVec
 
 	mu        sync.Mutex // guards connWasUp
 	connWasUp bool
@@ -200,7 +244,15 @@ func New(driver string) *Metrics {
 				"error and not attached, or detach error while deleting). A growing attaching "+
 				"count is a backlog; a non-zero failed count needs a look at the objects' "+
 				"status errors (kubectl describe volumeattachment).",
-			[]string{LabelState}, constLabels)},
+			[]string{LabelState}, constLabels),
+			pendingDesc: prometheus.NewDesc(OldestPendingSeconds,
+				"Age in seconds of this driver's oldest VolumeAttachment whose attach or detach is "+
+					"not done, by operation: for attach the time since the object was created and "+
+					"it is still not attached (failing, or waiting for its turn), for detach the "+
+					"time since it was deleted and the attacher's finalizer is still on it. 0 when "+
+					"none is pending. An attachment that fails forever shows as an age that only "+
+					"grows, however seldom it is retried.",
+				[]string{LabelOperation}, constLabels)},
 		tracked: &trackedCollector{desc: prometheus.NewDesc(TrackedObjects,
 			"Entries of each per-object map the attacher keeps in memory (map: freshness, "+
 				"force_sync, start_times, locks, node_slots). Each follows the objects in "+
@@ -208,6 +260,23 @@ func New(driver string) *Metrics {
 				"memory leak.",
 			[]string{LabelMap}, constLabels)},
 	}
+	m.maxInflight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: MaxInflight,
+		Help: "The bound of CSI attach and detach calls in flight at once: --max-inflight, halved " +
+			"each time the driver answers ResourceExhausted for calls to several nodes (a cloud " +
+			"API throttling the account), and reported again once back at --max-inflight; while " +
+			"it climbs back, one call per success, the real bound is at least this value. " +
+			"0 means no bound. A value below --max-inflight for long means the driver's backend " +
+			"keeps throttling.",
+		ConstLabels: constLabels,
+	}, nil)
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: BuildInfo,
+		Help: "Always 1; the labels say which build of csi-attacher runs: version, commit, " +
+			"build_date (set at build time, else read from the Go build's VCS stamp, else " +
+			`"unknown") and go_version.`,
+		ConstLabels: constLabels,
+	}, []string{LabelVersion, LabelCommit, LabelBuildDate, LabelGoVersion})
 	m.ready = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: Ready,
 		Help: "1 if this replica's /readyz checks pass (driver reachable and ready, caches " +
@@ -230,7 +299,7 @@ func New(driver string) *Metrics {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.attach, m.detach, m.errors, m.driverReady, m.connUp, m.outages, m.drift, m.states, m.ready, m.tracked}
+	return []prometheus.Collector{m.attach, m.detach, m.errors, m.driverReady, m.connUp, m.outages, m.drift, m.states, m.ready, m.tracked, m.maxInflight, m.buildInfo}
 }
 
 // Register registers every collector with r. It is all or nothing: if one
@@ -361,8 +430,9 @@ func boolValue(b bool) float64 {
 }
 
 // SetStateSource sets the function the csi_attacher_volumeattachments gauges
-// are computed from on every scrape. With a nil f (the default) the gauges
-// are not exported.
+// are computed from on every scrape. A StateCounter only counts, so
+// csi_attacher_oldest_pending_seconds is not exported; SetSnapshotSource
+// gives both. With a nil f (the default) the gauges are not exported.
 func (m *Metrics) SetStateSource(f StateCounter) {
 	if m == nil {
 		return
@@ -371,7 +441,54 @@ func (m *Metrics) SetStateSource(f StateCounter) {
 		m.states.source.Store(nil)
 		return
 	}
-	m.states.source.Store(&f)
+	m.states.source.Store(&stateSource{snapshot: func() (Snapshot, error) {
+		var s Snapshot
+		var err error
+		s.Attached, s.Attaching, s.Detaching, s.Failed, err = f()
+		return s, err
+	}})
+}
+
+// SetSnapshotSource sets the function the csi_attacher_volumeattachments
+// and csi_attacher_oldest_pending_seconds gauges are computed from on every
+// scrape, one pass over the VolumeAttachments for both. With a nil f (the
+// default) the gauges are not exported.
+func (m *Metrics) SetSnapshotSource(f SnapshotSource) {
+	if m == nil {
+		return
+	}
+	if f == nil {
+		m.states.source.Store(nil)
+		return
+	}
+	m.states.source.Store(&stateSource{snapshot: f, ages: true})
+}
+
+// SetMaxInflight sets csi_attacher_max_inflight, the adaptive bound of CSI
+// calls in flight; 0 means no bound. The gauge is not exported before the
+// first call.
+func (m *Metrics) SetMaxInflight(limit int) {
+	if m == nil {
+		return
+	}
+	m.maxInflight.WithLabelValues().Set(float64(max(limit, 0)))
+}
+
+// SetBuildInfo sets csi_attacher_build_info to 1 with these labels and the
+// Go version the binary was built with; an empty value is "unknown". A
+// second call replaces the series of the first.
+func (m *Metrics) SetBuildInfo(version, commit, buildDate string) {
+	if m == nil {
+		return
+	}
+	orUnknown := func(s string) string {
+		if s == "" {
+			return "unknown"
+		}
+		return s
+	}
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(orUnknown(version), orUnknown(commit), orUnknown(buildDate), runtime.Version()).Set(1)
 }
 
 // SetTrackedSource sets the function the csi_attacher_tracked_objects gauges
@@ -407,35 +524,51 @@ func (c *trackedCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// stateCollector exports the state gauges from its StateCounter at scrape
-// time.
-type stateCollector struct {
-	desc   *prometheus.Desc
-	source atomic.Pointer[StateCounter]
+// stateSource is what SetStateSource and SetSnapshotSource store: ages
+// tells whether the snapshot's ages are real (a StateCounter has none).
+type stateSource struct {
+	snapshot SnapshotSource
+	ages     bool
 }
 
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+// stateCollector exports the state gauges, and the pending ages when its
+// source has them, from one call of its source at scrape time.
+type stateCollector struct {
+	desc        *prometheus.Desc
+	pendingDesc *prometheus.Desc
+	source      atomic.Pointer[stateSource]
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.pendingDesc
+}
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	f := c.source.Load()
-	if f == nil {
+	src := c.source.Load()
+	if src == nil {
 		return
 	}
-	attached, attaching, detaching, failed, err := (*f)()
+	s, err := src.snapshot()
 	if err != nil {
 		return
 	}
-	for _, s := range []struct {
+	for _, st := range []struct {
 		state string
 		n     int
 	}{
-		{StateAttached, attached},
-		{StateAttaching, attaching},
-		{StateDetaching, detaching},
-		{StateFailed, failed},
+		{StateAttached, s.Attached},
+		{StateAttaching, s.Attaching},
+		{StateDetaching, s.Detaching},
+		{StateFailed, s.Failed},
 	} {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.n), s.state)
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(st.n), st.state)
 	}
+	if !src.ages {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.pendingDesc, prometheus.GaugeValue, seconds(s.OldestAttach), OperationAttach)
+	ch <- prometheus.MustNewConstMetric(c.pendingDesc, prometheus.GaugeValue, seconds(s.OldestDetach), OperationDetach)
 }
 
 // State classifies a VolumeAttachment of the driver for the state gauges.
@@ -476,19 +609,8 @@ func State(va *storagev1.VolumeAttachment, finalizer string) string {
 // State returns "" are not counted. The caller passes only the driver's
 // VolumeAttachments.
 func Count(vas []storagev1.VolumeAttachment, finalizer string) (attached, attaching, detaching, failed int) {
-	for i := range vas {
-		switch State(&vas[i], finalizer) {
-		case StateAttached:
-			attached++
-		case StateAttaching:
-			attaching++
-		case StateDetaching:
-			detaching++
-		case StateFailed:
-			failed++
-		}
-	}
-	return attached, attaching, detaching, failed
+	s := Tally(vas, finalizer, time.Time{})
+	return s.Attached, s.Attaching, s.Detaching, s.Failed
 }
 
 // DriverHealth is what the driver gauges follow; the CSI client implements it.

@@ -98,8 +98,10 @@ func TestExportedFamilies(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	m, reg := registered(g)
-	m.SetStateSource(func() (int, int, int, int, error) { return 0, 0, 0, 0, nil })
+	m.SetSnapshotSource(func() (Snapshot, error) { return Snapshot{}, nil })
 	m.SetTrackedSource(func() map[string]int { return map[string]int{"freshness": 0, "locks": 0} })
+	m.SetMaxInflight(8)
+	m.SetBuildInfo("v1.2.3", "0123abc", "2026-01-02T03:04:05Z")
 	mfs := gather(g, reg)
 
 	tests := []struct {
@@ -121,6 +123,9 @@ func TestExportedFamilies(t *testing.T) {
 		{VolumeDriftTotal, dto.MetricType_COUNTER, 2, []string{LabelKind}},
 		// One series per map the source reports.
 		{TrackedObjects, dto.MetricType_GAUGE, 2, []string{LabelMap}},
+		{OldestPendingSeconds, dto.MetricType_GAUGE, 2, []string{LabelOperation}},
+		{MaxInflight, dto.MetricType_GAUGE, 1, nil},
+		{BuildInfo, dto.MetricType_GAUGE, 1, []string{LabelVersion, LabelCommit, LabelBuildDate, LabelGoVersion}},
 	}
 	g.Expect(mfs).To(HaveLen(len(tests)), "no unexpected families")
 	for _, tt := range tests {
@@ -577,6 +582,9 @@ func TestNilMetricsIsNoOp(t *testing.T) {
 		m.SetConnectionUp(false)
 		m.VolumeDrift(DriftStillPublished)
 		m.SetStateSource(func() (int, int, int, int, error) { return 0, 0, 0, 0, nil })
+		m.SetSnapshotSource(func() (Snapshot, error) { return Snapshot{}, nil })
+		m.SetMaxInflight(4)
+		m.SetBuildInfo("v1", "abc", "today")
 	}).NotTo(Panic())
 }
 
@@ -631,8 +639,10 @@ func TestHelpMentionsSubject(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	m, reg := registered(g)
-	m.SetStateSource(func() (int, int, int, int, error) { return 0, 0, 0, 0, nil })
+	m.SetSnapshotSource(func() (Snapshot, error) { return Snapshot{}, nil })
 	m.SetTrackedSource(func() map[string]int { return map[string]int{"freshness": 0, "locks": 0} })
+	m.SetMaxInflight(1)
+	m.SetBuildInfo("v1", "abc", "today")
 	mfs := gather(g, reg)
 	for name, word := range map[string]string{
 		AttachDurationSeconds: "attach latency",
@@ -643,6 +653,9 @@ func TestHelpMentionsSubject(t *testing.T) {
 		CSIConnectionUp:       "connection",
 		DriverOutagesTotal:    "up to down",
 		VolumeDriftTotal:      "ListVolumes",
+		OldestPendingSeconds:  "oldest VolumeAttachment",
+		MaxInflight:           "ResourceExhausted",
+		BuildInfo:             "version",
 	} {
 		g.Expect(strings.ToLower(mfs[name].GetHelp())).To(ContainSubstring(strings.ToLower(word)), name)
 	}

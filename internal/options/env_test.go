@@ -20,7 +20,7 @@ func TestParseEnvironment(t *testing.T) {
 	}{
 		{
 			name:   "no env, no flags: defaults",
-			wantTO: time.Minute, wantRetry: time.Second, wantProbe: 5 * time.Second,
+			wantTO: 15 * time.Second, wantRetry: time.Second, wantProbe: 5 * time.Second,
 		},
 		{
 			name:   "env applies when the flags are absent",
@@ -44,9 +44,9 @@ func TestParseEnvironment(t *testing.T) {
 		},
 		{
 			name:   "flag set to its default value still beats env",
-			args:   []string{"--timeout=1m"},
+			args:   []string{"--timeout=15s"},
 			env:    map[string]string{EnvTimeout: "45s"},
-			wantTO: time.Minute, wantRetry: time.Second, wantProbe: 5 * time.Second,
+			wantTO: 15 * time.Second, wantRetry: time.Second, wantProbe: 5 * time.Second,
 			wantWarn: []string{"CSI_ATTACHER_TIMEOUT is ignored because --timeout is set"},
 		},
 		{

@@ -21,8 +21,9 @@ func (o *Options) register(fs *flag.FlagSet) {
 	// CSI.
 	fs.StringVar(&o.CSIAddress, "csi-address", "",
 		"Address of the CSI driver socket: /path, unix:///path or tcp://host:port. Required.")
-	fs.DurationVar(&o.Timeout, "timeout", time.Minute,
-		"Timeout of each ControllerPublish/ControllerUnpublish call and of one ListVolumes pass. Overrides "+EnvTimeout+".")
+	fs.DurationVar(&o.Timeout, "timeout", DefaultTimeout,
+		"Timeout of each ControllerPublish/ControllerUnpublish call and of one ListVolumes pass. Overrides "+EnvTimeout+". "+
+			"On SIGTERM the attacher waits up to this plus 10 s for the calls in flight: above 15s, raise the Pod's terminationGracePeriodSeconds to match.")
 	fs.DurationVar(&o.RetryIntervalStart, "retry-interval-start", time.Second,
 		"Initial retry delay of a failed attach or detach; it doubles on each failure up to --retry-interval-max. Overrides "+EnvRetryIntervalStart+".")
 	fs.DurationVar(&o.RetryIntervalMax, "retry-interval-max", 30*time.Second,
@@ -41,8 +42,8 @@ func (o *Options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxInflightPerNode, "max-inflight-per-node", 0,
 		"Maximum attach/detach calls in flight for one node; 0 means no limit.")
 	fs.IntVar(&o.MaxInflight, "max-inflight", DefaultMaxInflight,
-		"Maximum attach/detach calls in flight in all. While the driver answers ResourceExhausted for several nodes the bound "+
-			"halves, and each successful call raises it by one again, up to this value. 0 means no limit and no adaptation.")
+		"Maximum attach/detach calls in flight in all. While the driver answers ResourceExhausted to most calls across several nodes "+
+			"(not just some full nodes) the bound halves; it comes back by itself, up to this value. 0 means no limit and no adaptation.")
 	fs.Var(&featureGatesValue{m: &o.FeatureGates}, "feature-gates",
 		"Comma-separated `key=bool` pairs. "+FeatureMutableCSINodeAllocatableCount+" (default true): errorCode in "+
 			"attachError/detachError. "+FeatureReleaseLeaderElectionOnExit+" (default true): release the Lease on exit. "+
@@ -59,8 +60,9 @@ func (o *Options) register(fs *flag.FlagSet) {
 		"Resync period of the informer caches.")
 
 	// Leader election.
-	fs.BoolVar(&o.LeaderElection, "leader-election", true,
-		"Use a Lease so that only one replica attaches and detaches at a time.")
+	fs.BoolVar(&o.LeaderElection, "leader-election", false,
+		"Use a Lease so that only one replica attaches and detaches at a time. Needed with more than one replica; "+
+			"needs the Role for Leases in the Lease's namespace.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "",
 		"Namespace of the leader-election Lease. Default: $"+EnvPodNamespace+", else the service account's namespace, else \"default\".")
 	fs.DurationVar(&o.LeaderElectionLeaseDuration, "leader-election-lease-duration", 15*time.Second,
@@ -73,14 +75,15 @@ func (o *Options) register(fs *flag.FlagSet) {
 		"Comma-separated `key:value` labels put on the Lease by the leader, e.g. 'my-label:my-value,other:value'.")
 
 	// HTTP.
-	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":8080",
-		"host:port of the metrics server; \"0\" disables it. Ignored when --http-endpoint is set.")
-	fs.StringVar(&o.HealthProbeAddr, "health-probe-bind-address", ":8081",
-		"host:port of the /healthz and /readyz server; \"0\" disables it. Ignored when --http-endpoint is set.")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", ListenerOff,
+		"host:port of the metrics server; \"0\" (the default) opens none. Ignored when --http-endpoint is set.")
+	fs.StringVar(&o.HealthProbeAddr, "health-probe-bind-address", ListenerOff,
+		"host:port of the /healthz and /readyz server; \"0\" (the default) opens none. Ignored when --http-endpoint is set.")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "0",
 		"host:port of a server for Go's /debug/pprof profiles; \"0\" (the default) disables it. Bind it to localhost: profiles reveal the process's internals.")
 	fs.StringVar(&o.HTTPEndpoint, "http-endpoint", "",
-		"host:port of a single server for metrics, /healthz, /readyz and /healthz/leader-election, replacing --metrics-addr and --health-probe-bind-address.")
+		"host:port of a single server for metrics, /healthz, /readyz and their named checks, replacing --metrics-addr and --health-probe-bind-address. "+
+			"Empty (the default) opens none.")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "",
 		"Deprecated alias of --http-endpoint. Setting both is an error.")
 	fs.StringVar(&o.MetricsPath, "metrics-path", "/metrics",
@@ -111,6 +114,25 @@ func (o *Options) register(fs *flag.FlagSet) {
 		"Accepted for compatibility (a `quantity` such as 64Ki) and ignored.")
 	fs.Var(&quantityValue{p: &o.LogJSONInfoBufferSize}, "log-json-info-buffer-size",
 		"Accepted for compatibility (a `quantity` such as 64Ki) and ignored.")
+}
+
+// Flag is one command-line flag as --help shows it.
+type Flag struct {
+	// Name is the flag's name without dashes, e.g. "timeout".
+	Name string
+	// Default is its default as flag.Flag.DefValue gives it: "15s", "0",
+	// "" for an empty string, "false" for a bool that is off.
+	Default string
+}
+
+// Flags returns every flag in name order, for the documentation's tests:
+// the README's tables of defaults are checked against it.
+func Flags() []Flag {
+	var out []Flag
+	newFlagSet(newDefaults()).VisitAll(func(f *flag.Flag) {
+		out = append(out, Flag{Name: f.Name, Default: f.DefValue})
+	})
+	return out
 }
 
 // newFlagSet returns a FlagSet bound to o that reports errors instead of

@@ -222,8 +222,8 @@ func TestUsageListsEveryFlag(t *testing.T) {
 		g.Expect(out).To(MatchRegexp(`(?m)^  -`+regexp.QuoteMeta(f.Name)+`( |$)`), f.Name)
 	})
 	for _, want := range []string{
-		`(default 1m0s)`, `(default 1000)`, `(default 2000)`, `(default ":8080")`, `(default ":8081")`,
-		`(default "/metrics")`, `(default true)`, `(default 5)`, `(default -1)`, `(default text)`,
+		`(default 15s)`, `(default 1000)`, `(default 2000)`, `(default "0")`,
+		`(default "/metrics")`, `(default 5)`, `(default -1)`, `(default text)`,
 		"MutableCSINodeAllocatableCount=true",
 		"-feature-gates key=bool", "-leader-election-labels key:value", "-logging-format format",
 		EnvTimeout, EnvRetryIntervalStart, EnvProbeTimeout, EnvPodNamespace,

@@ -24,6 +24,16 @@ const (
 	// the attach and detach lanes have workers, so the bound only bites
 	// once the driver throttles.
 	DefaultMaxInflight = 2 * DefaultWorkerThreads
+	// DefaultTimeout is the default --timeout, the reference's. It bounds
+	// each CSI call, and so the graceful shutdown: a call in flight at
+	// SIGTERM must end, its result be written and the Lease released
+	// within the 30 s a Pod gets by default (controllers.ShutdownGracePeriod).
+	DefaultTimeout = 15 * time.Second
+	// ListenerOff is the value of --metrics-addr and
+	// --health-probe-bind-address that opens no listener, and their default:
+	// the containers of a Pod share one network namespace, and a port the
+	// attacher took unasked may be the one another container needs.
+	ListenerOff = "0"
 )
 
 // Log formats accepted by --logging-format and --log-format.
@@ -151,8 +161,8 @@ func newDefaults() *Options {
 		ProbeTimeout:    DefaultProbeTimeout,
 		FeatureGates:    DefaultFeatureGates(),
 		LogFormat:       LogFormatText,
-		MetricsAddr:     ":8080",
-		HealthProbeAddr: ":8081",
+		MetricsAddr:     ListenerOff,
+		HealthProbeAddr: ListenerOff,
 		MetricsPath:     "/metrics",
 	}
 }

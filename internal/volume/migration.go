@@ -27,6 +27,18 @@ var TranslationAnnotations = []string{
 	AzureFileResourceGroupAnnotation,
 }
 
+// TranslationLabels are the PersistentVolume labels csi-translation-lib
+// reads: the zone labels, which make GCE PD's volume handle (a zone list
+// that spans regions cannot be translated at all) and every plugin's
+// topology, and the region labels, read for the topology. Both in their GA
+// and beta forms.
+var TranslationLabels = []string{
+	corev1.LabelTopologyZone,
+	corev1.LabelFailureDomainBetaZone,
+	corev1.LabelTopologyRegion,
+	corev1.LabelFailureDomainBetaRegion,
+}
+
 // translator is csi-translation-lib's translator. It holds no state, so one
 // value serves every goroutine.
 var translator = csitrans.New()

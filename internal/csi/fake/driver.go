@@ -153,6 +153,7 @@ type Driver struct {
 	publishContext map[string]map[string]string
 	faultsBefore   map[key]*fault
 	faultsAfter    map[key]*fault
+	nodeFaults     map[key]*fault // key.volumeID holds a node ID
 	latency        map[key]time.Duration
 	calls          []*Call
 	inFlight       map[string]int
@@ -176,6 +177,7 @@ func New(cfg Config) *Driver {
 		publishContext: map[string]map[string]string{},
 		faultsBefore:   map[key]*fault{},
 		faultsAfter:    map[key]*fault{},
+		nodeFaults:     map[key]*fault{},
 		latency:        map[key]time.Duration{},
 		inFlight:       map[string]int{},
 		maxInFlight:    map[string]int{},
@@ -281,6 +283,26 @@ func (d *Driver) InjectErrorMessage(method, volumeID string, code codes.Code, me
 	d.faultsBefore[key{method, volumeID}] = f
 }
 
+// InjectNodeError makes the next `times` calls of method for nodeID fail
+// with code and message before any state change, whatever the volume: a
+// node at its attach limit answers ControllerPublishVolume with
+// ResourceExhausted. times <= 0 means until ClearNodeError or ClearFaults.
+// It is checked after the call's latency and before the volume faults.
+func (d *Driver) InjectNodeError(method, nodeID string, code codes.Code, message string, times int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f := newFault(code, times)
+	f.message = message
+	d.nodeFaults[key{method, nodeID}] = f
+}
+
+// ClearNodeError removes the error injected for method on nodeID.
+func (d *Driver) ClearNodeError(method, nodeID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.nodeFaults, key{method, nodeID})
+}
+
 func newFault(code codes.Code, times int) *fault {
 	if times <= 0 {
 		times = -1
@@ -329,6 +351,7 @@ func (d *Driver) ClearFaults() {
 	defer d.mu.Unlock()
 	clear(d.faultsBefore)
 	clear(d.faultsAfter)
+	clear(d.nodeFaults)
 	clear(d.latency)
 	d.ready = true
 }
@@ -503,7 +526,10 @@ func (d *Driver) serve(ctx context.Context, req any, call *Call, delay time.Dura
 		}
 	}
 	d.mu.Lock()
-	f, hit := takeFault(d.faultsBefore, call.Method, call.VolumeID)
+	f, hit := takeNodeFault(d.nodeFaults, call.Method, call.NodeID)
+	if !hit {
+		f, hit = takeFault(d.faultsBefore, call.Method, call.VolumeID)
+	}
 	d.mu.Unlock()
 	if hit {
 		if f.message != "" {
@@ -532,6 +558,26 @@ func (d *Driver) lookupLatency(method, volumeID string) time.Duration {
 		}
 	}
 	return d.latency[key{method, ""}]
+}
+
+// takeNodeFault consumes one use of the fault injected for nodeID. Callers
+// hold d.mu.
+func takeNodeFault(faults map[key]*fault, method, nodeID string) (fault, bool) {
+	if nodeID == "" {
+		return fault{}, false
+	}
+	k := key{method, nodeID}
+	f, ok := faults[k]
+	if !ok {
+		return fault{}, false
+	}
+	if f.remaining > 0 {
+		f.remaining--
+		if f.remaining == 0 {
+			delete(faults, k)
+		}
+	}
+	return *f, true
 }
 
 // takeFault consumes one use of the matching fault, preferring a

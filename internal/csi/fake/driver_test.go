@@ -247,6 +247,38 @@ func TestInjectError(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 }
 
+func TestInjectNodeError(t *testing.T) {
+	g := NewWithT(t)
+	e := start(t, fake.DefaultConfig(""))
+
+	// A full node refuses every publish, whatever the volume; other nodes
+	// and unpublish are untouched.
+	e.drv.InjectNodeError(fake.MethodPublish, "full", codes.ResourceExhausted, "no room on the node", 0)
+	for _, vol := range []string{"vol-1", "vol-2"} {
+		_, err := e.ctrl.ControllerPublishVolume(ctx(t), publishReq(vol, "full"))
+		g.Expect(status.Code(err)).To(Equal(codes.ResourceExhausted))
+		g.Expect(status.Convert(err).Message()).To(Equal("no room on the node"))
+		g.Expect(e.drv.Published(vol)).To(BeEmpty())
+	}
+	_, err := e.ctrl.ControllerPublishVolume(ctx(t), publishReq("vol-1", "other"))
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = e.ctrl.ControllerUnpublishVolume(ctx(t), &csipb.ControllerUnpublishVolumeRequest{VolumeId: "vol-1", NodeId: "full"})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	// The node has room again.
+	e.drv.ClearNodeError(fake.MethodPublish, "full")
+	_, err = e.ctrl.ControllerPublishVolume(ctx(t), publishReq("vol-2", "full"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(e.drv.Published("vol-2")).To(Equal([]string{"full"}))
+
+	// A counted injection wears off.
+	e.drv.InjectNodeError(fake.MethodPublish, "n", codes.ResourceExhausted, "", 1)
+	_, err = e.ctrl.ControllerPublishVolume(ctx(t), publishReq("vol-3", "n"))
+	g.Expect(status.Code(err)).To(Equal(codes.ResourceExhausted))
+	_, err = e.ctrl.ControllerPublishVolume(ctx(t), publishReq("vol-3", "n"))
+	g.Expect(err).NotTo(HaveOccurred())
+}
+
 func TestInjectErrorMessage(t *testing.T) {
 	g := NewWithT(t)
 	e := start(t, fake.DefaultConfig(""))

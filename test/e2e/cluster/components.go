@@ -109,6 +109,7 @@ func (c *Cluster) startDriver() (*Driver, error) {
 		"--state-file=" + c.StateFile(),
 		"--calls-file=" + c.CallsFile(),
 		"--quiet",
+		"--full-nodes-file=" + c.fullNodesFile(),
 		"--publish-latency=" + c.PublishLatency.String(),
 		"--unpublish-latency=" + c.UnpublishLatency.String(),
 	}
@@ -131,6 +132,29 @@ func (c *Cluster) startDriver() (*Driver, error) {
 		return err == nil, nil
 	})
 	return d, err
+}
+
+// fullNodesFile lists the node IDs the driver treats as full (SetFullNodes).
+func (c *Cluster) fullNodesFile() string { return filepath.Join(c.Dir, "full-nodes") }
+
+// SetFullNodes makes the driver answer every publish to these nodes with
+// ResourceExhausted, as a node at its attach limit does, until it is called
+// again without them. The driver reads the list every 200 ms; SetFullNodes
+// returns once it surely has.
+func (c *Cluster) SetFullNodes(nodes []string) error {
+	var b strings.Builder
+	for _, n := range nodes {
+		b.WriteString(NodeID(n) + "\n")
+	}
+	tmp := c.fullNodesFile() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, c.fullNodesFile()); err != nil {
+		return err
+	}
+	time.Sleep(500 * time.Millisecond)
+	return nil
 }
 
 // Stop stops the driver gracefully: calls in flight finish first.
@@ -261,27 +285,52 @@ func (c *Cluster) StartAttacherWith(ctx context.Context, o AttacherOptions) (*At
 	return a, err
 }
 
-// ManifestArgs returns the arguments of the csi-attacher container that
-// the shipped sidecar Component adds to a driver's controller
-// (config/components/sidecar/attacher.yaml), so the suite runs the attacher
-// exactly as it is deployed.
+// ManifestArgs returns the flags of the csi-attacher container as the
+// shipped manifests deploy it: the flags the sidecar Component puts in its
+// command (config/components/sidecar/attacher.yaml) followed by the args of
+// the sample driver's own attacher container
+// (config/samples/fakedriver/driver.yaml), which the Component keeps, so
+// the suite runs the attacher exactly as it is deployed.
 func ManifestArgs(root string) ([]string, error) {
-	path := filepath.Join(root, "config", "components", "sidecar", "attacher.yaml")
-	data, err := os.ReadFile(path)
+	component := filepath.Join(root, "config", "components", "sidecar", "attacher.yaml")
+	var pod corev1.Pod
+	if err := readManifest(component, &pod); err != nil {
+		return nil, err
+	}
+	c, err := attacherContainer(component, pod.Spec)
 	if err != nil {
 		return nil, err
 	}
+	if len(c.Command) < 2 {
+		return nil, fmt.Errorf("%s: the csi-attacher container's command has no flags", component)
+	}
+	sample := filepath.Join(root, "config", "samples", "fakedriver", "driver.yaml")
 	var d appsv1.Deployment
-	if err := yaml.Unmarshal(data, &d); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := readManifest(sample, &d); err != nil {
+		return nil, err
 	}
-	i := slices.IndexFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == "csi-attacher" })
+	vendor, err := attacherContainer(sample, d.Spec.Template.Spec)
+	if err != nil {
+		return nil, err
+	}
+	return append(slices.Clone(c.Command[1:]), vendor.Args...), nil
+}
+
+func readManifest(path string, into any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := yaml.Unmarshal(data, into); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+func attacherContainer(path string, pod corev1.PodSpec) (corev1.Container, error) {
+	i := slices.IndexFunc(pod.Containers, func(c corev1.Container) bool { return c.Name == "csi-attacher" })
 	if i < 0 {
-		return nil, fmt.Errorf("%s: no container named csi-attacher", path)
+		return corev1.Container{}, fmt.Errorf("%s: no container named csi-attacher", path)
 	}
-	args := d.Spec.Template.Spec.Containers[i].Args
-	if len(args) == 0 {
-		return nil, fmt.Errorf("%s: the csi-attacher container has no args", path)
-	}
-	return args, nil
+	return pod.Containers[i], nil
 }
