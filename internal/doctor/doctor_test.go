@@ -228,8 +228,8 @@ func TestCheckRights(t *testing.T) {
 			mutate:   []func([]RightCheck){deny("leases", "", "list"), deny("leases", "", "watch")},
 			statuses: []Status{StatusWarn, StatusWarn, StatusOK},
 			contains: []string{
-				"WARN rights: sa may not list leases.coordination.k8s.io/lease in namespace kube-system: grant it in the Role external-attacher-cfg (config/rbac/leader_election_role.yaml) bound in namespace kube-system; " +
-					"without it, the Lease is read with plain GETs: a standby notices a released Lease only at its next retry",
+				"WARN rights: sa may not list leases.coordination.k8s.io/lease in namespace kube-system: grant it in the Role external-attacher-cfg (config/rbac/leader_election_role.yaml) bound in namespace kube-system",
+				"without it, the Lease is read with plain GETs: a standby notices a released Lease only at its next retry",
 				"WARN rights: sa may not watch leases.coordination.k8s.io/lease",
 			}},
 		{name: "reason is quoted", user: "sa", le: true,
