@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -27,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/csi-attacher/csi-attacher/controllers"
+	"github.com/csi-attacher/csi-attacher/controllers/volumeattachment"
 	"github.com/csi-attacher/csi-attacher/internal/cache"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/doctor"
@@ -150,17 +152,25 @@ func run(ctx context.Context, opts *options.Options) error {
 	cacheReady := &cache.Readiness{}
 	ready := &readiness{}
 	var lock *leader.Lock
+	var fence *leader.Fence
 	if opts.LeaderElection {
 		// A Lease lock that lets a standby take over as soon as the leader
-		// releases the Lease (see internal/leader).
+		// releases the Lease, and a fence that keeps this replica from
+		// calling the driver once it may be replaced (see internal/leader).
+		fence = leader.NewFence(opts.LeaderElectionRetryPeriod, opts.Timeout)
 		lock, err = leader.NewLock(ctx, leader.Options{
 			Config: restConfig, Namespace: opts.LeaderElectionNamespaceResolved, Name: volume.LeaseName(driver.DriverName()),
-			Labels: opts.LeaderElectionLabels, RenewDeadline: opts.LeaderElectionRenewDeadline, RetryPeriod: opts.LeaderElectionRetryPeriod,
+			Labels: opts.LeaderElectionLabels, RenewDeadline: opts.LeaderElectionRenewDeadline,
+			NoWatch: !leaseWatch(logr.NewContext(ctx, setupLog), restConfig, opts.LeaderElectionNamespaceResolved, volume.LeaseName(driver.DriverName())),
+			Fence:   fence,
 		})
 		if err != nil {
 			return fmt.Errorf("failed to set up leader election: %w", err)
 		}
 		defer lock.Shutdown()
+		setupLog.Info("Leader election: no CSI call starts once the Lease renewal is overdue; after an unclean takeover, attachments already pending wait for the previous leader's calls to reach --timeout",
+			"fenceAfter", leader.FenceDelay(opts.LeaderElectionRetryPeriod).String(),
+			"margin", leader.MarginOf(opts.LeaderElectionLeaseDuration, opts.LeaderElectionRetryPeriod).String())
 	}
 	mgr, err := newManager(restConfig, opts, driver, cacheReady, ready, lock)
 	if err != nil {
@@ -188,6 +198,7 @@ func run(ctx context.Context, opts *options.Options) error {
 		Metrics:               m,
 		OmitErrorCode:         !opts.FeatureEnabled(options.FeatureMutableCSINodeAllocatableCount),
 		ReconcileSync:         opts.ReconcileSync,
+		Fence:                 fenceOrNil(fence),
 		MaxEntries:            int32(opts.MaxEntries),
 	}
 	monitor := driver.HealthMonitor(csi.DefaultHealthInterval)
@@ -238,6 +249,37 @@ func run(ctx context.Context, opts *options.Options) error {
 	setupLog.Info("Starting manager", "leaderElection", opts.LeaderElection,
 		"lease", volume.LeaseName(driver.DriverName()), "workers", workers)
 	return mgr.Start(ctx)
+}
+
+// fenceOrNil keeps a nil *leader.Fence from becoming a non-nil interface.
+func fenceOrNil(f *leader.Fence) volumeattachment.Fence {
+	if f == nil {
+		return nil
+	}
+	return f
+}
+
+// leaseWatch tells whether the leader-election lock may watch its Lease
+// (list and watch on it, doctor.LeaseWatchRights) and says at start which
+// way it runs. Without them the watch would never sync, so the lock reads
+// the Lease with plain GETs. A failed check counts as no.
+func leaseWatch(ctx context.Context, cfg *rest.Config, namespace, name string) bool {
+	setupLog := logr.FromContextOrDiscard(ctx)
+	cs, err := kubernetes.NewForConfig(cfg)
+	allowed := false
+	if err == nil {
+		allowed, err = doctor.AllGranted(doctor.ReviewRights(ctx, cs.AuthorizationV1().SelfSubjectAccessReviews().Create,
+			doctor.LeaseWatchRights(namespace, name)))
+	}
+	switch {
+	case err != nil:
+		setupLog.Error(err, "Cannot tell whether the Lease may be watched; without list and watch, "+doctor.LeaseWatchLoss)
+	case allowed:
+		setupLog.V(2).Info("Watching the Lease: a standby takes over as soon as the leader releases it")
+	default:
+		setupLog.Info("Cannot list and watch Leases (RBAC): " + doctor.LeaseWatchLoss)
+	}
+	return err == nil && allowed
 }
 
 // secretWatch tells whether the Secret watch may run (list and watch on

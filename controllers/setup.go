@@ -84,6 +84,9 @@ type Config struct {
 	WatchSecrets bool
 	// OmitErrorCode leaves errorCode out of attachError and detachError.
 	OmitErrorCode bool
+	// Fence gates every CSI call on the Lease (leader.Fence); nil without
+	// leader election.
+	Fence volumeattachment.Fence
 	// ReconcileSync is --reconcile-sync and MaxEntries --max-entries, for
 	// the drift pass.
 	ReconcileSync time.Duration
@@ -145,6 +148,7 @@ func SetupFull(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Full, error)
 		Metrics:            cfg.Metrics,
 		WatchSecrets:       cfg.WatchSecrets,
 		OmitErrorCode:      cfg.OmitErrorCode,
+		Fence:              cfg.Fence,
 	}
 	if err := f.va.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the VolumeAttachment controller: %w", err)

@@ -28,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/csi-attacher/csi-attacher/controllers"
+	"github.com/csi-attacher/csi-attacher/controllers/volumeattachment"
 	"github.com/csi-attacher/csi-attacher/internal/cache"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
@@ -252,13 +253,17 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		leaseDuration, renewDeadline, retryPeriod = o.leaseDuration, o.renewDeadline, o.retryPeriod
 	}
 	var lock *leader.Lock
+	var fence volumeattachment.Fence
 	if o.leaderElection {
-		// As main.go: the Lease lock that hands over at once.
+		// As main.go: the Lease lock that hands over at once, and the fence
+		// that gates every CSI call on it.
+		f := leader.NewFence(retryPeriod, o.timeout)
 		lock, err = leader.NewLock(ctx, leader.Options{
 			Config: restConfig, Namespace: "default", Name: volume.LeaseName(dc.Name),
-			RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
+			RenewDeadline: renewDeadline, Fence: f,
 		})
 		Expect(err).NotTo(HaveOccurred())
+		fence = f
 	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		LeaderElectionResourceLockInterface: leaderLock(lock),
@@ -315,6 +320,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		WatchSecrets:          o.watchSecrets,
 		OmitErrorCode:         o.omitErrorCode,
 		ReconcileSync:         o.reconcileSync,
+		Fence:                 fence,
 		// Pages of one entry, so paging is exercised.
 		MaxEntries: 1,
 	}

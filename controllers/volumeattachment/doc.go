@@ -18,7 +18,8 @@
 //   - callbound.go: the adaptive --max-inflight bound, lowered only when
 //     the driver throttles the whole cluster, never for full nodes.
 //   - wake.go: queueing again an attachment refused for a busy node.
-//   - shutdown.go: no CSI call starts after SIGTERM.
+//   - shutdown.go: no CSI call starts after SIGTERM, nor while the Lease
+//     renewal is overdue; the hold after an unclean takeover.
 //   - latency.go: when an operation started, for the latency metrics.
 //   - secret_watch.go, driver_back.go: retrying at once when a Secret
 //     changes or the driver comes back.

@@ -42,6 +42,18 @@ func (s *startTimes) since(op, name string, uid types.UID, stamp metav1.Time, no
 	return now.Sub(start)
 }
 
+// seenAt returns when this process first saw op start on the object, if
+// it remembers.
+func (s *startTimes) seenAt(op, name string, uid types.UID) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.seen[op+"/"+name]
+	if !ok || e.uid != uid {
+		return time.Time{}, false
+	}
+	return e.at, true
+}
+
 // observe records the first sighting of op on the object.
 func (s *startTimes) observe(op, name string, uid types.UID, now time.Time) {
 	s.mu.Lock()

@@ -78,6 +78,11 @@ type Reconciler struct {
 	// doctor.SecretWatchRights); without it a fixed Secret is picked up at the
 	// next retry.
 	WatchSecrets bool
+	// Fence, with leader election, keeps CSI calls from starting while the
+	// Lease renewal is overdue, and holds the attachments the previous
+	// leader may still be calling the driver for after an unclean takeover
+	// (leader.Fence). Nil without leader election.
+	Fence Fence
 	// OmitErrorCode leaves errorCode out of attachError and detachError, as
 	// the reference does with its feature gate MutableCSINodeAllocatableCount
 	// off (--feature-gates=MutableCSINodeAllocatableCount=false).
@@ -194,7 +199,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// controllers.ShutdownGracePeriod), so a publish that reached the driver
 	// gets its status written rather than being cut off half way. No new
 	// call starts.
-	ctx = withStop(ctx)
+	ctx = withStop(ctx, r.Fence)
 	unlock := r.locks.lock(req.Name)
 	defer unlock()
 	if callAllowed(ctx) != nil {
@@ -217,6 +222,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues("Node", klog.KRef("", va.Spec.NodeName)))
+	if wait := r.held(va); wait > 0 {
+		log.FromContext(ctx).V(2).Info("Waiting before acting: the previous leader lost its Lease without releasing it and may still be calling the driver for this volume",
+			"retryAfter", wait.Round(time.Millisecond).String())
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 
 	if va.DeletionTimestamp.IsZero() {
 		err = r.reconcileAttach(ctx, va)

@@ -49,6 +49,6 @@ func (k *wakers) source(detach bool) source.Source {
 // stopChannel is the controller's Done channel that withStop kept, nil
 // outside a reconcile (it never closes then).
 func stopChannel(ctx context.Context) <-chan struct{} {
-	stop, _ := ctx.Value(stopKey{}).(<-chan struct{})
-	return stop
+	g, _ := ctx.Value(stopKey{}).(gate)
+	return g.stop
 }

@@ -26,6 +26,7 @@ func main() {
 	noReadonly := flag.Bool("no-readonly", false, "do not announce PUBLISH_READONLY")
 	publishLatency := flag.Duration("publish-latency", 0, "delay of every ControllerPublishVolume call")
 	unpublishLatency := flag.Duration("unpublish-latency", 0, "delay of every ControllerUnpublishVolume call")
+	finishAbandoned := flag.Bool("finish-abandoned-calls", false, "run every call to its end, latency and all, even when its caller gives up, as a real backend finishes an attach it has started")
 	quiet := flag.Bool("quiet", false, "do not log each call (for benchmarks with many calls)")
 	stateFile := flag.String("state-file", "", "keep the publications and their history in this JSON file: loaded at start, rewritten after every publish and unpublish, so they survive a restart as a storage backend's attachments do")
 	callsFile := flag.String("calls-file", "", "append a JSON line for every call to this file")
@@ -53,6 +54,7 @@ func main() {
 	cfg := fake.DefaultConfig(*name)
 	cfg.PublishUnpublish = !*noPublish
 	cfg.PublishReadonly = !*noReadonly
+	cfg.FinishAbandoned = *finishAbandoned
 	if *gceIDs {
 		cfg.CanonicalVolumeID = fake.GCEPDVolumeID
 	}

@@ -140,7 +140,7 @@ func TestCheckAPI(t *testing.T) {
 func TestRequiredRights(t *testing.T) {
 	g := NewWithT(t)
 	withLE := RequiredRights(true, "kube-system", "external-attacher-leader-doctor-csi-test")
-	g.Expect(withLE).To(HaveLen(18))
+	g.Expect(withLE).To(HaveLen(20))
 	names := make([]string, 0, len(withLE))
 	for _, r := range withLE {
 		names = append(names, r.String())
@@ -153,6 +153,8 @@ func TestRequiredRights(t *testing.T) {
 		"get leases.coordination.k8s.io/external-attacher-leader-doctor-csi-test in namespace kube-system",
 		"update leases.coordination.k8s.io/external-attacher-leader-doctor-csi-test in namespace kube-system",
 		"create leases.coordination.k8s.io in namespace kube-system",
+		"list leases.coordination.k8s.io/external-attacher-leader-doctor-csi-test in namespace kube-system",
+		"watch leases.coordination.k8s.io/external-attacher-leader-doctor-csi-test in namespace kube-system",
 	))
 	g.Expect(names).NotTo(ContainElement(ContainSubstring("list secrets")), "Secrets are never listed")
 
@@ -193,7 +195,7 @@ func TestCheckRights(t *testing.T) {
 	}{
 		{name: "all granted", user: "system:serviceaccount:kube-system:csi-attacher", le: true,
 			statuses: []Status{StatusOK},
-			contains: []string{"OK   rights: all 18 API rights the attacher needs are granted to system:serviceaccount:kube-system:csi-attacher"}},
+			contains: []string{"OK   rights: all 20 API rights the attacher needs are granted to system:serviceaccount:kube-system:csi-attacher"}},
 		{name: "all granted, leader election off", le: false, checks: allowAll()[:15],
 			statuses: []Status{StatusOK},
 			contains: []string{"all 15 API rights the attacher needs are granted to us (Lease rights not checked: --leader-election=false)"}},
@@ -219,7 +221,17 @@ func TestCheckRights(t *testing.T) {
 		{name: "only optional rights missing", user: "sa", le: true,
 			mutate:   []func([]RightCheck){deny("secrets", "", "get"), deny("events", "", "create"), deny("events", "", "patch")},
 			statuses: []Status{StatusWarn, StatusWarn, StatusWarn, StatusOK},
-			contains: []string{"WARN rights: sa may not get secrets", "OK   rights: the 15 API rights the attacher cannot work without are granted to sa"}},
+			contains: []string{"WARN rights: sa may not get secrets", "OK   rights: the 17 API rights the attacher cannot work without are granted to sa"}},
+		// Without list and watch on the Lease the attacher reads it with
+		// plain GETs: a warning that says what is lost.
+		{name: "no watch on the Lease", user: "sa", le: true,
+			mutate:   []func([]RightCheck){deny("leases", "", "list"), deny("leases", "", "watch")},
+			statuses: []Status{StatusWarn, StatusWarn, StatusOK},
+			contains: []string{
+				"WARN rights: sa may not list leases.coordination.k8s.io/lease in namespace kube-system: grant it in the Role external-attacher-cfg (config/rbac/leader_election_role.yaml) bound in namespace kube-system",
+				"without it, the Lease is read with plain GETs: a standby notices a released Lease only at its next retry",
+				"WARN rights: sa may not watch leases.coordination.k8s.io/lease",
+			}},
 		{name: "reason is quoted", user: "sa", le: true,
 			checks:   []RightCheck{{Right: rights[0], Reason: "no RBAC policy matched"}},
 			statuses: []Status{StatusFail},

@@ -158,7 +158,7 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 			"OK   driver: doctor.csi.test 1.0.0 at "+e.address,
 			"OK   mode: full: ControllerPublishVolume on attach, ControllerUnpublishVolume on detach",
 			MatchRegexp(`^OK   api: Kubernetes v\S+ at https://127\.0\.0\.1:\d+, as user admin \(groups system:masters`),
-			"OK   rights: all 18 API rights the attacher needs are granted to admin",
+			"OK   rights: all 20 API rights the attacher needs are granted to admin",
 			"OK   secret-watch: "+secretWatchOn,
 			"OK   csidriver: CSIDriver doctor.csi.test has attachRequired=true",
 			"OK   csinodes: all 2 CSINodes have driver doctor.csi.test",
@@ -202,7 +202,7 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 				"and that --csi-address names the socket in the volume both containers mount",
 			HavePrefix("OK   api: "),
 			// Without the driver's name, the Lease right is checked for any name.
-			"OK   rights: all 18 API rights the attacher needs are granted to admin",
+			"OK   rights: all 20 API rights the attacher needs are granted to admin",
 			// The Secret watch rights do not depend on the driver.
 			"OK   secret-watch: "+secretWatchOn,
 			"SKIP csidriver: the driver's name is unknown because the driver check failed",
@@ -303,7 +303,7 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 			}
 		}
 		g.Expect(fails).To(HaveLen(15), "one FAIL per required right")
-		g.Expect(warns).To(HaveLen(3), "one WARN per optional right: get secrets, create and patch events")
+		g.Expect(warns).To(HaveLen(5), "one WARN per optional right: get secrets, create and patch events, list and watch the Lease")
 		g.Expect(out).To(ContainSubstring("FAIL rights: nobody may not patch volumeattachments/status.storage.k8s.io: " +
 			"grant it in the ClusterRole external-attacher-runner (config/rbac/role.yaml)"))
 		g.Expect(out).To(ContainSubstring("FAIL rights: nobody may not update leases.coordination.k8s.io/external-attacher-leader-doctor-csi-test in namespace default"))
@@ -312,7 +312,7 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 		g.Expect(out).To(ContainSubstring("SKIP csidriver: not allowed to get CSIDriver doctor.csi.test"))
 		g.Expect(out).To(ContainSubstring("SKIP csinodes: not allowed to list CSINodes"))
 		g.Expect(out).To(ContainSubstring("SKIP attachments: not allowed to list VolumeAttachments"))
-		g.Expect(out).To(HaveSuffix("doctor: BROKEN: 4 ok, 3 warnings, 15 failed, 3 skipped\n"))
+		g.Expect(out).To(HaveSuffix("doctor: BROKEN: 4 ok, 5 warnings, 15 failed, 3 skipped\n"))
 	})
 
 	t.Run("the rights of config/rbac are exactly enough", func(t *testing.T) {
@@ -327,7 +327,7 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 			exit, out = e.run(e.admin, "--as="+user)
 			return exit
 		}).WithTimeout(10 * time.Second).WithPolling(200 * time.Millisecond).Should(Equal(0))
-		g.Expect(out).To(ContainSubstring("OK   rights: all 18 API rights the attacher needs are granted to " + user))
+		g.Expect(out).To(ContainSubstring("OK   rights: all 20 API rights the attacher needs are granted to " + user))
 		g.Expect(out).To(ContainSubstring("OK   secret-watch: "+secretWatchOff+"\n"),
 			"the default RBAC grants get on secrets only")
 		g.Expect(out).To(ContainSubstring("SKIP csidriver: not allowed to get CSIDriver doctor.csi.test"),
@@ -342,7 +342,7 @@ func TestDoctorAgainstEnvtest(t *testing.T) {
 			return out
 		}).WithTimeout(10 * time.Second).WithPolling(200 * time.Millisecond).Should(
 			ContainSubstring("OK   secret-watch: " + secretWatchOn + "\n"))
-		g.Expect(out).To(ContainSubstring("OK   rights: all 18 API rights the attacher needs are granted to " + user))
+		g.Expect(out).To(ContainSubstring("OK   rights: all 20 API rights the attacher needs are granted to " + user))
 	})
 
 	t.Run("trivial driver", func(t *testing.T) {

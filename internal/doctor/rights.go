@@ -97,6 +97,9 @@ type use struct {
 	byName []string
 	// withoutIt is Right.WithoutIt.
 	withoutIt string
+	// optional are verbs the attacher can run without, with what is lost
+	// (Right.WithoutIt); they override withoutIt.
+	optional map[string]string
 	// unreviewed, when set, says why the rule is shipped but never
 	// reviewed.
 	unreviewed string
@@ -118,14 +121,20 @@ var uses = map[grant]use{
 		withoutIt: "no Warning Events for attach and detach failures (they still show in the VolumeAttachment status and the log)"},
 	{rbac.ClusterRoleFile, "", "events"}: {
 		unreviewed: "the attacher's recorder writes events.k8s.io Events, reviewed as such"},
-	// Leader election gets, creates and updates the Lease: those are
-	// reviewed. internal/leader also lists and watches it by name, and the
-	// Role grants that too, and delete and patch for the reference's sake.
+	// Leader election gets, creates and updates the Lease; internal/leader
+	// also lists and watches it by name, and works without that. The Role
+	// grants delete and patch too, for the reference's sake: not reviewed.
 	{rbac.LeaseRoleFile, "coordination.k8s.io", "leases"}: {scope: inLeaseNamespace,
-		verbs: []string{"get", "update", "create"}, byName: []string{"get", "update"}},
+		verbs: []string{"get", "update", "create", "list", "watch"}, byName: []string{"get", "update", "list", "watch"},
+		optional: map[string]string{"list": LeaseWatchLoss, "watch": LeaseWatchLoss}},
 	{rbac.LeaseRoleFile, "", "events"}: {
 		unreviewed: "only the LeaderElection Events about the Lease need it"},
 }
+
+// LeaseWatchLoss is what the attacher loses without list and watch on its
+// Lease: it reads the Lease with plain GETs instead.
+const LeaseWatchLoss = "the Lease is read with plain GETs: a standby notices a released Lease only at its next retry " +
+	"(up to 2.2 × --leader-election-retry-period) instead of at once, and each standby reads the Lease every retry period"
 
 // role is one embedded Role or ClusterRole.
 type role struct {
@@ -234,6 +243,9 @@ func (r role) rights(leaseNamespace, leaseName string) []Right {
 				for _, verb := range verbs {
 					right := Right{Group: group, Resource: res, Subresource: sub, Verb: verb,
 						GrantedBy: r.ref, GrantedByComponent: component, WithoutIt: u.withoutIt}
+					if loss, ok := u.optional[verb]; ok {
+						right.WithoutIt = loss
+					}
 					switch u.scope {
 					case clusterWide:
 						// No namespace: a cluster-scoped resource or every namespace.
@@ -264,6 +276,19 @@ func RequiredRights(leaderElection bool, leaseNamespace, leaseName string) []Rig
 		rights = append(rights, leaseRole.rights(leaseNamespace, leaseName)...)
 	}
 	return rights
+}
+
+// LeaseWatchRights are the rights of the Lease watch of internal/leader:
+// list and watch on the Lease, as main.go reviews them at start to choose
+// between the watch and plain GETs.
+func LeaseWatchRights(leaseNamespace, leaseName string) []Right {
+	var out []Right
+	for _, r := range leaseRole.rights(leaseNamespace, leaseName) {
+		if r.Resource == "leases" && r.WithoutIt == LeaseWatchLoss {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // SecretWatchRights are the rights of the optional Secret watch: list and

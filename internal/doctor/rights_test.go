@@ -127,3 +127,16 @@ func TestAllGranted(t *testing.T) {
 		})
 	}
 }
+
+func TestLeaseWatchRights(t *testing.T) {
+	g := NewWithT(t)
+	var names []string
+	for _, r := range LeaseWatchRights("kube-system", "lease") {
+		names = append(names, r.String())
+		g.Expect(r.WithoutIt).To(Equal(LeaseWatchLoss))
+	}
+	g.Expect(names).To(Equal([]string{
+		"list leases.coordination.k8s.io/lease in namespace kube-system",
+		"watch leases.coordination.k8s.io/lease in namespace kube-system",
+	}))
+}

@@ -1,19 +1,30 @@
 // Package leader provides the leader-election lock of the attacher: the
 // Lease lock of client-go, wrapped so that a standby takes over the moment
-// the leader releases the Lease instead of at its next retry.
+// the leader releases the Lease, or exactly one lease duration after the
+// leader's last renewal, and a Fence that keeps an old leader from calling
+// the driver once it may be replaced.
 //
-// client-go's elector tries to acquire the Lease every --leader-election-
-// retry-period, jittered to between 1 and 2.2 times that period (5-11 s with
-// the default 5 s). A leader that releases the Lease on SIGTERM thus leaves
-// the attacher without a leader for up to 11 s, during a rolling update of
-// every replica. A shorter retry period would shorten that, but it is also
-// the leader's renew interval: every replica's leader would write its Lease
-// several times a second, forever, to save a few seconds once per rollout.
+// Hand-over. client-go's elector tries to acquire the Lease every
+// --leader-election-retry-period, jittered to between 1 and 2.2 times that
+// period (5-11 s with the default 5 s). A leader that releases the Lease on
+// SIGTERM would leave the attacher without a leader for up to 11 s. A
+// shorter retry period would shorten that, but it is also the leader's
+// renew interval. Instead each replica watches its Lease, and a standby's
+// read of the Lease waits while the holder keeps renewing it. A release ends
+// the wait, and the elector's attempt finds the Lease free and takes it at
+// once. A standby makes no requests at all while a healthy leader renews.
 //
-// Instead each replica watches its Lease, and a standby's read of the Lease
-// waits while the holder keeps renewing it. A release ends the wait, and the
-// elector's attempt finds the Lease free and takes it at once: the hand-over
-// takes one watch event and one write, whatever the retry period. A standby
-// makes no requests at all while a healthy leader renews; a holder that
-// stops renewing ends the wait too, and client-go's expiry applies as usual.
+// Expiry. A holder that stops renewing (it crashed, or lost the API
+// server) is replaced one lease duration after this process last saw it
+// renew, measured on this process's clock as client-go does, but from the
+// watch's sighting rather than from the elector's next poll (see Lock.Get).
+// Without list and watch on Leases (Options.NoWatch) every read is a
+// plain GET and the timing is client-go's own.
+//
+// Fencing. The leader may start a CSI call only within FenceDelay (1.5
+// retry periods) of sending its last successful renewal; a standby takes
+// over no sooner than a lease duration after it saw that renewal. After an
+// unclean takeover (the Lease expired, it was not released) the new leader
+// holds the operations it already knew of until the old holder's calls
+// have reached their bound (see Fence).
 package leader

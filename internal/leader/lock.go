@@ -2,6 +2,7 @@ package leader
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sync"
@@ -22,8 +23,10 @@ import (
 )
 
 // syncTimeout bounds how long the first read of the Lease waits for the
-// watch to be established. Without the watch a standby falls back to
-// client-go's plain polling.
+// watch to be established. Later reads never wait for it: without the
+// watch a standby falls back to client-go's plain polling, and the
+// leader's own reads (a renewal's slow path, the release) must not spend
+// its renew deadline on a watch that cannot sync.
 const syncTimeout = 10 * time.Second
 
 // Options configure NewLock.
@@ -38,29 +41,36 @@ type Options struct {
 	// RenewDeadline bounds each request, as controller-runtime does: one
 	// hung request must not cost the leader its Lease.
 	RenewDeadline time.Duration
-	// RetryPeriod is --leader-election-retry-period, which is also how
-	// often the leader renews. A standby stops waiting when it has seen no
-	// renewal for one and a half of it (see Get).
-	RetryPeriod time.Duration
+	// NoWatch turns the watch of the Lease off, for a service account
+	// without list and watch on Leases: every read is then a plain GET,
+	// and a standby notices a release at its next retry, as client-go's
+	// own lock does, instead of at once.
+	NoWatch bool
+	// Fence, when set, is told of every renewal and takeover (see Fence).
+	Fence *Fence
 }
 
 // Lock is a resourcelock.Interface for a Lease whose Get, in a standby,
-// waits for the Lease to be released (see the package documentation).
+// waits for the Lease to be released or to expire (see the package
+// documentation).
 type Lock struct {
 	resourcelock.Interface
 
 	events   record.EventBroadcaster
-	informer cache.Controller
+	informer cache.Controller // nil without the watch
+	fence    *Fence
 
 	mu      sync.Mutex
 	lease   leaseState
 	changed chan struct{} // closed and replaced on every change of lease
 	waiting int           // Gets waiting for a release
+	synced  bool          // the first Get has waited for the watch
+	// seen is the record this process saw last, by the watch or a Get, and
+	// when it first saw it; got is the one the last Get returned.
+	seen, got recordSeen
 	// acquired maps the acquire time client-go computed before a Get that
 	// waited to the time the Lease was really taken (see Update).
 	acquiredAsked, acquiredAt metav1.Time
-	// renewGap is how long without a renewal ends a standby's wait.
-	renewGap time.Duration
 
 	now func() time.Time
 }
@@ -70,15 +80,23 @@ type leaseState struct {
 	known    bool // the watch is synced and the Lease exists
 	holder   string
 	duration time.Duration
-	// seen is when this process saw the Lease change last. As in client-go,
-	// a lease is valid for its duration from when its holder was last seen
-	// renewing it, on this process's clock.
-	seen time.Time
+	raw      string // the record, serialised as resourcelock.LeaseLock does
+}
+
+// recordSeen is one version of the leader-election record and the moment
+// this process first saw it. As in client-go, a lease is valid for its
+// duration from then, on this process's clock: the holder renewed it no
+// later than that, whatever the clocks of the two machines say.
+type recordSeen struct {
+	raw    string
+	holder string
+	at     time.Time
 }
 
 // NewLock builds the lock with a unique identity (host name and a UUID, as
-// controller-runtime's) and starts watching the Lease until ctx ends. Call
-// Shutdown once the elector has stopped, to flush its Events.
+// controller-runtime's) and, unless o.NoWatch, starts watching the Lease
+// until ctx ends. Call Shutdown once the elector has stopped, to flush its
+// Events.
 func NewLock(ctx context.Context, o Options) (*Lock, error) {
 	cfg := rest.AddUserAgent(rest.CopyConfig(o.Config), "leader-election")
 	if o.RenewDeadline > 0 {
@@ -106,7 +124,10 @@ func NewLock(ctx context.Context, o Options) (*Lock, error) {
 	}
 	l := newLock(inner)
 	l.events = events
-	l.renewGap = o.RetryPeriod * 3 / 2
+	l.fence = o.Fence
+	if o.NoWatch {
+		return l, nil
+	}
 	lw := cache.NewFilteredListWatchFromClient(cs.CoordinationV1().RESTClient(), "leases", o.Namespace,
 		func(lo *metav1.ListOptions) {
 			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.Name).String()
@@ -145,45 +166,109 @@ func (l *Lock) observe(obj any) {
 	if !ok {
 		return
 	}
-	st := leaseState{known: true, seen: l.now()}
-	if h := lease.Spec.HolderIdentity; h != nil {
-		st.holder = *h
+	rec := resourcelock.LeaseSpecToLeaderElectionRecord(&lease.Spec)
+	raw, err := json.Marshal(*rec)
+	if err != nil {
+		return
 	}
-	if d := lease.Spec.LeaseDurationSeconds; d != nil {
-		st.duration = time.Duration(*d) * time.Second
-	}
-	l.set(st)
+	st := leaseState{known: true, holder: rec.HolderIdentity, raw: string(raw),
+		duration: time.Duration(rec.LeaseDurationSeconds) * time.Second}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// Every event is a write of the Lease, so the holder renewed it no
+	// later than now, even when the record reads the same: its times are
+	// serialised to the second, and two renewals can share one.
+	l.seen = recordSeen{raw: st.raw, holder: st.holder, at: l.now()}
+	l.setLocked(st)
 }
 
 // forget drops what the watch saw: the Lease is gone, or the watch stopped.
-func (l *Lock) forget() { l.set(leaseState{}) }
-
-func (l *Lock) set(st leaseState) {
+func (l *Lock) forget() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.setLocked(leaseState{})
+}
+
+func (l *Lock) setLocked(st leaseState) {
 	l.lease = st
 	close(l.changed)
 	l.changed = make(chan struct{})
 }
 
+// sawLocked notes that the record raw was seen now and returns when it was
+// first seen.
+func (l *Lock) sawLocked(raw, holder string) time.Time {
+	if l.seen.raw != raw {
+		l.seen = recordSeen{raw: raw, holder: holder, at: l.now()}
+	}
+	return l.seen.at
+}
+
 // Get reads the Lease. While another holder renews it, as far as the watch
-// tells, it first waits: for a release, or for a change that makes the Lease
-// free. The elector's attempt then finds a Lease it can take. The leader's
-// own reads (renew, release) never wait.
+// tells, it first waits: for a release, for another change of holder, or
+// for the lease to expire. The elector's attempt then finds a Lease it can
+// take. The leader's own reads (renew, release) never wait.
 //
-// A holder that stops renewing (it crashed, or lost the API server) ends the
-// wait after one and a half renew periods without a renewal. From there the
-// elector works as it always does: client-go counts the lease duration from
-// the moment its own read first saw the last renewal, so waiting any longer
-// here would only add to the time a crashed leader is replaced in.
+// client-go counts a lease's duration from the moment its own read first
+// returned the record, and it takes the time of the attempt before the
+// read: a read that waited would make it count from the end of the wait,
+// and a crashed leader would be replaced a whole lease duration late. So
+// Get measures the lease from the moment this process first saw the
+// record (by the watch, or by an earlier read), and when that has run out
+// it returns the record with a lease duration client-go will find expired.
+// With or without the watch, a standby thus takes over no later than
+// client-go's own lock would, and with the watch exactly one lease
+// duration after it saw the last renewal.
 func (l *Lock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	start := l.now()
 	l.waitForSync(ctx)
 	l.waitWhileHeld(ctx)
-	return l.Interface.Get(ctx)
+	rec, raw, err := l.Interface.Get(ctx)
+	if err != nil || rec == nil {
+		return rec, raw, err
+	}
+	return l.measure(rec, raw, start)
+}
+
+// measure records what a Get returned and, for a record of another holder
+// whose lease has run out as this process measures it, tells client-go so.
+func (l *Lock) measure(rec *resourcelock.LeaderElectionRecord, raw []byte, start time.Time) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	l.mu.Lock()
+	at := l.sawLocked(string(raw), rec.HolderIdentity)
+	l.got = l.seen
+	now := l.now()
+	l.mu.Unlock()
+	if rec.HolderIdentity != l.Identity() && l.fence != nil {
+		l.fence.stop()
+	}
+	if rec.HolderIdentity == "" || rec.HolderIdentity == l.Identity() {
+		return rec, raw, nil
+	}
+	if now.Before(at.Add(time.Duration(rec.LeaseDurationSeconds) * time.Second)) {
+		return rec, raw, nil
+	}
+	// client-go finds the lease expired when the moment it read the record
+	// plus the duration is before the moment its attempt began, which was
+	// before this Get (and its wait) started: a negative duration of the
+	// wait and two seconds more is before it whatever the rounding.
+	expired := *rec
+	expired.LeaseDurationSeconds = -int((now.Sub(start)+time.Second-1)/time.Second) - 2
+	out, err := json.Marshal(expired)
+	if err != nil {
+		return rec, raw, nil
+	}
+	return &expired, out, nil
 }
 
 func (l *Lock) waitForSync(ctx context.Context) {
-	if l.informer == nil || l.informer.HasSynced() {
+	if l.informer == nil {
+		return
+	}
+	l.mu.Lock()
+	first := !l.synced
+	l.synced = true
+	l.mu.Unlock()
+	if !first || l.informer.HasSynced() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
@@ -195,15 +280,16 @@ func (l *Lock) waitWhileHeld(ctx context.Context) {
 	for {
 		l.mu.Lock()
 		st, changed := l.lease, l.changed
-		l.mu.Unlock()
-		if !st.known || st.holder == "" || st.holder == l.Identity() {
+		// A read that returned a record the watch has not delivered means
+		// the watch is behind: it cannot tell when the lease runs out, so
+		// Get reads at once, as client-go's own lock does.
+		if !st.known || st.holder == "" || st.holder == l.Identity() || l.seen.raw != st.raw {
+			l.mu.Unlock()
 			return
 		}
-		gap := l.renewGap
-		if gap <= 0 || gap > st.duration {
-			gap = st.duration
-		}
-		left := st.seen.Add(gap).Sub(l.now())
+		at := l.seen.at
+		l.mu.Unlock()
+		left := at.Add(st.duration).Sub(l.now())
 		if left <= 0 {
 			return
 		}
@@ -239,31 +325,65 @@ func (l *Lock) Waiting() bool {
 // Update writes the record. client-go stamps the acquire and renew times of
 // a new acquisition before its Get, which may have waited for minutes: the
 // record says when the Lease was really taken instead, and later renewals
-// keep that acquire time.
+// keep that acquire time. A successful write is reported to the Fence.
 func (l *Lock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
-	return l.Interface.Update(ctx, l.stamp(ler))
+	ler, took := l.stamp(ler)
+	err := l.Interface.Update(ctx, ler)
+	l.wrote(ler, took, err)
+	return err
 }
 
 // Create is Update for a Lease that does not exist yet.
 func (l *Lock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
-	return l.Interface.Create(ctx, l.stamp(ler))
+	ler, _ = l.stamp(ler)
+	err := l.Interface.Create(ctx, ler)
+	l.wrote(ler, takeover{}, err)
+	return err
 }
 
-func (l *Lock) stamp(ler resourcelock.LeaderElectionRecord) resourcelock.LeaderElectionRecord {
+// takeover describes a new acquisition: unclean when the Lease the last
+// Get returned named another holder (it expired rather than being
+// released), whose last renewal this process saw at lastSeen.
+type takeover struct {
+	unclean  bool
+	lastSeen time.Time
+}
+
+func (l *Lock) stamp(ler resourcelock.LeaderElectionRecord) (resourcelock.LeaderElectionRecord, takeover) {
 	if ler.HolderIdentity != l.Identity() {
-		return ler // a release
+		return ler, takeover{} // a release
 	}
 	now := metav1.NewTime(l.now())
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var took takeover
 	switch {
 	case ler.AcquireTime.Equal(&ler.RenewTime):
 		// A new acquisition: client-go sets both to the same instant.
 		l.acquiredAsked, l.acquiredAt = ler.AcquireTime, now
 		ler.AcquireTime = now
+		if h := l.got.holder; h != "" && h != l.Identity() {
+			took = takeover{unclean: true, lastSeen: l.got.at}
+		}
 	case ler.AcquireTime.Equal(&l.acquiredAsked):
 		ler.AcquireTime = l.acquiredAt
 	}
 	ler.RenewTime = now
-	return ler
+	return ler, took
+}
+
+// wrote tells the Fence about a write: a record naming this replica is a
+// renewal sent at its renew time, any other record a release.
+func (l *Lock) wrote(ler resourcelock.LeaderElectionRecord, took takeover, err error) {
+	if l.fence == nil || err != nil {
+		return
+	}
+	if ler.HolderIdentity != l.Identity() {
+		l.fence.stop()
+		return
+	}
+	if took.unclean {
+		l.fence.tookOver(l.now(), took.lastSeen)
+	}
+	l.fence.renew(ler.RenewTime.Time)
 }

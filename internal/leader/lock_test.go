@@ -2,6 +2,8 @@ package leader
 
 import (
 	"context"
+	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,15 +18,23 @@ const self = "me"
 
 // recordLock is a resourcelock.Interface that keeps the record in memory.
 type recordLock struct {
+	mu      sync.Mutex
 	rec     resourcelock.LeaderElectionRecord
 	written []resourcelock.LeaderElectionRecord
 }
 
 func (r *recordLock) Get(context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
-	rec := r.rec
-	return &rec, []byte(rec.HolderIdentity), nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// As resourcelock.LeaseLock does: the record read back from the Lease.
+	spec := resourcelock.LeaderElectionRecordToLeaseSpec(&r.rec)
+	rec := resourcelock.LeaseSpecToLeaderElectionRecord(&spec)
+	raw, err := json.Marshal(*rec)
+	return rec, raw, err
 }
 func (r *recordLock) Create(_ context.Context, ler resourcelock.LeaderElectionRecord) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.rec = ler
 	r.written = append(r.written, ler)
 	return nil
@@ -37,7 +47,9 @@ func (r *recordLock) Identity() string   { return self }
 func (r *recordLock) Describe() string   { return "default/test" }
 
 func lease(holder string, seconds int32) *coordinationv1.Lease {
-	return &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder), LeaseDurationSeconds: ptr.To(seconds)}}
+	now := metav1.NowMicro()
+	return &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder), LeaseDurationSeconds: ptr.To(seconds),
+		AcquireTime: &now, RenewTime: &now}}
 }
 
 // getReturns runs Get in the background and returns a channel closed when
@@ -86,32 +98,23 @@ func TestStandbyGetWaitsForTheRelease(t *testing.T) {
 	g.Expect(l.Waiting()).To(BeFalse())
 }
 
-func TestStandbyGetStopsWaitingWhenRenewalsStop(t *testing.T) {
+func TestStandbyGetWaitsUntilTheLeaseExpires(t *testing.T) {
 	g := NewWithT(t)
 	l := newLock(&recordLock{})
-	l.renewGap = time.Second
-	l.observe(lease("other", 15))
-	start := time.Now()
+	l.observe(lease("other", 1))
 	done := getReturns(l, context.Background())
 	// Renewals keep it waiting ...
-	for range 3 {
+	for range 4 {
 		time.Sleep(300 * time.Millisecond)
-		l.observe(lease("other", 15))
+		l.observe(lease("other", 1))
 	}
+	last := time.Now()
 	g.Expect(done).NotTo(BeClosed())
-	// ... until the holder stops renewing for the renew gap.
+	// ... until the lease runs out, one lease duration after the last
+	// renewal the watch saw.
 	g.Eventually(done).WithTimeout(5 * time.Second).Should(BeClosed())
-	// The last renewal came after 0.9 s or more; the wait ends 1 s later.
-	g.Expect(time.Since(start)).To(BeNumerically(">=", 1900*time.Millisecond))
-}
-
-func TestStandbyGetWaitsAtMostTheLeaseDuration(t *testing.T) {
-	g := NewWithT(t)
-	l := newLock(&recordLock{})
-	l.observe(lease("other", 1)) // no renew gap set: the lease duration bounds the wait
-	start := time.Now()
-	g.Eventually(getReturns(l, context.Background())).WithTimeout(5 * time.Second).Should(BeClosed())
-	g.Expect(time.Since(start)).To(BeNumerically(">=", 950*time.Millisecond))
+	g.Expect(time.Since(last)).To(BeNumerically(">=", 950*time.Millisecond))
+	g.Expect(time.Since(last)).To(BeNumerically("<", 1500*time.Millisecond))
 }
 
 func TestStandbyGetEndsWithItsContext(t *testing.T) {
@@ -152,4 +155,23 @@ func TestWritesStampTheRealAcquireTime(t *testing.T) {
 	rel := resourcelock.LeaderElectionRecord{LeaseDurationSeconds: 1, AcquireTime: renew, RenewTime: renew}
 	g.Expect(l.Update(ctx, rel)).To(Succeed())
 	g.Expect(inner.rec).To(Equal(rel))
+}
+
+// TestStandbyGetDoesNotWaitOnAWatchThatIsBehind: once a read has returned a
+// record the watch has not delivered, Get does not wait on the watch's older
+// record, which would never end if the watch stalled.
+func TestStandbyGetDoesNotWaitOnAWatchThatIsBehind(t *testing.T) {
+	g := NewWithT(t)
+	inner := &recordLock{}
+	l := newLock(inner)
+	l.observe(lease("other", 15))
+	now := metav1.Now()
+	inner.rec = resourcelock.LeaderElectionRecord{HolderIdentity: "other", LeaseDurationSeconds: 15,
+		AcquireTime: metav1.NewTime(now.Add(-time.Hour)), RenewTime: metav1.NewTime(now.Add(time.Hour))}
+	// The first read waits on the watch ...
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, _, _ = l.Get(ctx)
+	// ... and returns the newer record; the next read does not wait.
+	g.Eventually(getReturns(l, context.Background())).WithTimeout(time.Second).Should(BeClosed())
 }

@@ -61,7 +61,7 @@ func TestLeaderThatCannotRenew(t *testing.T) {
 		retryPeriod   = 250 * time.Millisecond
 		grace         = time.Second
 	)
-	inner, err := leader.NewLock(ctx, leader.Options{Config: u.Config(), Namespace: ns, Name: name, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod})
+	inner, err := leader.NewLock(ctx, leader.Options{Config: u.Config(), Namespace: ns, Name: name, RenewDeadline: renewDeadline})
 	g.Expect(err).NotTo(HaveOccurred())
 	defer inner.Shutdown()
 	lock := Wrap(inner, leaseDuration)

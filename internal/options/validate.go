@@ -103,11 +103,17 @@ func (o *Options) validate(set map[string]bool) []error {
 	return errs
 }
 
-// validateLeaderElectionDurations applies client-go's own rules
-// (leaderelection.NewLeaderElector) at start-up, so that a bad combination
-// fails with the flag names instead of inside the manager: everything > 0,
-// lease > renew, and renew > 1.2 × retry (client-go's JitterFactor, which
-// leaves room for a jittered retry before the deadline).
+// validateLeaderElectionDurations checks the leader-election timings at
+// start-up, so that a bad combination fails with the flag names instead of
+// inside the manager, or worse, runs: everything > 0; renew > 1.2 × retry
+// (client-go's JitterFactor, which leaves room for a jittered retry before
+// the deadline); and the rule that no standby can take over before the old
+// leader has given up: lease ≥ renew + retry. The leader renews every
+// retry period and gives up when a renewal has not succeeded within the
+// renew deadline, that is up to retry + renew after its last renewal; a
+// standby takes over one lease duration after it saw that renewal. client-
+// go's own check (lease > renew) accepts 15 s / 12 s / 5 s, where a standby
+// may lead for 2 s while the old leader still thinks it does.
 func validateLeaderElectionDurations(lease, renew, retry time.Duration) error {
 	const jitterFactor = 1.2
 	var errs []error
@@ -126,8 +132,10 @@ func validateLeaderElectionDurations(lease, renew, retry time.Duration) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	if lease <= renew {
-		errs = append(errs, fmt.Errorf("--leader-election-lease-duration=%s must be greater than --leader-election-renew-deadline=%s", lease, renew))
+	if lease < renew+retry {
+		errs = append(errs, fmt.Errorf("--leader-election-lease-duration=%s must be at least --leader-election-renew-deadline=%s + --leader-election-retry-period=%s = %s: "+
+			"the leader gives up only a retry period plus the renew deadline after its last renewal, and a standby takes over one lease duration after it",
+			lease, renew, retry, renew+retry))
 	}
 	if float64(renew) <= jitterFactor*float64(retry) {
 		errs = append(errs, fmt.Errorf("--leader-election-renew-deadline=%s must be greater than 1.2 × --leader-election-retry-period=%s", renew, retry))

@@ -1,7 +1,9 @@
 package options
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 )
@@ -59,6 +61,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "feature gate wrong separator", args: []string{"--feature-gates=ReleaseLeaderElectionOnExit:true"}, want: []string{"-feature-gates"}},
 
 		{name: "lease not above renew", args: []string{"--leader-election", "--leader-election-lease-duration=10s"}, want: []string{"--leader-election-lease-duration=10s", "--leader-election-renew-deadline=10s"}},
+		{name: "standby may take over before the leader gives up", args: []string{"--leader-election", "--leader-election-renew-deadline=12s"},
+			want: []string{"--leader-election-lease-duration=15s must be at least --leader-election-renew-deadline=12s + --leader-election-retry-period=5s = 17s", "a standby takes over"}},
 		{name: "renew not above retry", args: []string{"--leader-election", "--leader-election-retry-period=10s"}, want: []string{"--leader-election-renew-deadline=10s", "--leader-election-retry-period=10s"}},
 		{name: "renew not above 1.2 x retry", args: []string{"--leader-election", "--leader-election-renew-deadline=6s", "--leader-election-retry-period=5s"}, want: []string{"--leader-election-renew-deadline=6s", "1.2"}},
 		{name: "retry zero", args: []string{"--leader-election", "--leader-election-retry-period=0"}, want: []string{"--leader-election-retry-period=0s: must be greater than zero"}},
@@ -131,5 +135,38 @@ func TestParseReportsEveryValidationError(t *testing.T) {
 	msg := err.Error()
 	for _, want := range []string{"--csi-address is required", "--worker-threads", "--timeout", EnvProbeTimeout} {
 		g.Expect(msg).To(ContainSubstring(want))
+	}
+}
+
+// TestLeaderElectionTimingRule: a standby takes over one lease duration
+// after the leader's last renewal; the leader gives up up to a retry period
+// plus the renew deadline after it. Combinations where the first comes
+// before the second are refused.
+func TestLeaderElectionTimingRule(t *testing.T) {
+	t.Parallel()
+	s := time.Second
+	for _, tc := range []struct {
+		lease, renew, retry time.Duration
+		ok                  bool
+	}{
+		{15 * s, 10 * s, 5 * s, true}, // the defaults: exactly on the rule
+		{137 * s, 107 * s, 26 * s, true},
+		{60 * s, 30 * s, 10 * s, true},
+		{15 * s, 12 * s, 5 * s, false},
+		{15 * s, 11 * s, 5 * s, false},
+		{20 * s, 18 * s, 3 * s, false},
+		{10 * s, 10 * s, 5 * s, false}, // client-go refuses it too
+		{16 * s, 11 * s, 5 * s, true},
+	} {
+		t.Run(fmt.Sprintf("%s/%s/%s", tc.lease, tc.renew, tc.retry), func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			err := validateLeaderElectionDurations(tc.lease, tc.renew, tc.retry)
+			if tc.ok {
+				g.Expect(err).NotTo(HaveOccurred())
+				return
+			}
+			g.Expect(err).To(MatchError(ContainSubstring("must be at least --leader-election-renew-deadline")))
+		})
 	}
 }

@@ -75,6 +75,12 @@ type Config struct {
 	// handle). Published, Publications, DetachBehindBack and ListVolumes
 	// then speak canonical IDs; call records keep the requests' IDs.
 	CanonicalVolumeID func(volumeID, nodeID string) string
+	// FinishAbandoned makes every call run to its end, latency and all,
+	// even when its caller gives up (a deadline, a cancellation, a caller
+	// that died): as a real backend that has started an attach finishes
+	// it whatever happens to the request. The record then shows when the
+	// backend was really done, and the code it would have answered.
+	FinishAbandoned bool
 	// OnCall, when set, is called after every call with a copy of its
 	// record. It runs on the gRPC goroutine without any lock held, so it
 	// may call back into the Driver. Used by hack/fakedriver to log calls.
@@ -112,6 +118,9 @@ type Call struct {
 	Code codes.Code
 	// Start and End bracket the call; End is zero while in flight.
 	Start, End time.Time
+	// Caller is the process ID of the client that made the call; 0 when
+	// unknown.
+	Caller int
 }
 
 // key selects a method, optionally narrowed to one volume ("" = any).
@@ -205,7 +214,7 @@ func (d *Driver) Start(socketPath string) error {
 	go func() {
 		// Serve returns when Stop is called; any other error means the
 		// listener broke, which the next call will reveal to the test.
-		_ = srv.Serve(lis)
+		_ = srv.Serve(callerListener{lis})
 	}()
 	return nil
 }
@@ -479,6 +488,7 @@ func newCall(method string, req any) *Call {
 func (d *Driver) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	method := path.Base(info.FullMethod)
 	call := newCall(method, req)
+	call.Caller = callerOf(ctx)
 
 	d.mu.Lock()
 	d.calls = append(d.calls, call)
@@ -503,6 +513,9 @@ func (d *Driver) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 }
 
 func (d *Driver) serve(ctx context.Context, req any, call *Call, delay time.Duration, handler grpc.UnaryHandler) (any, error) {
+	if d.cfg.FinishAbandoned {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {

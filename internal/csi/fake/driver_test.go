@@ -603,3 +603,44 @@ func TestCallRecord(t *testing.T) {
 	g.Expect(fmt.Sprint(rec)).NotTo(ContainSubstring("s3cret"), "never copied")
 	g.Expect(rec.End).NotTo(BeTemporally("<", rec.Start))
 }
+
+func TestCallRecordsTheCaller(t *testing.T) {
+	g := NewWithT(t)
+	e := start(t, fake.DefaultConfig("drv.example.com"))
+	_, err := e.ctrl.ControllerPublishVolume(ctx(t), publishReq("v1", "n1"))
+	g.Expect(err).NotTo(HaveOccurred())
+	calls := e.drv.Calls()
+	g.Expect(calls[len(calls)-1].Record().Caller).To(Equal(os.Getpid()), "the process at the other end of the socket")
+}
+
+// TestFinishAbandoned: a backend that finishes what it started when its
+// caller gives up, and records when it was really done.
+func TestFinishAbandoned(t *testing.T) {
+	cfg := fake.DefaultConfig("drv.example.com")
+	for _, finish := range []bool{false, true} {
+		t.Run(fmt.Sprintf("FinishAbandoned=%t", finish), func(t *testing.T) {
+			g := NewWithT(t)
+			cfg.FinishAbandoned = finish
+			e := start(t, cfg)
+			e.drv.SetLatency(fake.MethodPublish, "", 400*time.Millisecond)
+			callCtx, cancel := context.WithTimeout(ctx(t), 50*time.Millisecond)
+			defer cancel()
+			_, err := e.ctrl.ControllerPublishVolume(callCtx, publishReq("v1", "n1"))
+			g.Expect(status.Code(err)).To(Equal(codes.DeadlineExceeded), "the caller gave up")
+			var rec fake.CallRecord
+			g.Eventually(func(g Gomega) {
+				calls := e.drv.Calls()
+				rec = calls[len(calls)-1].Record()
+				g.Expect(rec.End).NotTo(BeZero())
+			}).Should(Succeed())
+			if !finish {
+				g.Expect(rec.Code).NotTo(Equal("OK"))
+				g.Expect(e.drv.Published("v1")).To(BeEmpty())
+				return
+			}
+			g.Expect(rec.Code).To(Equal("OK"))
+			g.Expect(rec.End.Sub(rec.Start)).To(BeNumerically(">=", 400*time.Millisecond))
+			g.Expect(e.drv.Published("v1")).To(Equal([]string{"n1"}), "published although nobody waited")
+		})
+	}
+}

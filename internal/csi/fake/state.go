@@ -59,6 +59,8 @@ type CallRecord struct {
 	Code  string    `json:"code"`
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
+	// Caller is the process ID of the client.
+	Caller int `json:"caller,omitempty"`
 }
 
 // Record returns the call's CallRecord.
@@ -66,7 +68,7 @@ func (c Call) Record() CallRecord {
 	r := CallRecord{
 		Method: c.Method, VolumeID: c.VolumeID, NodeID: c.NodeID, Readonly: c.ReadOnly,
 		Secrets: len(c.Secrets), VolumeContext: c.VolumeContext,
-		Code: c.Code.String(), Start: c.Start, End: c.End,
+		Code: c.Code.String(), Start: c.Start, End: c.End, Caller: c.Caller,
 	}
 	if c.Capability != nil {
 		r.AccessMode = c.Capability.GetAccessMode().GetMode().String()

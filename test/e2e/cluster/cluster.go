@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -78,6 +81,9 @@ type Options struct {
 	// PublishLatency and UnpublishLatency delay every ControllerPublish and
 	// ControllerUnpublish of the fake driver, as a real backend takes time.
 	PublishLatency, UnpublishLatency time.Duration
+	// FinishAbandoned makes the fake driver finish every call even when
+	// its caller gives up, as a real backend does.
+	FinishAbandoned bool
 	// AuditAttacher writes an audit log of the attacher's own writes, to
 	// count them per volume.
 	AuditAttacher bool
@@ -240,6 +246,35 @@ func (c *Cluster) AuditLog() string { return filepath.Join(c.Dir, "audit.log") }
 // Kubeconfig is the path of a component's kubeconfig.
 func (c *Cluster) Kubeconfig(component string) string {
 	return filepath.Join(c.Dir, component+".kubeconfig")
+}
+
+// KubeconfigVia writes a copy of a component's kubeconfig that reaches the
+// API server through addr (a Proxy) and returns its path. The API server's
+// certificate is for 127.0.0.1, as the proxy's address is.
+func (c *Cluster) KubeconfigVia(component, addr string) (string, error) {
+	cfg, err := clientcmd.LoadFromFile(c.Kubeconfig(component))
+	if err != nil {
+		return "", err
+	}
+	for _, cl := range cfg.Clusters {
+		u, err := url.Parse(cl.Server)
+		if err != nil {
+			return "", err
+		}
+		u.Host = addr
+		cl.Server = u.String()
+	}
+	path := filepath.Join(c.Dir, fmt.Sprintf("%s-via-%s.kubeconfig", component, strings.ReplaceAll(addr, ":", "-")))
+	return path, clientcmd.WriteToFile(*cfg, path)
+}
+
+// APIServerAddr is the API server's host:port.
+func (c *Cluster) APIServerAddr() (string, error) {
+	u, err := url.Parse(c.Config.Host)
+	if err != nil {
+		return "", err
+	}
+	return u.Host, nil
 }
 
 // LogPath is the path of a component's log.

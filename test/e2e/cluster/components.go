@@ -116,6 +116,9 @@ func (c *Cluster) startDriver() (*Driver, error) {
 	if c.Driver == DefaultDriver {
 		args = append(args, "--gce-pd-volume-ids")
 	}
+	if c.FinishAbandoned {
+		args = append(args, "--finish-abandoned-calls")
+	}
 	p, err := c.start("fakedriver", c.DriverBin, args)
 	if err != nil {
 		return nil, err
@@ -192,6 +195,13 @@ func (a *Attacher) Kill() {
 	a.Process.Kill()
 }
 
+// Pid is the replica's process ID, which the driver records on each call.
+func (a *Attacher) Pid() int { return a.Cmd.Process.Pid }
+
+// Exits tells the test bed that the replica is expected to exit on its
+// own (it lost its Lease), so that its exit is no failure.
+func (a *Attacher) Exits() { a.stopped = true }
+
 // Ready reports whether the replica's /readyz answers OK.
 func (a *Attacher) Ready() bool { return testbed.Ready(a.Endpoints.ReadyzURL()) }
 
@@ -211,6 +221,20 @@ func (c *Cluster) Attachers() []*Attacher {
 // kubeconfig and ports, and waits until it has started its HTTP servers.
 // Whether it leads is up to leader election.
 func (c *Cluster) StartAttacher(ctx context.Context) (*Attacher, error) {
+	return c.StartAttacherWith(ctx, AttacherOptions{})
+}
+
+// AttacherOptions change how StartAttacherWith runs a replica.
+type AttacherOptions struct {
+	// Kubeconfig replaces the replica's kubeconfig, e.g. with one that
+	// reaches the API server through a Proxy (KubeconfigVia).
+	Kubeconfig string
+	// Args are added after the manifest's; a flag given again wins.
+	Args []string
+}
+
+// StartAttacherWith is StartAttacher with options.
+func (c *Cluster) StartAttacherWith(ctx context.Context, o AttacherOptions) (*Attacher, error) {
 	manifest, err := ManifestArgs(c.Root)
 	if err != nil {
 		return nil, err
@@ -219,7 +243,11 @@ func (c *Cluster) StartAttacher(ctx context.Context) (*Attacher, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"--kubeconfig=" + c.Kubeconfig("csi-attacher")}
+	kubeconfig := c.Kubeconfig("csi-attacher")
+	if o.Kubeconfig != "" {
+		kubeconfig = o.Kubeconfig
+	}
+	args := []string{"--kubeconfig=" + kubeconfig}
 	for _, a := range manifest {
 		name, _, _ := strings.Cut(a, "=")
 		switch name {
@@ -236,6 +264,7 @@ func (c *Cluster) StartAttacher(ctx context.Context) (*Attacher, error) {
 		}
 		args = append(args, a)
 	}
+	args = append(args, o.Args...)
 	c.seq++
 	name := fmt.Sprintf("csi-attacher-%d", c.seq)
 	c.logf("starting %s: %s", name, strings.Join(args, " "))
