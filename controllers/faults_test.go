@@ -76,7 +76,7 @@ var _ = Describe("Driver down and back", func() {
 		va := newVA(uniqueName("outage-va"), driverName, node, pv.Name)
 		objs.create(ctx, va)
 		got := expectAttachError(ctx, va.Name, "Unavailable")
-		Expect(*got.Status.AttachError.ErrorCode).To(BeEquivalentTo(codes.Unavailable))
+		Expect(got.Status.AttachError.ErrorCode).To(HaveValue(BeEquivalentTo(codes.Unavailable)))
 		Expect(got.Status.Attached).To(BeFalse())
 
 		// Every retry its own writes queued has run; it now waits out its

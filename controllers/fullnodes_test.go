@@ -114,7 +114,7 @@ var _ = Describe("Full nodes and waiting calls", func() {
 		for _, name := range stuck {
 			va := expectAttachError(ctx, name, "has no room for another volume")
 			Expect(va.Status.AttachError.ErrorCode).NotTo(BeNil())
-			Expect(*va.Status.AttachError.ErrorCode).To(Equal(int32(codes.ResourceExhausted)))
+			Expect(va.Status.AttachError.ErrorCode).To(HaveValue(Equal(int32(codes.ResourceExhausted))))
 			Expect(va.Status.Attached).To(BeFalse())
 		}
 		// The stuck attachments retry with their backoff for a while...

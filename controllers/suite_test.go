@@ -34,6 +34,7 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
+	"github.com/csi-attacher/csi-attacher/internal/testbed"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -81,6 +82,7 @@ var _ = BeforeSuite(func() {
 	// which envtest does not run; without this PVs could never go away.
 	testEnv.ControlPlane.GetAPIServer().Configure().
 		Append("disable-admission-plugins", "StorageObjectInUseProtection")
+	testbed.SetFeatureGates(testEnv)
 	var err error
 	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred(), "envtest needs kube-apiserver and etcd: run through `make test`, which builds them")

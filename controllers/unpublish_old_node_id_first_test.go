@@ -139,7 +139,7 @@ var _ = Describe("A publish retried after the node registered again", func() {
 		got := expectAttachError(ctx, va.Name, "backend refuses the detach")
 		Expect(got.Status.AttachError.Message).To(ContainSubstring(oldID))
 		Expect(got.Status.AttachError.ErrorCode).NotTo(BeNil())
-		Expect(*got.Status.AttachError.ErrorCode).To(BeEquivalentTo(codes.Internal))
+		Expect(got.Status.AttachError.ErrorCode).To(HaveValue(BeEquivalentTo(codes.Internal)))
 		Expect(got.Annotations).To(HaveKeyWithValue(volume.NodeIDAnnotation, oldID), "the annotation stays until the old ID is unpublished")
 		Expect(a.driver.Published(handle)).To(Equal([]string{oldID}))
 		Expect(publishedTo(a.driver, handle, newID)).To(BeZero(), "no publish to the new ID while the old one may be published")

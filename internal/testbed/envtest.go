@@ -29,7 +29,24 @@ func NewEnvironment(assets string, startTimeout time.Duration) *envtest.Environm
 	// (no controller creates the default ServiceAccounts) and stays off.
 	env.ControlPlane.GetAPIServer().Configure().
 		Set("disable-admission-plugins", "ServiceAccount,StorageObjectInUseProtection")
+	SetFeatureGates(env)
 	return env
+}
+
+// FeatureGatesEnv names the variable whose value, when set, is passed to
+// the envtest kube-apiserver as --feature-gates. `make test-oldest` sets it
+// to run the suites against the oldest supported Kubernetes with the gates
+// a cluster of that release needs for every feature the suites check (on
+// 1.34, MutableCSINodeAllocatableCount: without it the API server drops
+// errorCode from attachError and detachError).
+const FeatureGatesEnv = "ENVTEST_APISERVER_FEATURE_GATES"
+
+// SetFeatureGates passes $ENVTEST_APISERVER_FEATURE_GATES, if set, to env's
+// kube-apiserver.
+func SetFeatureGates(env *envtest.Environment) {
+	if gates := os.Getenv(FeatureGatesEnv); gates != "" {
+		env.ControlPlane.GetAPIServer().Configure().Set("feature-gates", gates)
+	}
 }
 
 // WriteKubeconfig adds user, in the group system:masters, to the started
