@@ -186,7 +186,7 @@ func main() {
 		return
 	}
 	if cfg.scale > 0 {
-		if err := runScale(ctx, cfg); err != nil {
+		if _, err := runScale(ctx, cfg); err != nil {
 			if ctx.Err() != nil {
 				err = errInterrupted
 			}

@@ -158,15 +158,16 @@ type scaleBinary struct {
 // runScale runs every binary (ours, then the reference if given) -rounds
 // times, each in a fresh control plane with the same objects, and prints
 // the table.
-func runScale(ctx context.Context, cfg config) error {
+func runScale(ctx context.Context, cfg config) (scaleReport, error) {
 	root, err := testbed.RepoRoot()
 	if err != nil {
-		return err
+		return scaleReport{}, err
 	}
 	dir, err := testbed.TempDir("csi-bench-scale")
 	if err != nil {
-		return err
+		return scaleReport{}, err
 	}
+	defer os.RemoveAll(dir)
 	rep := scaleReport{
 		Existing: cfg.scale, Pending: cfg.scalePending, New: cfg.scaleNew, Detach: cfg.scaleDetach,
 		Nodes: cfg.scaleNodes, Foreign: cfg.otherObjects, Machine: machineInfo(),
@@ -180,7 +181,7 @@ func runScale(ctx context.Context, cfg config) error {
 	wait := testbed.BuildAttacher(ctx, root, ours, "-ldflags", "-X main.version="+version)
 	fmt.Printf("==> building csi-attacher (go build -o %s .)\n", ours)
 	if _, err := wait(); err != nil {
-		return err
+		return rep, err
 	}
 	bins := []scaleBinary{{name: "csi-attacher", path: ours, args: cfg.attacherArgs, ours: true}}
 	if cfg.referenceBinary != "" {
@@ -197,20 +198,28 @@ func runScale(ctx context.Context, cfg config) error {
 			run, err := b.scaleOnce(ctx, bin, round)
 			b.cleanup(err == nil)
 			if err != nil {
-				return fmt.Errorf("%s: %w", bin.name, err)
+				return rep, fmt.Errorf("%s: %w", bin.name, err)
 			}
 			rep.Runs = append(rep.Runs, run)
 		}
 	}
-	_ = os.RemoveAll(dir)
 	rep.Machine.LoadAvgEnd = loadAvg()
 	fmt.Print(formatScale(rep))
-	if cfg.check {
-		if failed := scaleChecks(rep); failed != "" {
-			return fmt.Errorf("checks failed: %s", failed)
+	if cfg.jsonPath != "" {
+		data, err := json.Marshal(rep)
+		if err != nil {
+			return rep, err
+		}
+		if err := os.WriteFile(cfg.jsonPath, append(data, '\n'), 0o644); err != nil {
+			return rep, fmt.Errorf("writing %s: %w", cfg.jsonPath, err)
 		}
 	}
-	return nil
+	if cfg.check {
+		if failed := scaleChecks(rep); failed != "" {
+			return rep, fmt.Errorf("checks failed: %s", failed)
+		}
+	}
+	return rep, nil
 }
 
 // scaleOnce runs one binary in a fresh control plane.

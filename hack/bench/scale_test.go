@@ -106,3 +106,46 @@ func TestScaleReport(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleRun runs the scale benchmark end to end at a small size against
+// our attacher: the existing attachments cost no write and no publish, the
+// new, pending and detached ones are all served. It needs kube-apiserver and
+// etcd (KUBEBUILDER_ASSETS, which `make test` sets); `make bench-scale` runs
+// the sizes that matter.
+func TestScaleRun(t *testing.T) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Skip("KUBEBUILDER_ASSETS is not set: `make test` sets it (hack/install-envtest.sh)")
+	}
+	if testing.Short() {
+		t.Skip("builds and runs the attacher")
+	}
+	cfg, err := parseFlags([]string{"-scale", "300", "-scale-new", "20", "-scale-pending", "20", "-scale-detach", "50",
+		"-scale-nodes", "10", "-settle", "1s", "-timeout", "4m"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runScale(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Runs) != 1 {
+		t.Fatalf("%d runs, want 1", len(rep.Runs))
+	}
+	r := rep.Runs[0]
+	if r.NewAllSeconds <= 0 || r.PendingAllSeconds <= 0 || r.PendingOldestSecond <= 0 || r.IdleSeconds <= 0 {
+		t.Errorf("new %.2f s, pending oldest %.2f s, all %.2f s, idle %.2f s: want all positive",
+			r.NewAllSeconds, r.PendingOldestSecond, r.PendingAllSeconds, r.IdleSeconds)
+	}
+	if got := r.CSIByClass[classNew][fake.MethodPublish] + r.CSIByClass[classPending][fake.MethodPublish]; got != 40 {
+		t.Errorf("%d publishes for new and pending attachments, want 40", got)
+	}
+	if got := r.CSIByClass[classExisting][fake.MethodUnpublish]; got != 50 {
+		t.Errorf("%d unpublishes for the detached attachments, want 50", got)
+	}
+	if r.StartWrites != 3*40 || r.ExcessWrites != 0 {
+		t.Errorf("%d writes from the start until idle (%v), %d beyond the floor; want 120 and 0", r.StartWrites, r.StartWritesBy, r.ExcessWrites)
+	}
+	if r.PeakRSSMiB <= 0 || r.CPUSeconds <= 0 {
+		t.Errorf("peak RSS %.1f MiB, CPU %.2f s: want both positive", r.PeakRSSMiB, r.CPUSeconds)
+	}
+}
