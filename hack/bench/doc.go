@@ -153,7 +153,7 @@
 //	-cpuprofile PATH         write the attacher's CPU profile of the three phases to PATH
 //	-allocprofile PATH       write the attacher's allocation profile of the three phases to PATH
 //	-other-driver-objects M  PVs and VAs of another driver created beforehand (default 0)
-//	-timeout D               for the whole run (default 10m)
+//	-timeout D               for the whole run, with -scale for each binary's run (default 10m)
 //	-settle D                wait after each phase before scraping /metrics (default 2s)
 //	-json PATH               also write the JSON report to PATH
 //	-v                       print the API requests per phase by verb/resource/subresource
