@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	"google.golang.org/grpc/codes"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/testbed"
@@ -159,6 +161,9 @@ type scaleBinary struct {
 // times, each in a fresh control plane with the same objects, and prints
 // the table.
 func runScale(ctx context.Context, cfg config) (scaleReport, error) {
+	// envtest logs through controller-runtime; without a logger it
+	// complains, with a stack trace, once per control plane.
+	ctrllog.SetLogger(logr.Discard())
 	root, err := testbed.RepoRoot()
 	if err != nil {
 		return scaleReport{}, err
