@@ -114,8 +114,9 @@
 // are created at once. The run reports, from time 0: when the first and the
 // last new one were attached, when the oldest pending one and the last
 // pending one were; when the attacher went idle (less than 0.05 s of CPU
-// in 2 s: the end of its pass over the existing objects) and its CPU until
-// then; its API writes until then (access reviews apart) and how many go
+// in 2 s: the end of its pass over the existing objects; watched from when
+// the new and pending work is served, so never earlier than that) and its
+// CPU until then; its API writes until then (access reviews apart) and how many go
 // beyond the floor of 3 per new and pending attach; how many existing
 // objects were modified (a watch from time 0 counts MODIFIED events); the
 // CSI calls by kind of volume (existing, pending, new). Then -scale-detach
