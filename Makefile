@@ -27,6 +27,9 @@ FUZZTIME ?= 30s
 # Flags for `make bench` and `make bench-e2e`, e.g. BENCH_ARGS=--csi-latency=1s
 # (see hack/bench/doc.go; attacher flags go after --).
 BENCH_ARGS ?=
+# Attached VolumeAttachments that exist before the attacher starts, for
+# `make bench-scale` (20000 or 100000; see hack/bench/doc.go).
+BENCH_SCALE ?= 20000
 # `make run` against the cluster in $KUBECONFIG and a driver listening on CSI_ADDRESS.
 CSI_ADDRESS ?= /tmp/csi.sock
 RUN_ARGS ?= --leader-election=false --v=5
@@ -165,6 +168,10 @@ demo: ## Run the demo (hack/demo) against envtest and the fake driver.
 .PHONY: bench
 bench: ## Run the throughput benchmark (hack/bench) with BENCH_ARGS.
 	$(ENVTEST_ASSETS); go run ./hack/bench $(BENCH_ARGS)
+
+.PHONY: bench-scale
+bench-scale: ## Run the scale benchmark: BENCH_SCALE (20000) attached volumes before the start, csi-attacher and the reference side by side (hack/bench -scale, BENCH_ARGS).
+	$(ENVTEST_ASSETS); reference="$$(hack/install-reference-attacher.sh)"; go run ./hack/bench -scale $(BENCH_SCALE) -reference-binary "$$reference" -timeout 30m $(BENCH_ARGS)
 
 .PHONY: bench-e2e
 bench-e2e: ## Run the cluster benchmark: N Pods (default 1000) of StatefulSets on 50 kwok nodes (hack/bench -cluster, BENCH_ARGS).

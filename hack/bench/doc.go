@@ -85,6 +85,52 @@
 // fails with exit status 1 and prints the last 30 lines of the attacher's log
 // and the log's path.
 //
+// # The scale benchmark
+//
+// With -scale N (`make bench-scale`, N=20000 by default; BENCH_SCALE=100000
+// for the larger size) the benchmark measures an attacher started in a
+// cluster that already holds N attached VolumeAttachments of its driver, as
+// after a failover or an upgrade. It runs our attacher and, with
+// -reference-binary, the reference (kubernetes-csi/external-attacher, which
+// hack/install-reference-attacher.sh builds at a pinned version into the
+// tools cache), one after the other in one run, each in a fresh control
+// plane with the same objects, and prints them side by side (-rounds K
+// repeats the pair). Before each binary starts there are:
+//
+//   - -scale-nodes CSINodes (500), each with the driver's node ID and the
+//     other driver's;
+//   - N VolumeAttachments spread round robin over those nodes, each as an
+//     attacher leaves it: the finalizer external-attacher/<driver>, the
+//     annotation csi.alpha.kubernetes.io/node-id, status.attached=true with
+//     the fake driver's devicePath; their PersistentVolumes with the same
+//     finalizer; and the fake driver holding each volume published on its
+//     node;
+//   - -scale-pending VolumeAttachments (100) without status, created one
+//     by one, oldest first, with their PVs;
+//   - -other-driver-objects attached PVs and VolumeAttachments of another
+//     driver (N/10 unless given).
+//
+// The attacher then starts (time 0), and -scale-new VolumeAttachments (100)
+// are created at once. The run reports, from time 0: when the first and the
+// last new one were attached, when the oldest pending one and the last
+// pending one were; when the attacher went idle (less than 0.05 s of CPU
+// in 2 s: the end of its pass over the existing objects; watched from when
+// the new and pending work is served, so never earlier than that) and its
+// CPU until then; its API writes until then (access reviews apart) and how many go
+// beyond the floor of 3 per new and pending attach; how many existing
+// objects were modified (a watch from time 0 counts MODIFIED events); the
+// CSI calls by kind of volume (existing, pending, new). Then -scale-detach
+// existing VolumeAttachments (1000) are deleted at once: the time until all
+// are gone, the writes per detach and the CPU. Peak RSS and CPU are the
+// whole run's. Our attacher runs with its defaults plus the flags after
+// `--`; the reference with --worker-threads=100 --kube-api-qps=1000
+// --kube-api-burst=1000 (its leader election is off by default), or
+// -reference-args. -cpuprofile profiles our attacher from its start until
+// idle: the pass over the existing objects. With -check (the default) the
+// run fails when our attacher modifies an existing object, publishes an
+// existing volume again, writes more than once per detach or repeats a CSI
+// call; the reference's figures are reported only.
+//
 // Usage:
 //
 //	make bench                                  # N=1000, default flags
@@ -94,6 +140,9 @@
 //	make bench BENCH_ARGS='-n 5000 -other-driver-objects 5000 -v'
 //	make bench BENCH_ARGS='-n 1000 -- --worker-threads=10 --kube-api-qps=5 --kube-api-burst=10'
 //	KUBEBUILDER_ASSETS=$(hack/install-envtest.sh) go run ./hack/bench -n 50
+//	make bench-scale                            # 20 000 attached, ours and the reference
+//	make bench-scale BENCH_SCALE=100000 BENCH_ARGS='-rounds 2'
+//	make bench-scale BENCH_ARGS='-cpuprofile /tmp/attacher-start.pb.gz'
 //
 // Flags:
 //
@@ -105,10 +154,18 @@
 //	-cpuprofile PATH         write the attacher's CPU profile of the three phases to PATH
 //	-allocprofile PATH       write the attacher's allocation profile of the three phases to PATH
 //	-other-driver-objects M  PVs and VAs of another driver created beforehand (default 0)
-//	-timeout D               for the whole run (default 10m)
+//	-timeout D               for the whole run, with -scale for each binary's run (default 10m)
 //	-settle D                wait after each phase before scraping /metrics (default 2s)
 //	-json PATH               also write the JSON report to PATH
 //	-v                       print the API requests per phase by verb/resource/subresource
 //	-keep                    keep the temporary directory (kubeconfig, attacher log)
+//	-scale N                 run the scale benchmark with N attached VolumeAttachments
+//	-scale-new K             new VolumeAttachments right after the start (default 100)
+//	-scale-pending P         pending VolumeAttachments before the start (default 100)
+//	-scale-detach D          existing VolumeAttachments deleted at once (default 1000)
+//	-scale-nodes M           nodes they are spread over (default 500)
+//	-reference-binary PATH   also run this attacher, the reference, after ours
+//	-reference-args "ARGS"   the reference's flags instead of the defaults above
+//	-rounds R                run each binary R times, alternating (default 1)
 //	-- ARGS                  extra flags for the attacher
 package main

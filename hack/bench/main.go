@@ -68,6 +68,19 @@ type config struct {
 	// cluster runs the cluster benchmark (e2e.go) on nodes kwok nodes.
 	cluster bool
 	nodes   int
+
+	// scale, when positive, runs the scale benchmark (scale.go) with that
+	// many attached VolumeAttachments before the attacher starts.
+	scale        int
+	scaleNew     int
+	scalePending int
+	scaleDetach  int
+	scaleNodes   int
+	// referenceBinary, if set, is the reference attacher, run after ours
+	// in the same scale benchmark; referenceArgs replace its default flags.
+	referenceBinary string
+	referenceArgs   string
+	rounds          int
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -90,6 +103,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (kubeconfig, attacher log)")
 	fs.BoolVar(&c.cluster, "cluster", false, "run the cluster benchmark: -n Pods of StatefulSets on -nodes kwok nodes, with kube-controller-manager and kube-scheduler (needs hack/install-envtest.sh e2e)")
 	fs.IntVar(&c.nodes, "nodes", 50, "kwok nodes, with -cluster")
+	fs.IntVar(&c.scale, "scale", 0, "run the scale benchmark with this many attached VolumeAttachments of the driver before the attacher starts (e.g. 20000, 100000)")
+	fs.IntVar(&c.scaleNew, "scale-new", 100, "with -scale: VolumeAttachments created right after the attacher starts")
+	fs.IntVar(&c.scalePending, "scale-pending", 100, "with -scale: VolumeAttachments created, not attached, before the attacher starts")
+	fs.IntVar(&c.scaleDetach, "scale-detach", 1000, "with -scale: existing VolumeAttachments deleted at once after the start")
+	fs.IntVar(&c.scaleNodes, "scale-nodes", 500, "with -scale: nodes (CSINodes) the VolumeAttachments are spread over")
+	fs.StringVar(&c.referenceBinary, "reference-binary", "", "with -scale: also run this attacher binary, the reference (hack/install-reference-attacher.sh builds it), after ours")
+	fs.StringVar(&c.referenceArgs, "reference-args", "", "with -scale: the reference's flags, space-separated (default \""+strings.Join(referenceDefaultArgs, " ")+"\")")
+	fs.IntVar(&c.rounds, "rounds", 1, "with -scale: run every binary this many times, alternating")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: bench [flags] [-- attacher flags]")
 		fs.PrintDefaults()
@@ -113,6 +134,17 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 				return c, fmt.Errorf("invalid N=%q: %w", v, err)
 			}
 			c.n = n
+		}
+	}
+	if c.scale > 0 && !set["other-driver-objects"] {
+		c.otherObjects = c.scale / 10
+	}
+	if c.scale > 0 && !set["scale-detach"] {
+		c.scaleDetach = min(c.scaleDetach, c.scale)
+	}
+	if c.scale > 0 {
+		if err := c.validateScale(); err != nil {
+			return c, err
 		}
 	}
 	switch {
@@ -153,6 +185,16 @@ func main() {
 		}
 		return
 	}
+	if cfg.scale > 0 {
+		if _, err := runScale(ctx, cfg); err != nil {
+			if ctx.Err() != nil {
+				err = errInterrupted
+			}
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	b := newBench(cfg)
 	err = b.run(ctx)
 	if err != nil && ctx.Err() != nil {
@@ -170,4 +212,34 @@ func main() {
 		fmt.Print(failure)
 		os.Exit(1)
 	}
+}
+
+// validateScale checks the flags of the scale benchmark.
+func (c config) validateScale() error {
+	switch {
+	case c.scale > 999999:
+		return fmt.Errorf("-scale must be at most 999999, got %d", c.scale)
+	case c.cluster:
+		return fmt.Errorf("-scale and -cluster are two benchmarks; pick one")
+	case c.scaleNew < 1 || c.scaleNew > 999999:
+		return fmt.Errorf("-scale-new must be between 1 and 999999, got %d", c.scaleNew)
+	case c.scalePending < 0 || c.scalePending > 999999:
+		return fmt.Errorf("-scale-pending must be between 0 and 999999, got %d", c.scalePending)
+	case c.scaleDetach < 0 || c.scaleDetach > c.scale:
+		return fmt.Errorf("-scale-detach must be between 0 and -scale (%d), got %d", c.scale, c.scaleDetach)
+	case c.scaleNodes < 1 || c.scaleNodes > 9999:
+		return fmt.Errorf("-scale-nodes must be between 1 and 9999, got %d", c.scaleNodes)
+	case c.otherObjects > 999999:
+		return fmt.Errorf("-other-driver-objects must be at most 999999, got %d", c.otherObjects)
+	case c.rounds < 1:
+		return fmt.Errorf("-rounds must be at least 1, got %d", c.rounds)
+	case c.allocProfile != "":
+		return fmt.Errorf("-allocprofile is not available with -scale (use -cpuprofile)")
+	}
+	if c.referenceBinary != "" {
+		if _, err := os.Stat(c.referenceBinary); err != nil {
+			return fmt.Errorf("-reference-binary: %w", err)
+		}
+	}
+	return nil
 }
