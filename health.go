@@ -14,6 +14,7 @@ import (
 
 	"github.com/csi-attacher/csi-attacher/internal/doctor"
 	"github.com/csi-attacher/csi-attacher/internal/options"
+	"github.com/csi-attacher/csi-attacher/internal/rights"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -98,12 +99,17 @@ func (r *readiness) Check(req *http.Request) error {
 // watchRights reviews the attacher's API rights now, before leader
 // election can wait forever on a Lease it may not take, logs any missing
 // one with the Role or ClusterRole that grants it, and keeps /readyz false
-// while a required one is missing (doctor.RightsMonitor).
+// while a required one is missing (rights.Monitor). A shipped role that
+// does not parse is returned: the attacher cannot tell what it needs.
 func watchRights(ctx context.Context, mgr manager.Manager, ready *readiness, opts *options.Options, driverName string) error {
 	logger := logr.FromContextOrDiscard(ctx)
-	m := &doctor.RightsMonitor{
-		Review:         doctor.ClientReviewer(mgr.GetClient()),
-		Rights:         doctor.RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, volume.LeaseName(driverName)),
+	required, err := rights.RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, volume.LeaseName(driverName))
+	if err != nil {
+		return err
+	}
+	m := &rights.Monitor{
+		Review:         rights.ClientReviewer(mgr.GetClient()),
+		Rights:         required,
 		LeaderElection: opts.LeaderElection,
 		Log:            logger.WithName("rights"),
 	}

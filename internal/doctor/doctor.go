@@ -11,18 +11,19 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/rights"
 )
 
-// Status is the verdict of one check.
-type Status string
+// Status is the verdict of one check; the rights' verdicts share it.
+type Status = rights.Status
 
 // Verdicts, in increasing order of gravity except SKIP, which only says the
 // check could not run.
 const (
-	StatusOK   Status = "OK"
-	StatusWarn Status = "WARN"
-	StatusFail Status = "FAIL"
-	StatusSkip Status = "SKIP"
+	StatusOK   = rights.StatusOK
+	StatusWarn = rights.StatusWarn
+	StatusFail = rights.StatusFail
+	StatusSkip = rights.StatusSkip
 )
 
 // Check names, as printed after the verdict.
@@ -231,68 +232,16 @@ func CheckAPI(a APIInfo) Result {
 	return r
 }
 
-// CheckRights gives one OK verdict when every right is granted, else one
-// FAIL per missing right (or per review that failed), a WARN for a missing
-// right the attacher can run without. user, when known, is named in the
-// verdicts. leaderElection only adds a note when it is off. The attacher
-// logs these same verdicts at start (RightsMonitor).
-func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result {
-	who := "us"
-	if user != "" {
-		who = user
-	}
+// CheckRights is the "rights" verdicts (rights.Verdicts): one OK verdict
+// when every right is granted, else one FAIL per missing right (or per
+// review that failed), a WARN for a missing right the attacher can run
+// without. The attacher logs these same verdicts at start (rights.Monitor).
+func CheckRights(user string, leaderElection bool, checks []rights.RightCheck) []Result {
 	var out []Result
-	failed := false
-	for _, c := range checks {
-		switch {
-		case c.Err != nil:
-			out = append(out, Result{Check: CheckRightsName, Status: StatusFail,
-				Message: fmt.Sprintf("could not check %s: %v", c.Right, c.Err)})
-			failed = true
-		case !c.Allowed:
-			msg := fmt.Sprintf("%s may not %s: grant it in the %s", who, c.Right, c.Right.GrantedBy)
-			if c.Right.Namespace != "" && c.Right.GrantedBy == leaseRole.ref {
-				msg += " bound in namespace " + c.Right.Namespace
-			}
-			// The driver's own names, as the sidecar Component deploys them.
-			if c.Right.GrantedByComponent != "" {
-				msg += ", or in the " + c.Right.GrantedByComponent
-			}
-			if c.Reason != "" {
-				msg += " (" + c.Reason + ")"
-			}
-			status := StatusFail
-			if c.Right.WithoutIt != "" {
-				status = StatusWarn
-				msg += "; without it, " + c.Right.WithoutIt
-			} else {
-				failed = true
-			}
-			out = append(out, Result{Check: CheckRightsName, Status: status, Message: msg})
-		}
+	for _, v := range rights.Verdicts(user, leaderElection, checks) {
+		out = append(out, Result{Check: CheckRightsName, Status: v.Status, Message: v.Message})
 	}
-	if failed {
-		return out
-	}
-	if len(out) > 0 {
-		// Only optional rights are missing: say so, and that the rest is fine.
-		granted := 0
-		for _, c := range checks {
-			if c.Granted() {
-				granted++
-			}
-		}
-		return append(out, Result{Check: CheckRightsName, Status: StatusOK,
-			Message: fmt.Sprintf("the %d API rights the attacher cannot work without are granted to %s", granted, who)})
-	}
-	if len(checks) == 0 {
-		return []Result{{Check: CheckRightsName, Status: StatusSkip, Message: "no rights were checked"}}
-	}
-	msg := fmt.Sprintf("all %d API rights the attacher needs are granted to %s", len(checks), who)
-	if !leaderElection {
-		msg += " (Lease rights not checked: --leader-election=false)"
-	}
-	return []Result{{Check: CheckRightsName, Status: StatusOK, Message: msg}}
+	return out
 }
 
 // CheckSecretWatch is the "secret-watch" verdict: whether the attacher would
@@ -303,7 +252,7 @@ func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result
 // without PUBLISH_UNPUBLISH_VOLUME, which never reads Secrets; retryMax is
 // --retry-interval-max, the longest wait for a fixed Secret without the
 // watch.
-func CheckSecretWatch(trivial bool, retryMax time.Duration, checks []RightCheck) Result {
+func CheckSecretWatch(trivial bool, retryMax time.Duration, checks []rights.RightCheck) Result {
 	r := Result{Check: CheckSecretWatchName}
 	if trivial {
 		r.Status = StatusSkip
