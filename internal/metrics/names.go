@@ -1,8 +1,6 @@
 package metrics
 
-import (
-	"github.com/csi-attacher/csi-attacher/internal/csi"
-)
+import "github.com/csi-attacher/csi-attacher/internal/csi"
 
 // Namespace prefixes every metric of this package.
 const Namespace = "csi_attacher"
