@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -140,5 +141,43 @@ func TestArchitectureMapNamesFilesThatExist(t *testing.T) {
 		if !regexp.MustCompile(`\b` + r.ident + `\b`).Match(src) {
 			t.Errorf("%s:%d names %s in %s, which no longer holds it", architectureDoc, r.line, r.ident, r.path)
 		}
+	}
+}
+
+// maxFileLines is the longest a production (non-test) Go file may be: a
+// longer one holds more than one concern and is split by concern, each
+// file named for what it holds.
+const maxFileLines = 500
+
+// fileLengthPending are the directories not yet held to maxFileLines.
+var fileLengthPending = []string{
+	"hack/bench", // being reworked separately
+}
+
+func TestNoProductionFileOverMaxLines(t *testing.T) {
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if strings.HasPrefix(d.Name(), ".") && path != "." || slices.Contains(fileLengthPending, path) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if n := strings.Count(string(src), "\n"); n > maxFileLines {
+			t.Errorf("%s has %d lines, more than %d: split it by concern", path, n, maxFileLines)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
