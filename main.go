@@ -33,7 +33,6 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/doctor"
 	"github.com/csi-attacher/csi-attacher/internal/leader"
-	"github.com/csi-attacher/csi-attacher/internal/leaderhealth"
 	"github.com/csi-attacher/csi-attacher/internal/maxprocs"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/options"
@@ -163,7 +162,7 @@ func run(ctx context.Context, opts *options.Options) error {
 			Config: restConfig, Namespace: opts.LeaderElectionNamespaceResolved, Name: volume.LeaseName(driver.DriverName()),
 			Labels: opts.LeaderElectionLabels, RenewDeadline: opts.LeaderElectionRenewDeadline,
 			NoWatch: !leaseWatch(logr.NewContext(ctx, setupLog), restConfig, opts.LeaderElectionNamespaceResolved, volume.LeaseName(driver.DriverName())),
-			Fence:   fence,
+			Fence:   fence, LeaseDuration: opts.LeaderElectionLeaseDuration,
 		})
 		if err != nil {
 			return fmt.Errorf("failed to set up leader election: %w", err)
@@ -385,13 +384,12 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		metricsOpts.ExtraHandlers[opts.MetricsPath] = promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{})
 	}
 	// /healthz/leader-election fails when this replica leads but has
-	// stopped renewing the Lease (leaderhealth); without leader election
-	// there is nothing to fail.
+	// stopped renewing the Lease (leader.Lock.Check); without leader
+	// election there is nothing to fail.
 	leaderCheck := healthz.Ping
 	var leaseLock resourcelock.Interface // nil without leader election
 	if lock != nil {
-		wrapped := leaderhealth.Wrap(lock, opts.LeaderElectionLeaseDuration)
-		leaseLock, leaderCheck = wrapped, wrapped.Check
+		leaseLock, leaderCheck = lock, lock.Check
 	}
 	if _, single := opts.SingleHTTPEndpoint(); single {
 		// The reference attacher's manifests probe one address; serve the
