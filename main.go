@@ -33,10 +33,10 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/doctor"
 	"github.com/csi-attacher/csi-attacher/internal/leader"
-	"github.com/csi-attacher/csi-attacher/internal/leaderhealth"
 	"github.com/csi-attacher/csi-attacher/internal/maxprocs"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/options"
+	"github.com/csi-attacher/csi-attacher/internal/rights"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -162,7 +162,7 @@ func run(ctx context.Context, opts *options.Options) error {
 			Config: restConfig, Namespace: opts.LeaderElectionNamespaceResolved, Name: volume.LeaseName(driver.DriverName()),
 			Labels: opts.LeaderElectionLabels, RenewDeadline: opts.LeaderElectionRenewDeadline,
 			NoWatch: !leaseWatch(logr.NewContext(ctx, setupLog), restConfig, opts.LeaderElectionNamespaceResolved, volume.LeaseName(driver.DriverName())),
-			Fence:   fence,
+			Fence:   fence, LeaseDuration: opts.LeaderElectionLeaseDuration,
 		})
 		if err != nil {
 			return fmt.Errorf("failed to set up leader election: %w", err)
@@ -260,24 +260,27 @@ func fenceOrNil(f *leader.Fence) volumeattachment.Fence {
 }
 
 // leaseWatch tells whether the leader-election lock may watch its Lease
-// (list and watch on it, doctor.LeaseWatchRights) and says at start which
+// (list and watch on it, rights.LeaseWatchRights) and says at start which
 // way it runs. Without them the watch would never sync, so the lock reads
 // the Lease with plain GETs. A failed check counts as no.
 func leaseWatch(ctx context.Context, cfg *rest.Config, namespace, name string) bool {
 	setupLog := logr.FromContextOrDiscard(ctx)
 	cs, err := kubernetes.NewForConfig(cfg)
 	allowed := false
+	var watchRights []rights.Right
 	if err == nil {
-		allowed, err = doctor.AllGranted(doctor.ReviewRights(ctx, cs.AuthorizationV1().SelfSubjectAccessReviews().Create,
-			doctor.LeaseWatchRights(namespace, name)))
+		watchRights, err = rights.LeaseWatchRights(namespace, name)
+	}
+	if err == nil {
+		allowed, err = rights.AllGranted(rights.ReviewRights(ctx, cs.AuthorizationV1().SelfSubjectAccessReviews().Create, watchRights))
 	}
 	switch {
 	case err != nil:
-		setupLog.Error(err, "Cannot tell whether the Lease may be watched; without list and watch, "+doctor.LeaseWatchLoss)
+		setupLog.Error(err, "Cannot tell whether the Lease may be watched; without list and watch, "+rights.LeaseWatchLoss)
 	case allowed:
 		setupLog.V(2).Info("Watching the Lease: a standby takes over as soon as the leader releases it")
 	default:
-		setupLog.Info("Cannot list and watch Leases (RBAC): " + doctor.LeaseWatchLoss)
+		setupLog.Info("Cannot list and watch Leases (RBAC): " + rights.LeaseWatchLoss)
 	}
 	return err == nil && allowed
 }
@@ -303,12 +306,16 @@ func secretWatch(ctx context.Context, c client.Writer, retryMax time.Duration) b
 }
 
 // secretWatchAllowed asks the API server whether the attacher may list and
-// watch Secrets in all namespaces (doctor.SecretWatchRights). The watch
+// watch Secrets in all namespaces (rights.SecretWatchRights). The watch
 // must only be set up when it may: the cache waits for every informer to
 // sync before any controller starts, and an informer that is refused its
 // list never syncs.
 func secretWatchAllowed(ctx context.Context, c client.Writer) (bool, error) {
-	return doctor.AllGranted(doctor.ReviewRights(ctx, doctor.ClientReviewer(c), doctor.SecretWatchRights()))
+	watchRights, err := rights.SecretWatchRights()
+	if err != nil {
+		return false, err
+	}
+	return rights.AllGranted(rights.ReviewRights(ctx, rights.ClientReviewer(c), watchRights))
 }
 
 // setupMetrics registers the csi_attacher_* metrics: the VolumeAttachment
@@ -377,13 +384,12 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		metricsOpts.ExtraHandlers[opts.MetricsPath] = promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{})
 	}
 	// /healthz/leader-election fails when this replica leads but has
-	// stopped renewing the Lease (leaderhealth); without leader election
-	// there is nothing to fail.
+	// stopped renewing the Lease (leader.Lock.Check); without leader
+	// election there is nothing to fail.
 	leaderCheck := healthz.Ping
 	var leaseLock resourcelock.Interface // nil without leader election
 	if lock != nil {
-		wrapped := leaderhealth.Wrap(lock, opts.LeaderElectionLeaseDuration)
-		leaseLock, leaderCheck = wrapped, wrapped.Check
+		leaseLock, leaderCheck = lock, lock.Check
 	}
 	if _, single := opts.SingleHTTPEndpoint(); single {
 		// The reference attacher's manifests probe one address; serve the

@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
-	"github.com/csi-attacher/csi-attacher/internal/doctor"
+	"github.com/csi-attacher/csi-attacher/internal/rights"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -277,9 +277,13 @@ var _ = Describe("RBAC", func() {
 	})
 })
 
-// secretWatchAllowed reviews doctor.SecretWatchRights as main.go does.
+// secretWatchAllowed reviews rights.SecretWatchRights as main.go does.
 func secretWatchAllowed(ctx context.Context, c client.Client) (bool, error) {
-	for _, check := range doctor.ReviewRights(ctx, doctor.ClientReviewer(c), doctor.SecretWatchRights()) {
+	secretWatchRights, err := rights.SecretWatchRights()
+	if err != nil {
+		return false, err
+	}
+	for _, check := range rights.ReviewRights(ctx, rights.ClientReviewer(c), secretWatchRights) {
 		if check.Err != nil || !check.Allowed {
 			return false, check.Err
 		}

@@ -75,7 +75,7 @@ type Reconciler struct {
 	// WatchSecrets retries an attachment as soon as its ControllerPublish
 	// Secret is created or updated, through a metadata-only watch of all
 	// Secrets. It needs list and watch on Secrets cluster-wide (see
-	// doctor.SecretWatchRights); without it a fixed Secret is picked up at the
+	// rights.SecretWatchRights); without it a fixed Secret is picked up at the
 	// next retry.
 	WatchSecrets bool
 	// Fence, with leader election, keeps CSI calls from starting while the

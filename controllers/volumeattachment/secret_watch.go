@@ -28,7 +28,7 @@ import (
 //
 // It needs list and watch on Secrets in every namespace, which the shipped
 // RBAC deliberately does not grant; main.go reviews the rights
-// (doctor.SecretWatchRights) and sets WatchSecrets only when they are granted.
+// (rights.SecretWatchRights) and sets WatchSecrets only when they are granted.
 
 // secretChanged passes Secrets that appear, and updates that bring a new
 // resourceVersion (the data may have changed). Resyncs repeat the version of

@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/csi-attacher/csi-attacher/internal/doctor"
+	"github.com/csi-attacher/csi-attacher/internal/rights"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -87,8 +87,8 @@ func TestTwoDriversApplyToOneCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rights := doctor.RequiredRights(true, ns, volume.LeaseName(d.driver))
-		for _, check := range doctor.ReviewRights(ctx, doctor.ClientReviewer(c), rights) {
+		required := mustRights(rights.RequiredRights(true, ns, volume.LeaseName(d.driver)))
+		for _, check := range rights.ReviewRights(ctx, rights.ClientReviewer(c), required) {
 			if !check.Granted() {
 				t.Errorf("%s: %s may not %s (%v): the Component's RBAC must grant it (%s)",
 					d.dir, as.Impersonate.UserName, check.Right, check.Err, check.Right.GrantedByComponent)

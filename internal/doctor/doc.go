@@ -28,7 +28,7 @@
 //	             FAIL per missing right, WARN per missing right it can
 //	             run without (get secrets, Events: the reference's RBAC
 //	             lacks them). The attacher runs the
-//	             same check at start (RightsMonitor): the same verdicts in
+//	             same check at start (rights.Monitor): the same verdicts in
 //	             its log, and /readyz false while a FAIL stands
 //	secret-watch whether the attacher may list and watch Secrets in all
 //	             namespaces, and so retries attachments at once when their

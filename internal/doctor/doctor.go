@@ -7,22 +7,22 @@ import (
 	"time"
 	"unicode/utf8"
 
-	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/rights"
 )
 
-// Status is the verdict of one check.
-type Status string
+// Status is the verdict of one check; the rights' verdicts share it.
+type Status = rights.Status
 
 // Verdicts, in increasing order of gravity except SKIP, which only says the
 // check could not run.
 const (
-	StatusOK   Status = "OK"
-	StatusWarn Status = "WARN"
-	StatusFail Status = "FAIL"
-	StatusSkip Status = "SKIP"
+	StatusOK   = rights.StatusOK
+	StatusWarn = rights.StatusWarn
+	StatusFail = rights.StatusFail
+	StatusSkip = rights.StatusSkip
 )
 
 // Check names, as printed after the verdict.
@@ -231,68 +231,16 @@ func CheckAPI(a APIInfo) Result {
 	return r
 }
 
-// CheckRights gives one OK verdict when every right is granted, else one
-// FAIL per missing right (or per review that failed), a WARN for a missing
-// right the attacher can run without. user, when known, is named in the
-// verdicts. leaderElection only adds a note when it is off. The attacher
-// logs these same verdicts at start (RightsMonitor).
-func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result {
-	who := "us"
-	if user != "" {
-		who = user
-	}
+// CheckRights is the "rights" verdicts (rights.Verdicts): one OK verdict
+// when every right is granted, else one FAIL per missing right (or per
+// review that failed), a WARN for a missing right the attacher can run
+// without. The attacher logs these same verdicts at start (rights.Monitor).
+func CheckRights(user string, leaderElection bool, checks []rights.RightCheck) []Result {
 	var out []Result
-	failed := false
-	for _, c := range checks {
-		switch {
-		case c.Err != nil:
-			out = append(out, Result{Check: CheckRightsName, Status: StatusFail,
-				Message: fmt.Sprintf("could not check %s: %v", c.Right, c.Err)})
-			failed = true
-		case !c.Allowed:
-			msg := fmt.Sprintf("%s may not %s: grant it in the %s", who, c.Right, c.Right.GrantedBy)
-			if c.Right.Namespace != "" && c.Right.GrantedBy == leaseRole.ref {
-				msg += " bound in namespace " + c.Right.Namespace
-			}
-			// The driver's own names, as the sidecar Component deploys them.
-			if c.Right.GrantedByComponent != "" {
-				msg += ", or in the " + c.Right.GrantedByComponent
-			}
-			if c.Reason != "" {
-				msg += " (" + c.Reason + ")"
-			}
-			status := StatusFail
-			if c.Right.WithoutIt != "" {
-				status = StatusWarn
-				msg += "; without it, " + c.Right.WithoutIt
-			} else {
-				failed = true
-			}
-			out = append(out, Result{Check: CheckRightsName, Status: status, Message: msg})
-		}
+	for _, v := range rights.Verdicts(user, leaderElection, checks) {
+		out = append(out, Result{Check: CheckRightsName, Status: v.Status, Message: v.Message})
 	}
-	if failed {
-		return out
-	}
-	if len(out) > 0 {
-		// Only optional rights are missing: say so, and that the rest is fine.
-		granted := 0
-		for _, c := range checks {
-			if c.Granted() {
-				granted++
-			}
-		}
-		return append(out, Result{Check: CheckRightsName, Status: StatusOK,
-			Message: fmt.Sprintf("the %d API rights the attacher cannot work without are granted to %s", granted, who)})
-	}
-	if len(checks) == 0 {
-		return []Result{{Check: CheckRightsName, Status: StatusSkip, Message: "no rights were checked"}}
-	}
-	msg := fmt.Sprintf("all %d API rights the attacher needs are granted to %s", len(checks), who)
-	if !leaderElection {
-		msg += " (Lease rights not checked: --leader-election=false)"
-	}
-	return []Result{{Check: CheckRightsName, Status: StatusOK, Message: msg}}
+	return out
 }
 
 // CheckSecretWatch is the "secret-watch" verdict: whether the attacher would
@@ -303,7 +251,7 @@ func CheckRights(user string, leaderElection bool, checks []RightCheck) []Result
 // without PUBLISH_UNPUBLISH_VOLUME, which never reads Secrets; retryMax is
 // --retry-interval-max, the longest wait for a fixed Secret without the
 // watch.
-func CheckSecretWatch(trivial bool, retryMax time.Duration, checks []RightCheck) Result {
+func CheckSecretWatch(trivial bool, retryMax time.Duration, checks []rights.RightCheck) Result {
 	r := Result{Check: CheckSecretWatchName}
 	if trivial {
 		r.Status = StatusSkip
@@ -346,141 +294,6 @@ func CheckSecretWatch(trivial bool, retryMax time.Duration, checks []RightCheck)
 	return r
 }
 
-// CheckCSIDriver is the "csidriver" verdict; d is nil when the driver has
-// no CSIDriver object.
-func CheckCSIDriver(driverName string, d *storagev1.CSIDriver) Result {
-	r := Result{Check: CheckCSIDriverName, Status: StatusOK}
-	switch {
-	case d == nil:
-		r.Message = fmt.Sprintf("no CSIDriver object %s: Kubernetes then requires attach, so VolumeAttachments are "+
-			"created for its volumes (create the object to make attachRequired explicit)", driverName)
-	case d.Spec.AttachRequired == nil:
-		r.Message = fmt.Sprintf("CSIDriver %s does not set attachRequired, which defaults to true", driverName)
-	case *d.Spec.AttachRequired:
-		r.Message = fmt.Sprintf("CSIDriver %s has attachRequired=true", driverName)
-	default:
-		r.Status = StatusWarn
-		r.Message = fmt.Sprintf("CSIDriver %s has attachRequired=false: Kubernetes will never create "+
-			"VolumeAttachments for this driver, so the attacher has nothing to do. If the driver needs "+
-			"ControllerPublishVolume, recreate the CSIDriver with attachRequired: true (the field is immutable)", driverName)
-	}
-	return r
-}
-
-// CheckCSINodes is the "csinodes" verdict: nodes whose CSINode has no entry
-// for the driver cannot have its volumes attached.
-func CheckCSINodes(driverName string, nodes []storagev1.CSINode) Result {
-	r := Result{Check: CheckCSINodesName}
-	if len(nodes) == 0 {
-		r.Status = StatusWarn
-		r.Message = "there are no CSINodes at all: the kubelets have not registered any node (is this the right cluster?)"
-		return r
-	}
-	var missing []string
-	for _, n := range nodes {
-		if !slices.ContainsFunc(n.Spec.Drivers, func(d storagev1.CSINodeDriver) bool { return d.Name == driverName }) {
-			missing = append(missing, n.Name)
-		}
-	}
-	if len(missing) == 0 {
-		r.Status = StatusOK
-		r.Message = fmt.Sprintf("all %d CSINodes have driver %s", len(nodes), driverName)
-		return r
-	}
-	slices.Sort(missing)
-	r.Status = StatusWarn
-	r.Message = fmt.Sprintf("%d of %d CSINodes lack driver %s: volumes cannot be attached to them until the "+
-		"driver's node plugin registers there (check its DaemonSet and node-driver-registrar on those nodes; "+
-		"ignore nodes the driver does not run on)", len(missing), len(nodes), driverName)
-	r.Details = limit(missing)
-	return r
-}
-
-// CheckVolumeAttachments is the "attachments" verdict over the
-// VolumeAttachments of the driver (others in vas are ignored) at time now.
-func CheckVolumeAttachments(driverName string, vas []storagev1.VolumeAttachment, now time.Time) Result {
-	r := Result{Check: CheckAttachmentsName}
-	var failed, deleting, pending []string
-	total := 0
-	sorted := slices.Clone(vas)
-	slices.SortFunc(sorted, func(a, b storagev1.VolumeAttachment) int { return strings.Compare(a.Name, b.Name) })
-	for _, va := range sorted {
-		if va.Spec.Attacher != driverName {
-			continue
-		}
-		total++
-		where := describeVA(&va)
-		var age time.Duration
-		if va.DeletionTimestamp != nil {
-			age = now.Sub(va.DeletionTimestamp.Time)
-		}
-		longDeleting := va.DeletionTimestamp != nil && age > StuckAfter
-		switch {
-		case va.Status.AttachError != nil || va.Status.DetachError != nil:
-			var parts []string
-			if longDeleting {
-				parts = append(parts, "deleting for "+round(age))
-			}
-			if e := va.Status.AttachError; e != nil {
-				parts = append(parts, "attach error: "+trim(e.Message))
-			}
-			if e := va.Status.DetachError; e != nil {
-				parts = append(parts, "detach error: "+trim(e.Message))
-			}
-			failed = append(failed, where+": "+strings.Join(parts, "; "))
-		case longDeleting:
-			deleting = append(deleting, fmt.Sprintf("%s: deleting for %s, finalizers %s", where, round(age),
-				strings.Join(va.Finalizers, ", ")))
-		case va.DeletionTimestamp == nil && !va.Status.Attached && now.Sub(va.CreationTimestamp.Time) > StuckAfter:
-			pending = append(pending, fmt.Sprintf("%s: not attached after %s and no error", where,
-				round(now.Sub(va.CreationTimestamp.Time))))
-		}
-	}
-	if len(failed)+len(deleting)+len(pending) == 0 {
-		r.Status = StatusOK
-		r.Message = fmt.Sprintf("%d VolumeAttachments of %s, none failing or stuck", total, driverName)
-		return r
-	}
-	r.Status = StatusWarn
-	var what []string
-	if len(failed) > 0 {
-		what = append(what, fmt.Sprintf("%d with errors", len(failed)))
-	}
-	if len(deleting) > 0 {
-		what = append(what, fmt.Sprintf("%d deleting for more than %s", len(deleting), round(StuckAfter)))
-	}
-	if len(pending) > 0 {
-		what = append(what, fmt.Sprintf("%d not attached after %s without an error", len(pending), round(StuckAfter)))
-	}
-	r.Message = fmt.Sprintf("%d of %d VolumeAttachments of %s need attention: %s.", len(failed)+len(deleting)+len(pending),
-		total, driverName, strings.Join(what, ", "))
-	if len(failed) > 0 {
-		r.Message += " Errors are retried with backoff; fix their cause (driver logs, kubectl describe volumeattachment NAME)."
-	}
-	if len(deleting) > 0 {
-		r.Message += " A detach that never finishes keeps the finalizer: look for its detach errors in the attacher's logs."
-	}
-	if len(pending) > 0 {
-		r.Message += " VolumeAttachments waiting without an error mean no attacher is processing them: is one running and leading?"
-	}
-	r.Details = limit(slices.Concat(failed, deleting, pending))
-	return r
-}
-
-// describeVA names a VolumeAttachment with its volume and node.
-func describeVA(va *storagev1.VolumeAttachment) string {
-	var vol string
-	switch {
-	case va.Spec.Source.PersistentVolumeName != nil:
-		vol = "pv " + *va.Spec.Source.PersistentVolumeName
-	case va.Spec.Source.InlineVolumeSpec != nil:
-		vol = "inline volume"
-	default:
-		vol = "no source"
-	}
-	return fmt.Sprintf("%s (%s, node %s)", va.Name, vol, va.Spec.NodeName)
-}
-
 // CheckFetch turns a failed read of the API into a verdict: SKIP when the
 // user may not read the objects (the rights check says what the attacher
 // itself lacks), FAIL otherwise.
@@ -519,50 +332,4 @@ func trim(msg string) string {
 // round prints a duration to the second.
 func round(d time.Duration) string {
 	return d.Round(time.Second).String()
-}
-
-// Summary counts verdicts.
-type Summary struct {
-	OK   int `json:"ok"`
-	Warn int `json:"warn"`
-	Fail int `json:"fail"`
-	Skip int `json:"skip"`
-}
-
-// Summarize counts the verdicts of results.
-func Summarize(results []Result) Summary {
-	var s Summary
-	for _, r := range results {
-		switch r.Status {
-		case StatusOK:
-			s.OK++
-		case StatusWarn:
-			s.Warn++
-		case StatusFail:
-			s.Fail++
-		case StatusSkip:
-			s.Skip++
-		}
-	}
-	return s
-}
-
-// ExitCode is 1 when a check failed, else 0: warnings alone do not fail.
-func (s Summary) ExitCode() int {
-	if s.Fail > 0 {
-		return ExitFailed
-	}
-	return ExitOK
-}
-
-// String is the summary line.
-func (s Summary) String() string {
-	verdict := "healthy"
-	switch {
-	case s.Fail > 0:
-		verdict = "BROKEN"
-	case s.Warn > 0:
-		verdict = "healthy with warnings"
-	}
-	return fmt.Sprintf("doctor: %s: %d ok, %d warnings, %d failed, %d skipped", verdict, s.OK, s.Warn, s.Fail, s.Skip)
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/rights"
 )
 
 const testDriver = "doctor.csi.test"
@@ -139,7 +140,7 @@ func TestCheckAPI(t *testing.T) {
 
 func TestRequiredRights(t *testing.T) {
 	g := NewWithT(t)
-	withLE := RequiredRights(true, "kube-system", "external-attacher-leader-doctor-csi-test")
+	withLE := mustRights(rights.RequiredRights(true, "kube-system", "external-attacher-leader-doctor-csi-test"))
 	g.Expect(withLE).To(HaveLen(20))
 	names := make([]string, 0, len(withLE))
 	for _, r := range withLE {
@@ -158,7 +159,7 @@ func TestRequiredRights(t *testing.T) {
 	))
 	g.Expect(names).NotTo(ContainElement(ContainSubstring("list secrets")), "Secrets are never listed")
 
-	without := RequiredRights(false, "kube-system", "")
+	without := mustRights(rights.RequiredRights(false, "kube-system", ""))
 	g.Expect(without).To(HaveLen(15))
 	for _, r := range without {
 		g.Expect(r.Resource).NotTo(Equal("leases"))
@@ -166,16 +167,16 @@ func TestRequiredRights(t *testing.T) {
 }
 
 func TestCheckRights(t *testing.T) {
-	rights := RequiredRights(true, "kube-system", "lease")
-	allowAll := func() []RightCheck {
-		out := make([]RightCheck, len(rights))
-		for i, r := range rights {
-			out[i] = RightCheck{Right: r, Allowed: true}
+	shipped := mustRights(rights.RequiredRights(true, "kube-system", "lease"))
+	allowAll := func() []rights.RightCheck {
+		out := make([]rights.RightCheck, len(shipped))
+		for i, r := range shipped {
+			out[i] = rights.RightCheck{Right: r, Allowed: true}
 		}
 		return out
 	}
-	deny := func(resource, sub, verb string) func([]RightCheck) {
-		return func(cs []RightCheck) {
+	deny := func(resource, sub, verb string) func([]rights.RightCheck) {
+		return func(cs []rights.RightCheck) {
 			for i := range cs {
 				r := cs[i].Right
 				if r.Resource == resource && r.Subresource == sub && r.Verb == verb {
@@ -188,8 +189,8 @@ func TestCheckRights(t *testing.T) {
 		name     string
 		user     string
 		le       bool
-		mutate   []func([]RightCheck)
-		checks   []RightCheck // instead of allowAll+mutate when set
+		mutate   []func([]rights.RightCheck)
+		checks   []rights.RightCheck // instead of allowAll+mutate when set
 		statuses []Status
 		contains []string
 	}{
@@ -200,12 +201,12 @@ func TestCheckRights(t *testing.T) {
 			statuses: []Status{StatusOK},
 			contains: []string{"all 15 API rights the attacher needs are granted to us (Lease rights not checked: --leader-election=false)"}},
 		{name: "status patch missing", user: "sa", le: true,
-			mutate:   []func([]RightCheck){deny("volumeattachments", "status", "patch")},
+			mutate:   []func([]rights.RightCheck){deny("volumeattachments", "status", "patch")},
 			statuses: []Status{StatusFail},
 			contains: []string{"FAIL rights: sa may not patch volumeattachments/status.storage.k8s.io: grant it in the ClusterRole external-attacher-runner (config/rbac/role.yaml), " +
 				"or in the ClusterRole external-attacher-runner-<driver>, bound by ClusterRoleBinding csi-attacher-role-<driver> (config/components/sidecar)"}},
 		{name: "one verdict per missing right", user: "sa", le: true,
-			mutate:   []func([]RightCheck){deny("secrets", "", "get"), deny("leases", "", "update"), deny("events", "", "create")},
+			mutate:   []func([]rights.RightCheck){deny("secrets", "", "get"), deny("leases", "", "update"), deny("events", "", "create")},
 			statuses: []Status{StatusWarn, StatusWarn, StatusFail},
 			contains: []string{
 				"WARN rights: sa may not get secrets: grant it in the ClusterRole external-attacher-runner (config/rbac/role.yaml), " +
@@ -219,13 +220,13 @@ func TestCheckRights(t *testing.T) {
 		// The reference's RBAC grants neither Events nor Secrets: an
 		// attacher swapped in with it works, and doctor says what is lost.
 		{name: "only optional rights missing", user: "sa", le: true,
-			mutate:   []func([]RightCheck){deny("secrets", "", "get"), deny("events", "", "create"), deny("events", "", "patch")},
+			mutate:   []func([]rights.RightCheck){deny("secrets", "", "get"), deny("events", "", "create"), deny("events", "", "patch")},
 			statuses: []Status{StatusWarn, StatusWarn, StatusWarn, StatusOK},
 			contains: []string{"WARN rights: sa may not get secrets", "OK   rights: the 17 API rights the attacher cannot work without are granted to sa"}},
 		// Without list and watch on the Lease the attacher reads it with
 		// plain GETs: a warning that says what is lost.
 		{name: "no watch on the Lease", user: "sa", le: true,
-			mutate:   []func([]RightCheck){deny("leases", "", "list"), deny("leases", "", "watch")},
+			mutate:   []func([]rights.RightCheck){deny("leases", "", "list"), deny("leases", "", "watch")},
 			statuses: []Status{StatusWarn, StatusWarn, StatusOK},
 			contains: []string{
 				"WARN rights: sa may not list leases.coordination.k8s.io/lease in namespace kube-system: grant it in the Role external-attacher-cfg (config/rbac/leader_election_role.yaml) bound in namespace kube-system",
@@ -233,15 +234,15 @@ func TestCheckRights(t *testing.T) {
 				"WARN rights: sa may not watch leases.coordination.k8s.io/lease",
 			}},
 		{name: "reason is quoted", user: "sa", le: true,
-			checks:   []RightCheck{{Right: rights[0], Reason: "no RBAC policy matched"}},
+			checks:   []rights.RightCheck{{Right: shipped[0], Reason: "no RBAC policy matched"}},
 			statuses: []Status{StatusFail},
 			contains: []string{"sa may not get persistentvolumes: grant it in the ClusterRole external-attacher-runner (config/rbac/role.yaml), or in the " +
 				"ClusterRole external-attacher-runner-<driver>, bound by ClusterRoleBinding csi-attacher-role-<driver> (config/components/sidecar) (no RBAC policy matched)"}},
 		{name: "review failed", le: true,
-			checks:   []RightCheck{{Right: rights[0], Allowed: true}, {Right: rights[1], Err: errors.New("timeout")}},
+			checks:   []rights.RightCheck{{Right: shipped[0], Allowed: true}, {Right: shipped[1], Err: errors.New("timeout")}},
 			statuses: []Status{StatusFail},
 			contains: []string{"FAIL rights: could not check list persistentvolumes: timeout"}},
-		{name: "nothing checked", le: true, checks: []RightCheck{},
+		{name: "nothing checked", le: true, checks: []rights.RightCheck{},
 			statuses: []Status{StatusSkip}},
 	}
 	for _, tt := range tests {
@@ -263,34 +264,34 @@ func TestCheckRights(t *testing.T) {
 
 func TestSecretWatchRights(t *testing.T) {
 	g := NewWithT(t)
-	rights := SecretWatchRights()
-	names := make([]string, 0, len(rights))
-	for _, r := range rights {
+	shipped := mustRights(rights.SecretWatchRights())
+	names := make([]string, 0, len(shipped))
+	for _, r := range shipped {
 		g.Expect(r.Namespace).To(BeEmpty(), "the watch covers every namespace")
 		g.Expect(r.GrantedBy).To(ContainSubstring("config/rbac/secret_watch_role.yaml"))
 		names = append(names, r.String())
 	}
 	g.Expect(names).To(Equal([]string{"list secrets", "watch secrets"}))
-	g.Expect(RequiredRights(true, "kube-system", "lease")).NotTo(ContainElements(rights), "the watch is optional")
+	g.Expect(mustRights(rights.RequiredRights(true, "kube-system", "lease"))).NotTo(ContainElements(shipped), "the watch is optional")
 }
 
 func TestCheckSecretWatch(t *testing.T) {
-	list, watch := SecretWatchRights()[0], SecretWatchRights()[1]
+	list, watch := mustRights(rights.SecretWatchRights())[0], mustRights(rights.SecretWatchRights())[1]
 	tests := []struct {
 		name     string
 		trivial  bool
-		checks   []RightCheck
+		checks   []rights.RightCheck
 		status   Status
 		contains []string
 		details  []string
 	}{
 		{name: "allowed",
-			checks: []RightCheck{{Right: list, Allowed: true}, {Right: watch, Allowed: true}},
+			checks: []rights.RightCheck{{Right: list, Allowed: true}, {Right: watch, Allowed: true}},
 			status: StatusOK,
 			contains: []string{"OK   secret-watch: Secret watch on: a created or fixed controllerPublish Secret " +
 				"retries its VolumeAttachments at once"}},
 		{name: "not allowed, the default",
-			checks: []RightCheck{{Right: list}, {Right: watch}},
+			checks: []rights.RightCheck{{Right: list}, {Right: watch}},
 			status: StatusOK,
 			contains: []string{
 				"OK   secret-watch: Secret watch off (the shipped RBAC grants get on secrets only, by design): " +
@@ -299,23 +300,23 @@ func TestCheckSecretWatch(t *testing.T) {
 			},
 			details: []string{"not granted: list secrets", "not granted: watch secrets"}},
 		{name: "list without watch is off",
-			checks:   []RightCheck{{Right: list, Allowed: true}, {Right: watch, Reason: "no RBAC policy matched"}},
+			checks:   []rights.RightCheck{{Right: list, Allowed: true}, {Right: watch, Reason: "no RBAC policy matched"}},
 			status:   StatusOK,
 			contains: []string{"Secret watch off"},
 			details:  []string{"not granted: watch secrets (no RBAC policy matched)"}},
 		{name: "review failed",
-			checks:   []RightCheck{{Right: list, Allowed: true}, {Right: watch, Err: errors.New("timeout")}},
+			checks:   []rights.RightCheck{{Right: list, Allowed: true}, {Right: watch, Err: errors.New("timeout")}},
 			status:   StatusWarn,
 			contains: []string{"WARN secret-watch: could not check watch secrets: timeout. The attacher counts a failed review as no Secret watch", "(30s)"}},
 		{name: "a failed review outweighs a denial",
-			checks:   []RightCheck{{Right: list}, {Right: watch, Err: errors.New("timeout")}},
+			checks:   []rights.RightCheck{{Right: list}, {Right: watch, Err: errors.New("timeout")}},
 			status:   StatusWarn,
 			contains: []string{"could not check watch secrets: timeout"}},
 		{name: "trivial driver",
 			trivial:  true,
 			status:   StatusSkip,
 			contains: []string{"SKIP secret-watch: trivial mode: the attacher never calls ControllerPublishVolume, so it reads no Secrets"}},
-		{name: "nothing checked", checks: []RightCheck{}, status: StatusSkip, contains: []string{"no rights were checked"}},
+		{name: "nothing checked", checks: []rights.RightCheck{}, status: StatusSkip, contains: []string{"no rights were checked"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -678,4 +679,12 @@ func render(results []Result) string {
 	p := &printer{w: &b}
 	p.add(results...)
 	return b.String()
+}
+
+// mustRights is for the rights of the embedded roles, which parse.
+func mustRights(rs []rights.Right, err error) []rights.Right {
+	if err != nil {
+		panic(err)
+	}
+	return rs
 }

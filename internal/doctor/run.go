@@ -24,6 +24,7 @@ import (
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/options"
+	"github.com/csi-attacher/csi-attacher/internal/rights"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -255,17 +256,27 @@ func run(ctx context.Context, opts *options.Options, ep csi.Endpoint, df doctorF
 	if driverName != "" {
 		leaseName = volume.LeaseName(driverName)
 	}
-	rights := RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, leaseName)
-	p.add(CheckRights(api.User, opts.LeaderElection, ReviewRights(ctx, clientset.AuthorizationV1().SelfSubjectAccessReviews().Create, rights))...)
+	review := clientset.AuthorizationV1().SelfSubjectAccessReviews().Create
+	if required, err := rights.RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, leaseName); err != nil {
+		p.add(Result{Check: CheckRightsName, Status: StatusFail, Message: err.Error()})
+	} else {
+		p.add(CheckRights(api.User, opts.LeaderElection, rights.ReviewRights(ctx, review, required))...)
+	}
 	// The attacher sets up the Secret watch only for a driver that
 	// publishes. When the driver is unknown the rights are still reviewed:
 	// they do not depend on it.
 	trivial := probe.Info != nil && probe.Info.Capabilities.Trivial()
-	var secretChecks []RightCheck
-	if !trivial {
-		secretChecks = ReviewRights(ctx, clientset.AuthorizationV1().SelfSubjectAccessReviews().Create, SecretWatchRights())
+	var secretChecks []rights.RightCheck
+	secretWatch, err := rights.SecretWatchRights()
+	switch {
+	case err != nil:
+		p.add(Result{Check: CheckSecretWatchName, Status: StatusFail, Message: err.Error()})
+	default:
+		if !trivial {
+			secretChecks = rights.ReviewRights(ctx, review, secretWatch)
+		}
+		p.add(CheckSecretWatch(trivial, opts.RetryIntervalMax, secretChecks))
 	}
-	p.add(CheckSecretWatch(trivial, opts.RetryIntervalMax, secretChecks))
 
 	// 3-5. The objects of the driver.
 	if driverName == "" {

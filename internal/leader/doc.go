@@ -27,4 +27,8 @@
 // unclean takeover (the Lease expired, it was not released) the new leader
 // holds the operations it already knew of until the old holder's calls
 // have reached their bound (see Fence).
+//
+// Health. Lock.Check is /healthz/leader-election: it fails once this
+// replica leads but has not renewed the Lease for longer than the lease
+// duration plus a grace period, as the reference's does (see health.go).
 package leader

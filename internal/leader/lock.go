@@ -48,11 +48,18 @@ type Options struct {
 	NoWatch bool
 	// Fence, when set, is told of every renewal and takeover (see Fence).
 	Fence *Fence
+	// LeaseDuration is --leader-election-lease-duration, for Check.
+	LeaseDuration time.Duration
+	// Grace is Check's tolerance past LeaseDuration; DefaultGrace when
+	// zero.
+	Grace time.Duration
 }
 
 // Lock is a resourcelock.Interface for a Lease whose Get, in a standby,
-// waits for the Lease to be released or to expire (see the package
-// documentation).
+// waits for the Lease to be released or to expire, that tells its Fence of
+// every renewal and takeover, and whose Check is /healthz/leader-election
+// (see the package documentation). Use it as manager.Options.
+// LeaderElectionResourceLockInterface.
 type Lock struct {
 	resourcelock.Interface
 
@@ -71,6 +78,12 @@ type Lock struct {
 	// acquired maps the acquire time client-go computed before a Get that
 	// waited to the time the Lease was really taken (see Update).
 	acquiredAsked, acquiredAt metav1.Time
+	// leading and renewed are what Check judges: whether this replica
+	// leads, and when it last renewed (see health.go).
+	leading bool
+	renewed time.Time
+	// leaseDuration and grace are Options.LeaseDuration and Grace.
+	leaseDuration, grace time.Duration
 
 	now func() time.Time
 }
@@ -125,6 +138,7 @@ func NewLock(ctx context.Context, o Options) (*Lock, error) {
 	l := newLock(inner)
 	l.events = events
 	l.fence = o.Fence
+	l.leaseDuration, l.grace = o.LeaseDuration, o.Grace
 	if o.NoWatch {
 		return l, nil
 	}
@@ -238,6 +252,7 @@ func (l *Lock) measure(rec *resourcelock.LeaderElectionRecord, raw []byte, start
 	l.got = l.seen
 	now := l.now()
 	l.mu.Unlock()
+	l.sawHolder(rec.HolderIdentity)
 	if rec.HolderIdentity != l.Identity() && l.fence != nil {
 		l.fence.stop()
 	}
@@ -372,9 +387,13 @@ func (l *Lock) stamp(ler resourcelock.LeaderElectionRecord) (resourcelock.Leader
 	return ler, took
 }
 
-// wrote tells the Fence about a write: a record naming this replica is a
-// renewal sent at its renew time, any other record a release.
+// wrote tells the health check and the Fence about a write: a record
+// naming this replica is a renewal sent at its renew time, any other record
+// a release.
 func (l *Lock) wrote(ler resourcelock.LeaderElectionRecord, took takeover, err error) {
+	if err == nil {
+		l.wroteHealth(ler.HolderIdentity)
+	}
 	if l.fence == nil || err != nil {
 		return
 	}

@@ -14,9 +14,7 @@ import (
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 )
 
 // Method names accepted by InjectError, InjectErrorAfter, SetLatency,
@@ -99,41 +97,6 @@ func DefaultConfig(name string) Config {
 		ListVolumes:               true,
 		ListVolumesPublishedNodes: true,
 	}
-}
-
-// Call is the record of one gRPC call received by the driver.
-type Call struct {
-	// Method is the short method name, e.g. MethodPublish.
-	Method   string
-	VolumeID string
-	NodeID   string
-	ReadOnly bool
-	// Capability is a copy of the request's volume capability.
-	Capability *csipb.VolumeCapability
-	// Secrets and VolumeContext are copies of the request's maps; nil when
-	// the request had none.
-	Secrets       map[string]string
-	VolumeContext map[string]string
-	// Code is the gRPC code returned to the caller; OK while in flight.
-	Code codes.Code
-	// Start and End bracket the call; End is zero while in flight.
-	Start, End time.Time
-	// Caller is the process ID of the client that made the call; 0 when
-	// unknown.
-	Caller int
-}
-
-// key selects a method, optionally narrowed to one volume ("" = any).
-type key struct {
-	method   string
-	volumeID string
-}
-
-// fault is one injected error.
-type fault struct {
-	code      codes.Code
-	message   string // "" for the default message naming the call
-	remaining int    // <0: until cleared
 }
 
 // Driver is the fake CSI driver. Create it with New; the zero value is not usable.
@@ -253,78 +216,6 @@ func (d *Driver) Address() string {
 	return "unix://" + d.socketPath
 }
 
-// InjectError makes the next `times` calls of method (for volumeID, or any
-// volume when volumeID is "") fail with code before any state change.
-// times <= 0 means until ClearFaults. A later injection for the same method
-// and volume replaces the earlier one.
-func (d *Driver) InjectError(method, volumeID string, code codes.Code, times int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.faultsBefore[key{method, volumeID}] = newFault(code, times)
-}
-
-// InjectErrorAfter is like InjectError, but the call first takes effect
-// (the volume is published or unpublished) and only then fails: it
-// simulates a driver that attached the volume but returned an error or a
-// timeout.
-func (d *Driver) InjectErrorAfter(method, volumeID string, code codes.Code, times int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.faultsAfter[key{method, volumeID}] = newFault(code, times)
-}
-
-// InjectErrorMessage is like InjectError with the driver's own message,
-// e.g. a long one.
-func (d *Driver) InjectErrorMessage(method, volumeID string, code codes.Code, message string, times int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	f := newFault(code, times)
-	f.message = message
-	d.faultsBefore[key{method, volumeID}] = f
-}
-
-// InjectNodeError makes the next `times` calls of method for nodeID fail
-// with code and message before any state change, whatever the volume: a
-// node at its attach limit answers ControllerPublishVolume with
-// ResourceExhausted. times <= 0 means until ClearNodeError or ClearFaults.
-// It is checked after the call's latency and before the volume faults.
-func (d *Driver) InjectNodeError(method, nodeID string, code codes.Code, message string, times int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	f := newFault(code, times)
-	f.message = message
-	d.nodeFaults[key{method, nodeID}] = f
-}
-
-// ClearNodeError removes the error injected for method on nodeID.
-func (d *Driver) ClearNodeError(method, nodeID string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.nodeFaults, key{method, nodeID})
-}
-
-func newFault(code codes.Code, times int) *fault {
-	if times <= 0 {
-		times = -1
-	}
-	return &fault{code: code, remaining: times}
-}
-
-// SetLatency delays every call of method (for volumeID, or any volume when
-// volumeID is "") by latency before it is handled. The delay ends early
-// with DeadlineExceeded or Canceled when the caller's context ends; the call
-// then has no effect. A volume-specific latency wins over the any-volume
-// one. Zero removes the setting.
-func (d *Driver) SetLatency(method, volumeID string, latency time.Duration) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if latency <= 0 {
-		delete(d.latency, key{method, volumeID})
-		return
-	}
-	d.latency[key{method, volumeID}] = latency
-}
-
 // SetReady sets the ready field returned by Probe. New drivers are ready.
 func (d *Driver) SetReady(ready bool) {
 	d.mu.Lock()
@@ -342,55 +233,6 @@ func (d *Driver) SetPublishContext(volumeID string, pc map[string]string) {
 		return
 	}
 	d.publishContext[volumeID] = maps.Clone(pc)
-}
-
-// ClearFaults removes every injected error and latency and makes the
-// driver ready again. Publications and the call record are kept.
-func (d *Driver) ClearFaults() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	clear(d.faultsBefore)
-	clear(d.faultsAfter)
-	clear(d.nodeFaults)
-	clear(d.latency)
-	d.ready = true
-}
-
-// Calls returns a copy of the call record, in the order the calls arrived.
-func (d *Driver) Calls() []Call {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]Call, len(d.calls))
-	for i, c := range d.calls {
-		out[i] = c.clone()
-	}
-	return out
-}
-
-// CallCount counts the recorded calls of method for volumeID ("" = any volume).
-func (d *Driver) CallCount(method, volumeID string) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := 0
-	for _, c := range d.calls {
-		if c.Method == method && (volumeID == "" || c.VolumeID == volumeID) {
-			n++
-		}
-	}
-	return n
-}
-
-// ResetCalls empties the call record and the MaxConcurrent peaks.
-// Calls in flight finish normally but are not recorded.
-func (d *Driver) ResetCalls() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.calls = nil
-	clear(d.maxInFlight)
-	// Peaks restart from what is in flight now, so they stay truthful.
-	for m, n := range d.inFlight {
-		d.maxInFlight[m] = n
-	}
 }
 
 // Published returns the sorted node IDs volumeID is published to.
@@ -430,56 +272,11 @@ func (d *Driver) DetachBehindBack(volumeID, nodeID string) {
 	delete(d.volumes[volumeID], nodeID)
 }
 
-// MaxConcurrent returns the highest number of calls of method seen in
-// flight at the same time (since New or ResetCalls).
-func (d *Driver) MaxConcurrent(method string) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.maxInFlight[method]
-}
-
 func sortedNodes(set map[string]struct{}) []string {
 	if len(set) == 0 {
 		return nil
 	}
 	return slices.Sorted(maps.Keys(set))
-}
-
-func (c *Call) clone() Call {
-	out := *c
-	out.Secrets = maps.Clone(c.Secrets)
-	out.VolumeContext = maps.Clone(c.VolumeContext)
-	if c.Capability != nil {
-		out.Capability = proto.Clone(c.Capability).(*csipb.VolumeCapability)
-	}
-	return out
-}
-
-// newCall extracts the interesting fields of any CSI request. Requests
-// carry them under the same getter names, so small interfaces suffice.
-func newCall(method string, req any) *Call {
-	c := &Call{Method: method, Start: time.Now()}
-	if r, ok := req.(interface{ GetVolumeId() string }); ok {
-		c.VolumeID = r.GetVolumeId()
-	}
-	if r, ok := req.(interface{ GetNodeId() string }); ok {
-		c.NodeID = r.GetNodeId()
-	}
-	if r, ok := req.(interface{ GetReadonly() bool }); ok {
-		c.ReadOnly = r.GetReadonly()
-	}
-	if r, ok := req.(interface {
-		GetVolumeCapability() *csipb.VolumeCapability
-	}); ok && r.GetVolumeCapability() != nil {
-		c.Capability = proto.Clone(r.GetVolumeCapability()).(*csipb.VolumeCapability)
-	}
-	if r, ok := req.(interface{ GetSecrets() map[string]string }); ok {
-		c.Secrets = maps.Clone(r.GetSecrets())
-	}
-	if r, ok := req.(interface{ GetVolumeContext() map[string]string }); ok {
-		c.VolumeContext = maps.Clone(r.GetVolumeContext())
-	}
-	return c
 }
 
 // intercept wraps every call with the test machinery: record, concurrency
@@ -548,55 +345,4 @@ func (d *Driver) serve(ctx context.Context, req any, call *Call, delay time.Dura
 		return nil, status.Errorf(f.code, "injected error (after) for %s volume %q", call.Method, call.VolumeID)
 	}
 	return resp, nil
-}
-
-// lookupLatency prefers a volume-specific setting. Callers hold d.mu.
-func (d *Driver) lookupLatency(method, volumeID string) time.Duration {
-	if volumeID != "" {
-		if l, ok := d.latency[key{method, volumeID}]; ok {
-			return l
-		}
-	}
-	return d.latency[key{method, ""}]
-}
-
-// takeNodeFault consumes one use of the fault injected for nodeID. Callers
-// hold d.mu.
-func takeNodeFault(faults map[key]*fault, method, nodeID string) (fault, bool) {
-	if nodeID == "" {
-		return fault{}, false
-	}
-	k := key{method, nodeID}
-	f, ok := faults[k]
-	if !ok {
-		return fault{}, false
-	}
-	if f.remaining > 0 {
-		f.remaining--
-		if f.remaining == 0 {
-			delete(faults, k)
-		}
-	}
-	return *f, true
-}
-
-// takeFault consumes one use of the matching fault, preferring a
-// volume-specific one, and returns a copy of it. Callers hold d.mu.
-func takeFault(faults map[key]*fault, method, volumeID string) (fault, bool) {
-	k := key{method, volumeID}
-	f, ok := faults[k]
-	if !ok && volumeID != "" {
-		k = key{method, ""}
-		f, ok = faults[k]
-	}
-	if !ok {
-		return fault{}, false
-	}
-	if f.remaining > 0 {
-		f.remaining--
-		if f.remaining == 0 {
-			delete(faults, k)
-		}
-	}
-	return *f, true
 }

@@ -1,4 +1,4 @@
-package doctor
+package rights
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	authzv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -175,23 +176,34 @@ func parseRole(file string, data, binding []byte) (role, error) {
 	return r, nil
 }
 
-// mustParseRole is parseRole for the files embedded at build time, which
-// the package's tests read too: a file that does not parse is a bug of the
-// build, not of the cluster.
-func mustParseRole(file string, data, binding []byte) role {
-	r, err := parseRole(file, data, binding)
-	if err != nil {
-		panic(err)
-	}
-	return r
+// roles are the shipped roles, parsed from the files of config/rbac
+// embedded at build time.
+type roles struct {
+	cluster, lease, secretWatch role
 }
 
-// The shipped roles.
-var (
-	clusterRole     = mustParseRole(rbac.ClusterRoleFile, rbac.ClusterRole, rbac.ClusterRoleBinding)
-	leaseRole       = mustParseRole(rbac.LeaseRoleFile, rbac.LeaseRole, rbac.LeaseRoleBinding)
-	secretWatchRole = mustParseRole(rbac.SecretWatchRoleFile, rbac.SecretWatchRole, nil)
-)
+// loadRoles parses the embedded roles. A file that does not parse is a bug
+// of the build, not of the cluster; it is still an error the caller
+// returns (the attacher then fails at start, naming the file), never a
+// panic at import.
+func loadRoles() (roles, error) {
+	var rs roles
+	var err error
+	if rs.cluster, err = parseRole(rbac.ClusterRoleFile, rbac.ClusterRole, rbac.ClusterRoleBinding); err != nil {
+		return roles{}, err
+	}
+	if rs.lease, err = parseRole(rbac.LeaseRoleFile, rbac.LeaseRole, rbac.LeaseRoleBinding); err != nil {
+		return roles{}, err
+	}
+	if rs.secretWatch, err = parseRole(rbac.SecretWatchRoleFile, rbac.SecretWatchRole, nil); err != nil {
+		return roles{}, err
+	}
+	return rs, nil
+}
+
+// shipped parses the embedded roles once, on first use. A variable so that
+// a test can stand in a broken build.
+var shipped = sync.OnceValues(loadRoles)
 
 // componentRef names r and its binding as config/components/sidecar
 // deploys them for the driver whose name, as in its Lease, is driver: the
@@ -267,28 +279,37 @@ func (r role) rights(leaseNamespace, leaseName string) []Right {
 
 // RequiredRights lists every API right the attacher uses: those of the
 // shipped ClusterRole and, with leader election, those of the Lease Role.
-// leaseName may be empty when the driver name is unknown.
-func RequiredRights(leaderElection bool, leaseNamespace, leaseName string) []Right {
+// leaseName may be empty when the driver name is unknown. The error is a
+// shipped role that does not parse.
+func RequiredRights(leaderElection bool, leaseNamespace, leaseName string) ([]Right, error) {
+	rs, err := shipped()
+	if err != nil {
+		return nil, err
+	}
 	// The ClusterRole's rights are cluster-wide; the Lease name gives only
 	// the driver's name to them.
-	rights := clusterRole.rights("", leaseName)
+	rights := rs.cluster.rights("", leaseName)
 	if leaderElection {
-		rights = append(rights, leaseRole.rights(leaseNamespace, leaseName)...)
+		rights = append(rights, rs.lease.rights(leaseNamespace, leaseName)...)
 	}
-	return rights
+	return rights, nil
 }
 
 // LeaseWatchRights are the rights of the Lease watch of internal/leader:
 // list and watch on the Lease, as main.go reviews them at start to choose
 // between the watch and plain GETs.
-func LeaseWatchRights(leaseNamespace, leaseName string) []Right {
+func LeaseWatchRights(leaseNamespace, leaseName string) ([]Right, error) {
+	rs, err := shipped()
+	if err != nil {
+		return nil, err
+	}
 	var out []Right
-	for _, r := range leaseRole.rights(leaseNamespace, leaseName) {
+	for _, r := range rs.lease.rights(leaseNamespace, leaseName) {
 		if r.Resource == "leases" && r.WithoutIt == LeaseWatchLoss {
 			out = append(out, r)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // SecretWatchRights are the rights of the optional Secret watch: list and
@@ -296,8 +317,12 @@ func LeaseWatchRights(leaseNamespace, leaseName string) []Right {
 // They are not in RequiredRights because the attacher works without them:
 // the shipped RBAC leaves them out on purpose, since they let it enumerate
 // the cluster's Secrets by name.
-func SecretWatchRights() []Right {
-	return secretWatchRole.rights("", "")
+func SecretWatchRights() ([]Right, error) {
+	rs, err := shipped()
+	if err != nil {
+		return nil, err
+	}
+	return rs.secretWatch.rights("", ""), nil
 }
 
 // RightCheck is the answer of one SelfSubjectAccessReview.

@@ -1,4 +1,4 @@
-package leaderhealth
+package leader
 
 import (
 	"context"
@@ -14,8 +14,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
-	"github.com/csi-attacher/csi-attacher/internal/leader"
 )
 
 // TestLeaderThatCannotRenew runs client-go's LeaderElector, as
@@ -61,11 +59,10 @@ func TestLeaderThatCannotRenew(t *testing.T) {
 		retryPeriod   = 250 * time.Millisecond
 		grace         = time.Second
 	)
-	inner, err := leader.NewLock(ctx, leader.Options{Config: u.Config(), Namespace: ns, Name: name, RenewDeadline: renewDeadline})
+	lock, err := NewLock(ctx, Options{Config: u.Config(), Namespace: ns, Name: name, RenewDeadline: renewDeadline,
+		LeaseDuration: leaseDuration, Grace: grace})
 	g.Expect(err).NotTo(HaveOccurred())
-	defer inner.Shutdown()
-	lock := Wrap(inner, leaseDuration)
-	lock.Grace = grace
+	defer lock.Shutdown()
 	started, stopped := make(chan struct{}), make(chan struct{})
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: lock, Name: name, LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,

@@ -19,7 +19,7 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
-var _ = Describe("VolumeAttachmentReconciler", func() {
+var _ = Describe("Attach and detach", func() {
 	var (
 		ctx       context.Context
 		objs      *tracker
@@ -417,7 +417,7 @@ var _ = Describe("VolumeAttachmentReconciler", func() {
 	})
 })
 
-var _ = Describe("VolumeAttachmentReconciler for a driver without ControllerPublishVolume", func() {
+var _ = Describe("Trivial mode: a driver without ControllerPublishVolume", func() {
 	It("marks the VolumeAttachment attached without finalizers or CSI calls", func() {
 		ctx := context.Background()
 		objs := &tracker{}
@@ -467,7 +467,7 @@ func expectWarningEvent(ctx context.Context, vaName, reason, substring string) {
 	}).WithTimeout(eventually).WithPolling(pollInterval).Should(Succeed())
 }
 
-var _ = Describe("VolumeAttachmentReconciler with the feature gate MutableCSINodeAllocatableCount off", func() {
+var _ = Describe("Attach with the feature gate MutableCSINodeAllocatableCount off", func() {
 	It("saves a CSI error without its errorCode, as the reference does with the gate off", func() {
 		const driverName = "no-error-code.csi.test"
 		ctx := context.Background()

@@ -1,8 +1,9 @@
-package doctor
+package rights
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -18,10 +19,11 @@ import (
 // that ships, and every verb the attacher reviews is one the rule grants,
 // so the attacher never asks for a right config/rbac does not give.
 func TestUsesMatchShippedRules(t *testing.T) {
+	rs := shippedRoles(t)
 	roles := map[string]role{
-		rbac.ClusterRoleFile:     clusterRole,
-		rbac.LeaseRoleFile:       leaseRole,
-		rbac.SecretWatchRoleFile: secretWatchRole,
+		rbac.ClusterRoleFile:     rs.cluster,
+		rbac.LeaseRoleFile:       rs.lease,
+		rbac.SecretWatchRoleFile: rs.secretWatch,
 	}
 	for g, u := range uses {
 		t.Run(g.file+" "+g.group+"/"+g.resource, func(t *testing.T) {
@@ -43,9 +45,10 @@ func TestUsesMatchShippedRules(t *testing.T) {
 
 func TestShippedRolesNameTheirFiles(t *testing.T) {
 	g := NewWithT(t)
-	g.Expect(clusterRole.ref).To(Equal("ClusterRole external-attacher-runner (config/rbac/role.yaml)"))
-	g.Expect(leaseRole.ref).To(Equal("Role external-attacher-cfg (config/rbac/leader_election_role.yaml)"))
-	g.Expect(secretWatchRole.ref).To(Equal("ClusterRole csi-attacher-secret-watch (config/rbac/secret_watch_role.yaml)"))
+	rs := shippedRoles(t)
+	g.Expect(rs.cluster.ref).To(Equal("ClusterRole external-attacher-runner (config/rbac/role.yaml)"))
+	g.Expect(rs.lease.ref).To(Equal("Role external-attacher-cfg (config/rbac/leader_election_role.yaml)"))
+	g.Expect(rs.secretWatch.ref).To(Equal("ClusterRole csi-attacher-secret-watch (config/rbac/secret_watch_role.yaml)"))
 	_, err := parseRole("broken.yaml", []byte("rules: {"), nil)
 	g.Expect(err).To(MatchError(ContainSubstring("config/rbac/broken.yaml")))
 }
@@ -56,7 +59,7 @@ func TestShippedRolesNameTheirFiles(t *testing.T) {
 func TestComponentNames(t *testing.T) {
 	g := NewWithT(t)
 	lease := volume.LeaseName("hostpath.csi.k8s.io")
-	for _, r := range RequiredRights(true, "storage", lease) {
+	for _, r := range must(RequiredRights(true, "storage", lease)) {
 		if r.Resource == "leases" {
 			g.Expect(r.GrantedByComponent).To(Equal("Role external-attacher-cfg-hostpath-csi-k8s-io, bound by RoleBinding " +
 				"csi-attacher-role-cfg-hostpath-csi-k8s-io in namespace storage (config/components/sidecar)"))
@@ -65,10 +68,10 @@ func TestComponentNames(t *testing.T) {
 				"ClusterRoleBinding csi-attacher-role-hostpath-csi-k8s-io (config/components/sidecar)"), "%s", r)
 		}
 	}
-	for _, r := range RequiredRights(true, "storage", "") {
+	for _, r := range must(RequiredRights(true, "storage", "")) {
 		g.Expect(r.GrantedByComponent).To(ContainSubstring("-<driver>"), "driver unknown")
 	}
-	for _, r := range SecretWatchRights() {
+	for _, r := range must(SecretWatchRights()) {
 		g.Expect(r.GrantedByComponent).To(BeEmpty())
 	}
 }
@@ -91,7 +94,7 @@ func TestAllowed(t *testing.T) {
 				r.Status = tt.status
 				return r, nil
 			}
-			checks := ReviewRights(context.Background(), review, SecretWatchRights()[:1])
+			checks := ReviewRights(context.Background(), review, must(SecretWatchRights())[:1])
 			g.Expect(checks).To(HaveLen(1))
 			g.Expect(checks[0].Allowed).To(Equal(tt.want))
 			g.Expect(checks[0].Granted()).To(Equal(tt.want))
@@ -100,7 +103,7 @@ func TestAllowed(t *testing.T) {
 }
 
 func TestAllGranted(t *testing.T) {
-	list, watch := SecretWatchRights()[0], SecretWatchRights()[1]
+	list, watch := must(SecretWatchRights())[0], must(SecretWatchRights())[1]
 	timeout := errors.New("timeout")
 	tests := []struct {
 		name    string
@@ -131,7 +134,7 @@ func TestAllGranted(t *testing.T) {
 func TestLeaseWatchRights(t *testing.T) {
 	g := NewWithT(t)
 	var names []string
-	for _, r := range LeaseWatchRights("kube-system", "lease") {
+	for _, r := range must(LeaseWatchRights("kube-system", "lease")) {
 		names = append(names, r.String())
 		g.Expect(r.WithoutIt).To(Equal(LeaseWatchLoss))
 	}
@@ -139,4 +142,41 @@ func TestLeaseWatchRights(t *testing.T) {
 		"list leases.coordination.k8s.io/lease in namespace kube-system",
 		"watch leases.coordination.k8s.io/lease in namespace kube-system",
 	}))
+}
+
+// shippedRoles are the embedded roles; the build's files must parse.
+func shippedRoles(t *testing.T) roles {
+	t.Helper()
+	rs, err := shipped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// must is for the rights of the embedded roles, which parse.
+func must(rights []Right, err error) []Right {
+	if err != nil {
+		panic(err)
+	}
+	return rights
+}
+
+// TestBrokenRoleIsAnError: a shipped role that does not parse makes every
+// list of rights an error naming the file, and the monitor's caller returns
+// it; nothing panics, at import or later.
+func TestBrokenRoleIsAnError(t *testing.T) {
+	g := NewWithT(t)
+	broken := fmt.Errorf("failed to parse %s/%s: %w", rbac.Dir, rbac.LeaseRoleFile, errors.New("bad YAML"))
+	saved := shipped
+	t.Cleanup(func() { shipped = saved })
+	shipped = func() (roles, error) { return roles{}, broken }
+
+	_, err := RequiredRights(true, "kube-system", "lease")
+	g.Expect(err).To(MatchError(broken))
+	_, err = LeaseWatchRights("kube-system", "lease")
+	g.Expect(err).To(MatchError(broken))
+	_, err = SecretWatchRights()
+	g.Expect(err).To(MatchError(broken))
+	g.Expect(Verdicts("", true, nil)).To(Equal([]Verdict{{Status: StatusSkip, Message: "no rights were checked"}}))
 }

@@ -1,4 +1,4 @@
-package leaderhealth
+package leader
 
 import (
 	"context"
@@ -99,7 +99,9 @@ func TestCheck(t *testing.T) {
 			g := NewWithT(t)
 			now := start
 			mem := &memLock{id: "me"}
-			l := &Lock{Interface: mem, LeaseDuration: lease, Now: func() time.Time { return now }}
+			l := newLock(mem)
+			l.leaseDuration = lease
+			l.now = func() time.Time { return now }
 			for i, s := range tt.steps {
 				now = start.Add(s.at)
 				s.do(l, mem)

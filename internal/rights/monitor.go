@@ -1,4 +1,4 @@
-package doctor
+package rights
 
 import (
 	"context"
@@ -12,23 +12,23 @@ import (
 	"github.com/go-logr/logr"
 )
 
-// DefaultRightsInterval is how often RightsMonitor reviews the rights again
+// DefaultInterval is how often Monitor reviews the rights again
 // while one is missing, so that a Role applied later makes the attacher
 // ready without a restart.
-const DefaultRightsInterval = 30 * time.Second
+const DefaultInterval = 30 * time.Second
 
-// RightsMonitor is the attacher's own run of the "rights" check: it reviews
+// Monitor is the attacher's own run of the "rights" check: it reviews
 // RequiredRights at start, logs each missing right with the Role or
 // ClusterRole that grants it (error level for a right the attacher cannot
 // work without, info for an optional one), and fails its readiness check
-// while a required right is missing. The verdicts are doctor's, word for
+// while a required right is missing. The verdicts are the doctor's (Verdicts), word for
 // word.
 //
 // It matters most for the Lease: leader election runs before any
 // controller, and a replica that may not get or update the Lease would
 // otherwise wait for it forever, ready and silent. The monitor runs on
 // every replica, leader or not.
-type RightsMonitor struct {
+type Monitor struct {
 	// Review creates the SelfSubjectAccessReviews.
 	Review Reviewer
 	// Rights are the rights to review (RequiredRights).
@@ -36,7 +36,7 @@ type RightsMonitor struct {
 	// LeaderElection is --leader-election, for the verdict's wording.
 	LeaderElection bool
 	// Interval is the pause between reviews while something is missing;
-	// DefaultRightsInterval when zero.
+	// DefaultInterval when zero.
 	Interval time.Duration
 	// Log receives the verdicts.
 	Log logr.Logger
@@ -55,8 +55,8 @@ const who = "the attacher"
 
 // ReviewOnce reviews the rights, logs what changed and updates the
 // readiness check. It reports whether every required right is granted.
-func (m *RightsMonitor) ReviewOnce(ctx context.Context) bool {
-	results := CheckRights(who, m.LeaderElection, ReviewRights(ctx, m.Review, m.Rights))
+func (m *Monitor) ReviewOnce(ctx context.Context) bool {
+	results := Verdicts(who, m.LeaderElection, ReviewRights(ctx, m.Review, m.Rights))
 	var failures []string
 	current := map[string]bool{}
 	for _, r := range results {
@@ -94,10 +94,10 @@ func (m *RightsMonitor) ReviewOnce(ctx context.Context) bool {
 
 // Start reviews again every Interval until every required right is
 // granted, then returns. It implements manager.Runnable.
-func (m *RightsMonitor) Start(ctx context.Context) error {
+func (m *Monitor) Start(ctx context.Context) error {
 	interval := m.Interval
 	if interval <= 0 {
-		interval = DefaultRightsInterval
+		interval = DefaultInterval
 	}
 	m.mu.Lock()
 	done := m.reviewed && m.problem == nil
@@ -115,10 +115,10 @@ func (m *RightsMonitor) Start(ctx context.Context) error {
 
 // NeedLeaderElection is false: the monitor must run on a replica that
 // cannot get the Lease, which is the case it is for.
-func (m *RightsMonitor) NeedLeaderElection() bool { return false }
+func (m *Monitor) NeedLeaderElection() bool { return false }
 
 // Check is the readiness check: the missing required rights, if any.
-func (m *RightsMonitor) Check(*http.Request) error {
+func (m *Monitor) Check(*http.Request) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.reviewed {
