@@ -3,18 +3,12 @@ package leader
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
 // TestFenceClosesBeforeTheStandbyTakesOver runs two replicas, each with
@@ -25,27 +19,13 @@ import (
 // at least the margin the timings give.
 func TestFenceClosesBeforeTheStandbyTakesOver(t *testing.T) {
 	g := NewWithT(t)
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		out, err := exec.Command("../../hack/install-envtest.sh").Output()
-		g.Expect(err).NotTo(HaveOccurred(), "envtest needs kube-apiserver and etcd")
-		assets = strings.TrimSpace(string(out))
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: 2 * time.Minute}
-	admin, err := env.Start()
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = env.Stop() })
+	api := startAPIServer(t, g)
+	cs := api.cs
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cs := kubernetes.NewForConfigOrDie(admin)
 
 	const ns, name = "default", "fence-lease"
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "lease", Namespace: ns}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
-		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-	}}
-	_, err = cs.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
+	api.leaseRole(ctx, g, ns, "lease", true, "get", "list", "watch", "create", "update")
 
 	const (
 		lease = 2 * time.Second
@@ -58,15 +38,9 @@ func TestFenceClosesBeforeTheStandbyTakesOver(t *testing.T) {
 		started chan struct{}
 	}
 	run := func(user string) replica {
-		binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns},
-			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "lease"}}
-		_, err := cs.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{})
-		g.Expect(err).NotTo(HaveOccurred())
-		u, err := env.AddUser(envtest.User{Name: user}, nil)
-		g.Expect(err).NotTo(HaveOccurred())
+		config := api.user(ctx, g, ns, user, "lease")
 		r := replica{fence: NewFence(retry, bound), started: make(chan struct{})}
-		lock, err := NewLock(ctx, Options{Config: u.Config(), Namespace: ns, Name: name, RenewDeadline: renew, Fence: r.fence})
+		lock, err := NewLock(ctx, Options{Config: config, Namespace: ns, Name: name, RenewDeadline: renew, Fence: r.fence})
 		g.Expect(err).NotTo(HaveOccurred())
 		t.Cleanup(lock.Shutdown)
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
@@ -112,32 +86,12 @@ func TestFenceClosesBeforeTheStandbyTakesOver(t *testing.T) {
 // missing) no read waits at all.
 func TestLockWithoutListAndWatch(t *testing.T) {
 	g := NewWithT(t)
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		out, err := exec.Command("../../hack/install-envtest.sh").Output()
-		g.Expect(err).NotTo(HaveOccurred(), "envtest needs kube-apiserver and etcd")
-		assets = strings.TrimSpace(string(out))
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: 2 * time.Minute}
-	admin, err := env.Start()
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = env.Stop() })
+	api := startAPIServer(t, g)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cs := kubernetes.NewForConfigOrDie(admin)
 	const ns, user = "default", "no-watch"
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
-	}}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: user}}
-	_, err = cs.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
-	_, err = cs.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
-	u, err := env.AddUser(envtest.User{Name: user}, nil)
-	g.Expect(err).NotTo(HaveOccurred())
+	api.leaseRole(ctx, g, ns, user, false, "get", "create", "update")
+	config := api.user(ctx, g, ns, user, user)
 
 	timedGet := func(l *Lock) time.Duration {
 		start := time.Now()
@@ -145,7 +99,7 @@ func TestLockWithoutListAndWatch(t *testing.T) {
 		return time.Since(start)
 	}
 	for _, noWatch := range []bool{false, true} {
-		l, err := NewLock(ctx, Options{Config: u.Config(), Namespace: ns, Name: fmt.Sprintf("no-watch-%t", noWatch), RenewDeadline: 2 * time.Second, NoWatch: noWatch})
+		l, err := NewLock(ctx, Options{Config: config, Namespace: ns, Name: fmt.Sprintf("no-watch-%t", noWatch), RenewDeadline: 2 * time.Second, NoWatch: noWatch})
 		g.Expect(err).NotTo(HaveOccurred())
 		first := timedGet(l)
 		if noWatch {

@@ -2,18 +2,12 @@ package leader
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
 // TestLeaderThatCannotRenew runs client-go's LeaderElector, as
@@ -24,34 +18,14 @@ import (
 // since the last renewal, not before.
 func TestLeaderThatCannotRenew(t *testing.T) {
 	g := NewWithT(t)
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		out, err := exec.Command("../../hack/install-envtest.sh").Output()
-		g.Expect(err).NotTo(HaveOccurred(), "envtest needs kube-apiserver and etcd")
-		assets = strings.TrimSpace(string(out))
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: 2 * time.Minute}
-	admin, err := env.Start()
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = env.Stop() })
+	api := startAPIServer(t, g)
+	cs := api.cs
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cs := kubernetes.NewForConfigOrDie(admin)
 
 	const user, ns, name = "leader", "default", "test-lease"
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
-		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-	}}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: user}}
-	_, err = cs.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
-	_, err = cs.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
-	u, err := env.AddUser(envtest.User{Name: user}, nil)
-	g.Expect(err).NotTo(HaveOccurred())
+	api.leaseRole(ctx, g, ns, user, true, "get", "list", "watch", "create", "update")
+	config := api.user(ctx, g, ns, user, user)
 
 	const (
 		leaseDuration = 2 * time.Second
@@ -59,7 +33,7 @@ func TestLeaderThatCannotRenew(t *testing.T) {
 		retryPeriod   = 250 * time.Millisecond
 		grace         = time.Second
 	)
-	lock, err := NewLock(ctx, Options{Config: u.Config(), Namespace: ns, Name: name, RenewDeadline: renewDeadline,
+	lock, err := NewLock(ctx, Options{Config: config, Namespace: ns, Name: name, RenewDeadline: renewDeadline,
 		LeaseDuration: leaseDuration, Grace: grace})
 	g.Expect(err).NotTo(HaveOccurred())
 	defer lock.Shutdown()
