@@ -119,29 +119,23 @@ func takeNodeFault(faults map[key]*fault, method, nodeID string) (fault, bool) {
 	if nodeID == "" {
 		return fault{}, false
 	}
-	k := key{method, nodeID}
-	f, ok := faults[k]
-	if !ok {
-		return fault{}, false
-	}
-	if f.remaining > 0 {
-		f.remaining--
-		if f.remaining == 0 {
-			delete(faults, k)
-		}
-	}
-	return *f, true
+	return consume(faults, key{method, nodeID})
 }
 
 // takeFault consumes one use of the matching fault, preferring a
 // volume-specific one, and returns a copy of it. Callers hold d.mu.
 func takeFault(faults map[key]*fault, method, volumeID string) (fault, bool) {
 	k := key{method, volumeID}
-	f, ok := faults[k]
-	if !ok && volumeID != "" {
+	if _, ok := faults[k]; !ok && volumeID != "" {
 		k = key{method, ""}
-		f, ok = faults[k]
 	}
+	return consume(faults, k)
+}
+
+// consume takes one use of the fault at k, if any, forgets it once it is
+// used up, and returns a copy of it. Callers hold d.mu.
+func consume(faults map[key]*fault, k key) (fault, bool) {
+	f, ok := faults[k]
 	if !ok {
 		return fault{}, false
 	}
