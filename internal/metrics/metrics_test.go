@@ -444,7 +444,13 @@ func TestCount(t *testing.T) {
 }
 
 func stateGauges(g Gomega, reg *prometheus.Registry) map[string]float64 {
-	mf := gather(g, reg)[VolumeAttachments]
+	return driverGauges(g, reg, VolumeAttachments, LabelState)
+}
+
+// driverGauges reads the gauge family name of the test driver, keyed by the
+// value of label; nil when the family is absent.
+func driverGauges(g Gomega, reg *prometheus.Registry, name, label string) map[string]float64 {
+	mf := gather(g, reg)[name]
 	if mf == nil {
 		return nil
 	}
@@ -452,7 +458,7 @@ func stateGauges(g Gomega, reg *prometheus.Registry) map[string]float64 {
 	for _, s := range mf.GetMetric() {
 		ls := labels(s)
 		g.Expect(ls).To(HaveKeyWithValue(LabelDriverName, testDriver))
-		out[ls[LabelState]] = s.GetGauge().GetValue()
+		out[ls[label]] = s.GetGauge().GetValue()
 	}
 	return out
 }

@@ -101,17 +101,7 @@ func TestTally(t *testing.T) {
 }
 
 func pendingGauges(g Gomega, reg *prometheus.Registry) map[string]float64 {
-	mf := gather(g, reg)[OldestPendingSeconds]
-	if mf == nil {
-		return nil
-	}
-	out := map[string]float64{}
-	for _, s := range mf.GetMetric() {
-		ls := labels(s)
-		g.Expect(ls).To(HaveKeyWithValue(LabelDriverName, testDriver))
-		out[ls[LabelOperation]] = s.GetGauge().GetValue()
-	}
-	return out
+	return driverGauges(g, reg, OldestPendingSeconds, LabelOperation)
 }
 
 func TestSnapshotSource(t *testing.T) {
