@@ -55,7 +55,12 @@ var _ = Describe("A standby replica", func() {
 	const (
 		driverName = "standby.csi.test"
 		failed     = 200
-		recoveries = 10
+		recoveries = 20
+		// noise is how many goroutines of the suite's own process (HTTP/2
+		// connections, informers of other specs winding down) may come and
+		// go meanwhile; runs have shown up to 4. A leak of one per recovery
+		// is well above it.
+		noise = recoveries / 2
 	)
 	ctx := context.Background()
 	objs := specObjects()
@@ -133,7 +138,7 @@ var _ = Describe("A standby replica", func() {
 			recoveries, failed, goroutines, runtime.NumGoroutine(), attacherGoroutines(), int64(heapInUse())-int64(heap))
 		Eventually(attacherGoroutines).WithTimeout(5*time.Second).WithPolling(100*time.Millisecond).Should(BeZero(),
 			"no goroutine is left waiting to queue for a controller that does not run here")
-		Eventually(runtime.NumGoroutine).WithTimeout(5*time.Second).WithPolling(100*time.Millisecond).Should(BeNumerically("<=", goroutines+3),
+		Eventually(runtime.NumGoroutine).WithTimeout(5*time.Second).WithPolling(100*time.Millisecond).Should(BeNumerically("<=", goroutines+noise),
 			"goroutines flat after %d recoveries", recoveries)
 		Eventually(func() int64 { return int64(heapInUse()) - int64(heap) }).
 			WithTimeout(5*time.Second).WithPolling(200*time.Millisecond).Should(BeNumerically("<", 256<<10),
