@@ -88,6 +88,16 @@ func (b *bench) startDriver() error {
 	cfg := fake.DefaultConfig(driverName)
 	cfg.OnCall = b.csi.onCall
 	b.driver = fake.New(cfg)
+	if err := b.serveDriver(socket); err != nil {
+		return err
+	}
+	b.printf("==> fake CSI driver %s serving on %s", driverName, socket)
+	return nil
+}
+
+// serveDriver gives b.driver the configured latencies and serves it on
+// socket until the benchmark ends.
+func (b *bench) serveDriver(socket string) error {
 	if b.cfg.publishLatency > 0 {
 		b.driver.SetLatency(fake.MethodPublish, "", b.cfg.publishLatency)
 	}
@@ -98,7 +108,6 @@ func (b *bench) startDriver() error {
 		return fmt.Errorf("starting the fake CSI driver: %w", err)
 	}
 	b.defer_(b.driver.Stop)
-	b.printf("==> fake CSI driver %s serving on %s", driverName, socket)
 	return nil
 }
 
@@ -454,19 +463,29 @@ func (t *csiTracker) onCall(c fake.Call) {
 		t.failed[c.Method]++
 		return
 	}
+	switch dupPublish, dupUnpublish := recordPublication(t.published, c); {
+	case dupPublish:
+		t.dupPublish++
+	case dupUnpublish:
+		t.dupUnpublish++
+	}
+}
+
+// recordPublication applies a successful Publish or Unpublish call to
+// published, the (volume, node) pairs published now, and tells whether it
+// was a duplicate: a Publish of a pair already published, or an Unpublish
+// of one that is not.
+func recordPublication(published map[[2]string]bool, c fake.Call) (dupPublish, dupUnpublish bool) {
 	pair := [2]string{c.VolumeID, c.NodeID}
 	switch c.Method {
 	case fake.MethodPublish:
-		if t.published[pair] {
-			t.dupPublish++
-		}
-		t.published[pair] = true
+		dupPublish = published[pair]
+		published[pair] = true
 	case fake.MethodUnpublish:
-		if !t.published[pair] {
-			t.dupUnpublish++
-		}
-		delete(t.published, pair)
+		dupUnpublish = !published[pair]
+		delete(published, pair)
 	}
+	return dupPublish, dupUnpublish
 }
 
 func (t *csiTracker) totals() (calls, failed map[string]int, dupPublish, dupUnpublish int) {

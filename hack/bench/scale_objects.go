@@ -34,17 +34,7 @@ func (b *bench) startScaleDriver(s *scaleState) error {
 			s.pub[[2]string{vol, n}] = true
 		}
 	}
-	if b.cfg.publishLatency > 0 {
-		b.driver.SetLatency(fake.MethodPublish, "", b.cfg.publishLatency)
-	}
-	if b.cfg.unpublishLatency > 0 {
-		b.driver.SetLatency(fake.MethodUnpublish, "", b.cfg.unpublishLatency)
-	}
-	if err := b.driver.Start(socket); err != nil {
-		return fmt.Errorf("starting the fake CSI driver: %w", err)
-	}
-	b.defer_(b.driver.Stop)
-	return nil
+	return b.serveDriver(socket)
 }
 
 // createScaleObjects creates the CSINodes, the existing attachments (VA

@@ -120,18 +120,8 @@ func (s *scaleState) onCall(c fake.Call) {
 	if c.Code != codes.OK {
 		return
 	}
-	pair := [2]string{c.VolumeID, c.NodeID}
-	switch c.Method {
-	case fake.MethodPublish:
-		if s.pub[pair] {
-			s.dups++
-		}
-		s.pub[pair] = true
-	case fake.MethodUnpublish:
-		if !s.pub[pair] {
-			s.dups++
-		}
-		delete(s.pub, pair)
+	if dupPublish, dupUnpublish := recordPublication(s.pub, c); dupPublish || dupUnpublish {
+		s.dups++
 	}
 }
 
