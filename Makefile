@@ -117,20 +117,21 @@ verify: manifests ## Fail when generated files are stale (make manifests) or go 
 .PHONY: manifests-check
 # config/components/sidecar is built through config/samples and config/default:
 # alone it lacks the inputs an overlay gives it.
-manifests-check: ## Render every kustomization in config/ and check the result (go test ./hack/manifests/).
+manifests-check: ## Render every kustomization in config/ and check the result (go test ./config/ ./config/rbac/).
 	$(KUSTOMIZE); \
 	for dir in config/rbac config/samples/fakedriver config/samples config/default \
 	    config/flowcontrol config/prometheus; do \
 	  echo "kustomize build $$dir"; \
 	  "$$kustomize" build "$$dir" >/dev/null; \
 	done; \
-	KUSTOMIZE="$$kustomize" go test -count=1 ./hack/manifests/
+	KUSTOMIZE="$$kustomize" go test -count=1 ./config/ ./config/rbac/
 
 .PHONY: monitoring-check
-monitoring-check: ## Check the alerting rules in config/prometheus/rules and run their unit tests with promtool.
+monitoring-check: ## Check the alerting rules in config/prometheus/rules and run their unit tests with promtool; check rules and dashboard against the exported metrics (go test ./config/prometheus/).
 	$(PROMTOOL); \
 	"$$promtool" check rules config/prometheus/rules/attacher.rules.yaml; \
-	"$$promtool" test rules config/prometheus/rules/attacher.rules.test.yaml
+	"$$promtool" test rules config/prometheus/rules/attacher.rules.test.yaml; \
+	go test -count=1 ./config/prometheus/
 
 .PHONY: test
 test: lint manifests-check monitoring-check ## Run the unit and envtest suites (TEST_PKGS, TEST_ARGS, GINKGO_ARGS).

@@ -21,9 +21,9 @@ var healthPathRef = regexp.MustCompile(`/(healthz|readyz)(/[a-z][a-z0-9-]*)?`)
 
 // namedHealthPaths returns every health path that a document (README,
 // docs/, CHANGELOG), an alert (config/prometheus) or a manifest (config/,
-// hack/manifests/testdata) names, with the files that name it, plus
-// /readyz/<check> for each readiness check (the README names them by
-// pattern). Each must answer on every server layout.
+// its test fixtures in config/testdata included) names, with the files
+// that name it, plus /readyz/<check> for each readiness check (the README
+// names them by pattern). Each must answer on every server layout.
 func namedHealthPaths(t *testing.T) map[string][]string {
 	t.Helper()
 	found := map[string][]string{}
@@ -43,7 +43,7 @@ func namedHealthPaths(t *testing.T) map[string][]string {
 	}
 	scan("README.md")
 	scan("CHANGELOG.md")
-	for _, root := range []string{"docs", "config", filepath.Join("hack", "manifests", "testdata")} {
+	for _, root := range []string{"docs", "config"} {
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err

@@ -1,4 +1,4 @@
-package manifests
+package rbac_test
 
 import (
 	"os"
@@ -22,6 +22,10 @@ func load(t *testing.T, path string, into any) {
 	}
 }
 
+// clusterRoleName is the reference attacher's name of its ClusterRole,
+// which role.yaml keeps.
+const clusterRoleName = "external-attacher-runner"
+
 // referenceRights are the rights of the reference attacher's ClusterRole
 // external-attacher-runner (kubernetes-csi/external-attacher,
 // deploy/kubernetes/rbac.yaml), as group/resource: verbs.
@@ -34,14 +38,14 @@ var referenceRights = map[string][]string{
 
 // TestRBACIsLeastPrivilege: the ClusterRole grants no wildcard, update or
 // delete, and nothing the attacher does not review at start and in doctor
-// (internal/doctor reads this same file, embedded, so its list is the one
-// allowed here); it grants all the reference's rights, so the reference
+// (internal/rights reads this same file, embedded by this package, so its
+// list is the one allowed here); it grants all the reference's rights, so the reference
 // runs with it, and anything beyond them is a right the attacher can run
 // without, so the attacher runs with the reference's RBAC.
 func TestRBACIsLeastPrivilege(t *testing.T) {
 	g := NewWithT(t)
 	var role rbacv1.ClusterRole
-	load(t, "../../config/rbac/role.yaml", &role)
+	load(t, "role.yaml", &role)
 	g.Expect(role.Name).To(Equal(clusterRoleName), "the reference attacher's name, for drop-in swaps")
 
 	allowed := map[string][]string{}
@@ -91,14 +95,14 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 func TestSecretWatchRoleIsOptional(t *testing.T) {
 	g := NewWithT(t)
 	var role rbacv1.ClusterRole
-	load(t, "../../config/rbac/secret_watch_role.yaml", &role)
+	load(t, "secret_watch_role.yaml", &role)
 	g.Expect(role.Rules).To(Equal([]rbacv1.PolicyRule{{
 		APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list", "watch"},
 	}}))
 
 	var binding, base rbacv1.ClusterRoleBinding
-	load(t, "../../config/rbac/secret_watch_role_binding.yaml", &binding)
-	load(t, "../../config/rbac/role_binding.yaml", &base)
+	load(t, "secret_watch_role_binding.yaml", &binding)
+	load(t, "role_binding.yaml", &base)
 	g.Expect(binding.RoleRef).To(Equal(rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}))
 	g.Expect(binding.Subjects).To(Equal(base.Subjects), "the same ServiceAccount as the attacher's own rights")
 	g.Expect(binding.Name).NotTo(Equal(base.Name))
@@ -109,7 +113,7 @@ func TestSecretWatchRoleIsOptional(t *testing.T) {
 		Labels     []any    `json:"labels"`
 		Resources  []string `json:"resources"`
 	}
-	load(t, "../../config/rbac/kustomization.yaml", &kustomization)
+	load(t, "kustomization.yaml", &kustomization)
 	g.Expect(kustomization.Resources).To(ContainElement("role.yaml"))
 	g.Expect(kustomization.Resources).NotTo(ContainElement(ContainSubstring("secret_watch")), "opt-in only")
 }

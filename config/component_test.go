@@ -1,4 +1,4 @@
-package manifests
+package config
 
 import (
 	"fmt"
@@ -19,13 +19,13 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
-// The fixtures of hack/manifests/testdata: overlays that use the sidecar
+// The fixtures of config/testdata: overlays that use the sidecar
 // Component as a vendor would, around manifests shaped like real drivers'.
 const (
-	hostpathDir   = "hack/manifests/testdata/hostpath"
-	severalDir    = "hack/manifests/testdata/several"
-	noAttacherDir = "hack/manifests/testdata/no-attacher"
-	referenceDir  = "hack/manifests/testdata/reference"
+	hostpathDir   = "config/testdata/hostpath"
+	severalDir    = "config/testdata/several"
+	noAttacherDir = "config/testdata/no-attacher"
+	referenceDir  = "config/testdata/reference"
 	// markLabel marks the workload the Component changes.
 	markLabel = "csi-attacher/sidecar"
 	// podLabel is the Pod label the Component adds for its Service.
@@ -43,7 +43,7 @@ var componentCommand = []string{"/csi-attacher", "--leader-election", "--http-en
 // kustomize, with the overlay's namespace set as kustomize sets it.
 func source(t *testing.T, file, namespace string) rendered {
 	t.Helper()
-	data, err := os.ReadFile(path.Join("../..", file))
+	data, err := os.ReadFile(path.Join(repoRoot, file))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package monitoring
+package prometheus_test
 
 import (
 	"encoding/json"
@@ -29,15 +29,14 @@ import (
 	_ "sigs.k8s.io/controller-runtime/pkg/controller"
 )
 
-// Files under test, relative to this package.
+// Files under test, relative to this directory, config/prometheus.
 const (
-	configDir     = "../../config"
-	ruleFile      = configDir + "/prometheus/rules/attacher.rules.yaml"
-	ruleTestFile  = configDir + "/prometheus/rules/attacher.rules.test.yaml"
-	prometheusCRD = configDir + "/prometheus/rules.yaml"
-	monitorFile   = configDir + "/prometheus/monitor.yaml"
-	dashboardFile = configDir + "/prometheus/dashboard.json"
-	serviceFile   = configDir + "/components/sidecar/service.yaml"
+	ruleFile      = "rules/attacher.rules.yaml"
+	ruleTestFile  = "rules/attacher.rules.test.yaml"
+	prometheusCRD = "rules.yaml"
+	monitorFile   = "monitor.yaml"
+	dashboardFile = "dashboard.json"
+	serviceFile   = "../components/sidecar/service.yaml"
 	runbookFile   = "../../docs/runbook.md"
 	// runbookURL is where docs/runbook.md is published; each alert's
 	// runbook_url is it plus the anchor of the alert's section.
@@ -881,7 +880,7 @@ func TestOwnMetricsMatchRegistry(t *testing.T) {
 // registered next to it, which is how the test tells.
 func TestControllerRuntimeMetricsRegistered(t *testing.T) {
 	for name := range controllerRuntimeMetrics {
-		probe := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: "probe from hack/monitoring"})
+		probe := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: "probe from config/prometheus"})
 		err := crmetrics.Registry.Register(probe)
 		if err == nil {
 			crmetrics.Registry.Unregister(probe)

@@ -1,4 +1,4 @@
-package manifests
+package config
 
 import (
 	"context"
@@ -95,4 +95,12 @@ func TestTwoDriversApplyToOneCluster(t *testing.T) {
 			}
 		}
 	}
+}
+
+// mustRights is for the rights of the embedded roles, which parse.
+func mustRights(rs []rights.Right, err error) []rights.Right {
+	if err != nil {
+		panic(err)
+	}
+	return rs
 }

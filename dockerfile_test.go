@@ -1,4 +1,4 @@
-package manifests
+package main
 
 import (
 	"os"
@@ -17,9 +17,9 @@ import (
 // platforms, and every package the two binaries are built from is in the
 // build context and copied into the builder.
 func TestDockerfile(t *testing.T) {
-	dockerfile := readText(t, "../../Dockerfile")
-	makefile := readText(t, "../../Makefile")
-	ignore := readText(t, "../../.dockerignore")
+	dockerfile := readText(t, "Dockerfile")
+	makefile := readText(t, "Makefile")
+	ignore := readText(t, ".dockerignore")
 
 	for _, want := range []string{
 		"FROM --platform=$BUILDPLATFORM golang:",
@@ -56,11 +56,11 @@ func TestDockerfile(t *testing.T) {
 			allowed = append(allowed, p)
 		}
 	}
-	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "../..", "../../hack/fakedriver").Output()
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", ".", "./hack/fakedriver").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	root, err := filepath.Abs("../..")
+	root, err := filepath.Abs(".")
 	if err != nil {
 		t.Fatal(err)
 	}
