@@ -17,15 +17,15 @@ import (
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/testbed"
-	"github.com/csi-attacher/csi-attacher/test/e2e/cluster"
+	"github.com/csi-attacher/csi-attacher/internal/testbed/cluster"
 )
 
 // This file is the cluster benchmark (-cluster): Pods of StatefulSets on
 // kwok nodes, with kube-controller-manager creating and deleting the
-// VolumeAttachments and the attacher running as its built binary (see
-// test/e2e/cluster). It measures what a user waits for: from the
-// StatefulSets' creation to every volume attached, and from their scale
-// to zero to every volume detached.
+// VolumeAttachments and the attacher running as its built binary: the
+// e2e suite's cluster (internal/testbed/cluster). It measures what a user
+// waits for: from the StatefulSets' creation to every volume attached, and
+// from their scale to zero to every volume detached.
 
 // podsPerStatefulSet splits the Pods into StatefulSets of this size.
 const podsPerStatefulSet = 100

@@ -15,7 +15,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/csi-attacher/csi-attacher/internal/testbed"
-	"github.com/csi-attacher/csi-attacher/test/e2e/cluster"
+	"github.com/csi-attacher/csi-attacher/internal/testbed/cluster"
 )
 
 // Sizes, from the environment (make e2e E2E_NODES=... E2E_PODS=...).

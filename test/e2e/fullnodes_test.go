@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
-	"github.com/csi-attacher/csi-attacher/test/e2e/cluster"
+	"github.com/csi-attacher/csi-attacher/internal/testbed/cluster"
 )
 
 // The full-nodes scenario has a namespace and a StatefulSet of its own, so

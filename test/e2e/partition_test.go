@@ -18,8 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+	"github.com/csi-attacher/csi-attacher/internal/testbed/cluster"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
-	"github.com/csi-attacher/csi-attacher/test/e2e/cluster"
+	"github.com/csi-attacher/csi-attacher/test/e2e/proxy"
 )
 
 // The partitioned-leader scenarios run in namespaces and a StatefulSet of
@@ -47,8 +48,8 @@ var _ = Describe("A leader cut off from the API server", Ordered, func() {
 	// that does not stop would retry its calls over and over.
 	for _, cut := range []struct {
 		name  string
-		start func(*cluster.Proxy)
-	}{{"blackholed", (*cluster.Proxy).Blackhole}, {"dropped", (*cluster.Proxy).Drop}} {
+		start func(*proxy.Proxy)
+	}{{"blackholed", (*proxy.Proxy).Blackhole}, {"dropped", (*proxy.Proxy).Drop}} {
 		It("stops calling the driver when its traffic is "+cut.name+", and the standby takes over without a call overlapping one of the old leader's", func(ctx SpecContext) {
 			partitionScenario(ctx, "e2e-partition-"+cut.name, cut.start)
 		})
@@ -57,7 +58,7 @@ var _ = Describe("A leader cut off from the API server", Ordered, func() {
 
 // partitionScenario runs the scenario in namespace ns, cutting the leader's
 // traffic with start.
-func partitionScenario(ctx SpecContext, ns string, start func(*cluster.Proxy)) {
+func partitionScenario(ctx SpecContext, ns string, start func(*proxy.Proxy)) {
 	// Cleanups run last first: the scenario's objects go while its
 	// standby still leads, then the driver and a single replica with
 	// the manifest's flags come back for the rest of the suite.
@@ -89,10 +90,10 @@ func partitionScenario(ctx SpecContext, ns string, start func(*cluster.Proxy)) {
 	}
 	api, err := c.APIServerAddr()
 	Expect(err).NotTo(HaveOccurred())
-	proxy, err := cluster.NewProxy(api)
+	apiProxy, err := proxy.New(api)
 	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(proxy.Close)
-	viaProxy, err := c.KubeconfigVia("csi-attacher", proxy.Addr())
+	DeferCleanup(apiProxy.Close)
+	viaProxy, err := c.KubeconfigVia("csi-attacher", apiProxy.Addr())
 	Expect(err).NotTo(HaveOccurred())
 	// Two calls per node at a time: the rollout comes in waves, so the
 	// leader still has calls to start when it is cut off.
@@ -113,7 +114,7 @@ func partitionScenario(ctx SpecContext, ns string, start func(*cluster.Proxy)) {
 	old.Exits()
 	cut := time.Now()
 	attachedAtCut := partAttached(ctx, Default, ns)
-	start(proxy)
+	start(apiProxy)
 	report("%s: the leader's API traffic cut for %s with %d of %d volumes attached", ns, partCut, attachedAtCut, pods)
 
 	var acquired time.Time
@@ -130,7 +131,7 @@ func partitionScenario(ctx SpecContext, ns string, start func(*cluster.Proxy)) {
 	Expect(acquired.Sub(cut)).To(BeNumerically("<=", 17*time.Second), "no later than a lease duration after the last renewal")
 
 	time.Sleep(time.Until(cut.Add(partCut)))
-	proxy.Restore()
+	apiProxy.Restore()
 	Eventually(old.Done()).WithTimeout(time.Minute).Should(BeClosed(), "the old leader exits once it has lost the Lease")
 
 	partRollout(ctx, ns)

@@ -1,5 +1,5 @@
-// Package cluster runs a real cluster on one machine for the e2e suite and
-// the cluster benchmark: etcd and kube-apiserver (through envtest),
+// Package cluster runs a real cluster on one machine for the e2e suite
+// (test/e2e) and the cluster benchmark (hack/bench -cluster): etcd and kube-apiserver (through envtest),
 // kube-controller-manager with the controllers of the volume flow,
 // kube-scheduler, kwok simulating the nodes and their Pods, the fake CSI
 // driver (hack/fakedriver) as its own process, and the attacher as the

@@ -1,4 +1,4 @@
-package cluster
+package proxy
 
 import (
 	"net"
@@ -25,9 +25,9 @@ type Proxy struct {
 	wg    sync.WaitGroup
 }
 
-// NewProxy listens on a free port of 127.0.0.1 and forwards every
+// New listens on a free port of 127.0.0.1 and forwards every
 // connection to target (host:port).
-func NewProxy(target string) (*Proxy, error) {
+func New(target string) (*Proxy, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package cluster
+package proxy
 
 import (
 	"bufio"
@@ -51,7 +51,7 @@ func roundTrip(c net.Conn, wait time.Duration) (string, error) {
 
 func TestProxyBlackhole(t *testing.T) {
 	g := NewWithT(t)
-	p, err := NewProxy(echo(t))
+	p, err := New(echo(t))
 	g.Expect(err).NotTo(HaveOccurred())
 	defer p.Close()
 
@@ -82,7 +82,7 @@ func TestProxyBlackhole(t *testing.T) {
 
 func TestProxyDrop(t *testing.T) {
 	g := NewWithT(t)
-	p, err := NewProxy(echo(t))
+	p, err := New(echo(t))
 	g.Expect(err).NotTo(HaveOccurred())
 	defer p.Close()
 
