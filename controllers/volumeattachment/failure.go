@@ -2,7 +2,6 @@ package volumeattachment
 
 import (
 	"context"
-	"errors"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -13,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
-	"github.com/csi-attacher/csi-attacher/internal/freshness"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/report"
 )
@@ -38,7 +36,7 @@ var (
 // Event, and the metrics; controller-runtime logs the returned error.
 // Failing to save the status does not hide the original error.
 func (r *Reconciler) failed(ctx context.Context, va *storagev1.VolumeAttachment, op operation, cause error) error {
-	if errors.Is(cause, freshness.ErrCacheBehind) {
+	if cacheBehind(cause) {
 		return cause
 	}
 	base := va.DeepCopy()

@@ -216,7 +216,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !fresh {
-		return ctrl.Result{RequeueAfter: queue.StaleRecheck}, nil
+		return recheckStale(), nil
 	}
 	if va.Spec.Attacher != r.DriverName {
 		return ctrl.Result{}, nil
