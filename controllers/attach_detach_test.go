@@ -9,11 +9,9 @@ import (
 	. "github.com/onsi/gomega"
 	"google.golang.org/grpc/codes"
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
@@ -437,35 +435,6 @@ var _ = Describe("Trivial mode: a driver without ControllerPublishVolume", func(
 		expectGone(ctx, va)
 	})
 })
-
-// callsFor returns the driver's recorded calls of one method for one volume.
-func callsFor(d *fake.Driver, method, volumeID string) []fake.Call {
-	var out []fake.Call
-	for _, c := range d.Calls() {
-		if c.Method == method && c.VolumeID == volumeID {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// expectWarningEvent waits for a Warning Event about a VolumeAttachment
-// whose reason matches and whose note contains substring.
-func expectWarningEvent(ctx context.Context, vaName, reason, substring string) {
-	GinkgoHelper()
-	Eventually(func(g Gomega) {
-		list := &eventsv1.EventList{}
-		g.Expect(k8sClient.List(ctx, list, client.InNamespace("default"))).To(Succeed())
-		found := false
-		for _, e := range list.Items {
-			if e.Regarding.Name == vaName && e.Type == corev1.EventTypeWarning && e.Reason == reason {
-				g.Expect(e.Note).To(ContainSubstring(substring))
-				found = true
-			}
-		}
-		g.Expect(found).To(BeTrue(), "no %s Event for VolumeAttachment %s", reason, vaName)
-	}).WithTimeout(eventually).WithPolling(pollInterval).Should(Succeed())
-}
 
 var _ = Describe("Attach with the feature gate MutableCSINodeAllocatableCount off", func() {
 	It("saves a CSI error without its errorCode, as the reference does with the gate off", func() {

@@ -13,14 +13,6 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 )
 
-// startOwnAttacher runs an attacher for one test and stops it afterwards.
-func startOwnAttacher(name string, opts attacherOptions) *testAttacher {
-	GinkgoHelper()
-	a := startAttacher(fake.DefaultConfig(name), opts)
-	DeferCleanup(a.stop)
-	return a
-}
-
 var _ = Describe("Fairness between attach and detach", func() {
 	It("attaches a new volume in under a second while 300 slow detaches are queued", func() {
 		const (
@@ -116,37 +108,6 @@ var _ = Describe("Per-node limit of concurrent CSI calls", func() {
 	})
 })
 
-// maxOverlapByNode is the highest number of Publish/Unpublish calls in
-// flight at once for each node, from the driver's record.
-func maxOverlapByNode(calls []fake.Call) map[string]int {
-	type edge struct {
-		at    time.Time
-		delta int
-	}
-	edges := map[string][]edge{}
-	for _, c := range calls {
-		if c.Method != fake.MethodPublish && c.Method != fake.MethodUnpublish {
-			continue
-		}
-		edges[c.NodeID] = append(edges[c.NodeID], edge{c.Start, 1}, edge{c.End, -1})
-	}
-	peaks := map[string]int{}
-	for node, es := range edges {
-		sort.Slice(es, func(i, j int) bool {
-			if es[i].at.Equal(es[j].at) {
-				return es[i].delta < es[j].delta
-			}
-			return es[i].at.Before(es[j].at)
-		})
-		cur := 0
-		for _, e := range es {
-			cur += e.delta
-			peaks[node] = max(peaks[node], cur)
-		}
-	}
-	return peaks
-}
-
 var _ = Describe("Adaptive bound of CSI calls in flight", func() {
 	It("sends fewer calls at once while the driver answers ResourceExhausted to most calls on several nodes, and attaches everything", func() {
 		const (
@@ -216,11 +177,3 @@ var _ = Describe("Adaptive bound of CSI calls in flight", func() {
 		Expect(maxOverlap(during)).To(BeNumerically("<=", bound/2))
 	})
 })
-
-// maxOverlap is the highest number of the calls in flight at once.
-func maxOverlap(calls []fake.Call) int {
-	for i := range calls {
-		calls[i].NodeID = "all"
-	}
-	return maxOverlapByNode(calls)["all"]
-}

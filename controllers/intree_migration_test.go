@@ -22,26 +22,6 @@ import (
 // fake driver takes its name so csi-translation-lib routes the PVs to it.
 const gcePD = "pd.csi.storage.gke.io"
 
-// newGCEPDPV is an in-tree GCE PD PersistentVolume as kube-controller-manager
-// leaves it once CSI migration routes it to gcePD.
-func newGCEPDPV(name, disk, zone string) *corev1.PersistentVolume {
-	return &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        name,
-			Labels:      map[string]string{corev1.LabelTopologyZone: zone},
-			Annotations: map[string]string{volume.MigratedToAnnotation: gcePD},
-		},
-		Spec: corev1.PersistentVolumeSpec{
-			Capacity:    corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			PersistentVolumeSource: corev1.PersistentVolumeSource{
-				GCEPersistentDisk: &corev1.GCEPersistentDiskVolumeSource{PDName: disk, FSType: "ext4"},
-			},
-			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
-		},
-	}
-}
-
 var _ = Describe("CSI migration of in-tree volumes", func() {
 	ctx := context.Background()
 	objs := specObjects()

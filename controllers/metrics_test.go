@@ -115,23 +115,6 @@ func gaugeByLabel(families map[string]*dto.MetricFamily, name, label string) map
 	return out
 }
 
-func counterWith(families map[string]*dto.MetricFamily, name string, kv ...string) float64 {
-	GinkgoHelper()
-	Expect(families).To(HaveKey(name))
-	for _, m := range families[name].GetMetric() {
-		l := labelsOf(m)
-		match := true
-		for i := 0; i+1 < len(kv); i += 2 {
-			match = match && l[kv[i]] == kv[i+1]
-		}
-		if match {
-			return m.GetCounter().GetValue()
-		}
-	}
-	Fail("no series of " + name + " with the given labels")
-	return 0
-}
-
 func histogramCount(families map[string]*dto.MetricFamily, name string) uint64 {
 	GinkgoHelper()
 	Expect(families).To(HaveKey(name))

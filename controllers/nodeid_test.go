@@ -13,18 +13,6 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
-// unpublishedFrom lists the node IDs of the ControllerUnpublishVolume calls
-// the driver received for handle, in order.
-func unpublishedFrom(d *fake.Driver, handle string) []string {
-	var ids []string
-	for _, c := range d.Calls() {
-		if c.Method == fake.MethodUnpublish && c.VolumeID == handle {
-			ids = append(ids, c.NodeID)
-		}
-	}
-	return ids
-}
-
 var _ = Describe("The node ID a volume is unpublished from", func() {
 	const driverName = "nodeid.csi.test"
 	ctx := context.Background()

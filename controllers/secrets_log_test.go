@@ -1,52 +1,21 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"sync"
 
-	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc/codes"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
-
-// syncBuffer is a bytes.Buffer that many goroutines may write to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// bufferLogger logs everything, at every verbosity (the CSI client logs
-// gRPC bodies at V(6)), into a buffer the test can search.
-func bufferLogger() (*logr.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	l := zap.New(zap.WriteTo(buf), zap.Level(zapcore.Level(-10)))
-	return &l, buf
-}
 
 // eventsIn lists the Events of namespace in both APIs: the recorder writes
 // events.k8s.io/v1, which the core API serves too.

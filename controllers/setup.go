@@ -164,7 +164,7 @@ func SetupFull(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Full, error)
 		return nil, fmt.Errorf("failed to set up the PersistentVolume controller: %w", err)
 	}
 	if cfg.Lister != nil {
-		if err := mgr.Add(&drift.Reconciler{
+		if err := mgr.Add(&drift.Pass{
 			Client:     cfg.Client,
 			Lister:     cfg.Lister,
 			Resolver:   resolver,

@@ -2,8 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -11,18 +9,6 @@ import (
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 )
-
-// sharedDriver starts a fake driver that outlives the attachers using it, as
-// the storage backend outlives every attacher replica.
-func sharedDriver(name string) *fake.Driver {
-	GinkgoHelper()
-	dir, err := os.MkdirTemp("", "csi-shared")
-	Expect(err).NotTo(HaveOccurred())
-	driver := fake.New(fake.DefaultConfig(name))
-	Expect(driver.Start(filepath.Join(dir, "csi.sock"))).To(Succeed())
-	DeferCleanup(func() { driver.Stop(); _ = os.RemoveAll(dir) })
-	return driver
-}
 
 var _ = Describe("Shutdown with a CSI call in flight", func() {
 	const driverName = "shutdown.csi.test"

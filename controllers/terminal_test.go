@@ -9,7 +9,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -133,13 +132,3 @@ var _ = Describe("An attachment that can never work", func() {
 		cleanupVA(ctx, va.Name)
 	})
 })
-
-// cleanupVA deletes an attached VolumeAttachment and waits until the
-// attacher has detached it.
-func cleanupVA(ctx context.Context, name string) {
-	GinkgoHelper()
-	va := &storagev1.VolumeAttachment{}
-	Expect(k8sClient.Get(ctx, client.ObjectKey{Name: name}, va)).To(Succeed())
-	Expect(k8sClient.Delete(ctx, va)).To(Succeed())
-	expectGone(ctx, va)
-}

@@ -32,13 +32,13 @@ type VolumeLister interface {
 	ListVolumes(ctx context.Context, maxEntries int32) (map[string][]string, error)
 }
 
-// Reconciler compares the VolumeAttachments of one driver with what the
+// Pass compares the VolumeAttachments of one driver with what the
 // driver itself reports through ListVolumes, and sends the ones that
 // disagree back to the VolumeAttachment controller through Force, each
 // marked for one forced sync. It never calls ControllerPublish/Unpublish
 // itself, so it cannot race the controller's workers. It is a Manager
 // runnable, for drivers with LIST_VOLUMES and LIST_VOLUMES_PUBLISHED_NODES.
-type Reconciler struct {
+type Pass struct {
 	// Client reads VolumeAttachments from the Manager's cache.
 	Client client.Reader
 	// Lister is the CSI client; each call is bounded by --timeout.
@@ -61,15 +61,15 @@ type Reconciler struct {
 	Metrics *metrics.Metrics
 }
 
-var _ manager.LeaderElectionRunnable = &Reconciler{}
+var _ manager.LeaderElectionRunnable = &Pass{}
 
 // NeedLeaderElection: only the leader may act on what it finds.
-func (v *Reconciler) NeedLeaderElection() bool { return true }
+func (v *Pass) NeedLeaderElection() bool { return true }
 
 // Start runs a pass every Interval until ctx ends. The first pass waits one
 // Interval, so it does not race the controllers' first reconciles at start
 // up; the next period starts only when a pass is over.
-func (v *Reconciler) Start(ctx context.Context) error {
+func (v *Pass) Start(ctx context.Context) error {
 	if v.Interval <= 0 {
 		return errors.New("drift pass: the interval must be positive")
 	}
@@ -81,14 +81,14 @@ func (v *Reconciler) Start(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
-		v.pass(ctx)
+		v.once(ctx)
 		timer.Reset(v.Interval)
 	}
 }
 
-// pass runs one comparison. A failure is logged and the next pass tries
-// again: the reconciler must never stop the process.
-func (v *Reconciler) pass(ctx context.Context) {
+// once runs one comparison. A failure is logged and the next pass tries
+// again: the pass must never stop the process.
+func (v *Pass) once(ctx context.Context) {
 	logger := log.FromContext(ctx).WithName("listvolumes")
 	list := &storagev1.VolumeAttachmentList{}
 	// Read only (Events and the trigger use names), so no deep copies.
@@ -118,7 +118,7 @@ func (v *Reconciler) pass(ctx context.Context) {
 // check compares one VolumeAttachment with the driver's view. Only two
 // disagreements matter; anything else (a healthy volume, one still being
 // attached or detached) is left to the controller, which already owns it.
-func (v *Reconciler) check(ctx context.Context, va *storagev1.VolumeAttachment, finalizer string, published map[string][]string) error {
+func (v *Pass) check(ctx context.Context, va *storagev1.VolumeAttachment, finalizer string, published map[string][]string) error {
 	deleting := !va.DeletionTimestamp.IsZero()
 	ours := controllerutil.ContainsFinalizer(va, finalizer)
 	switch {
@@ -148,7 +148,7 @@ func (v *Reconciler) check(ctx context.Context, va *storagev1.VolumeAttachment, 
 // read before ListVolumes answered and may have moved on since (its detach
 // may have run); the mark's kind keeps such a finding from driving the
 // other operation (see forcesync).
-func (v *Reconciler) requestSync(ctx context.Context, va *storagev1.VolumeAttachment, kind forcesync.Kind, handle, nodeID, reason, metric, note string, args ...any) {
+func (v *Pass) requestSync(ctx context.Context, va *storagev1.VolumeAttachment, kind forcesync.Kind, handle, nodeID, reason, metric, note string, args ...any) {
 	log.FromContext(ctx).Info("Driver disagrees with the VolumeAttachment; forcing a sync", "reason", reason,
 		"VolumeAttachment", va.Name, "volumeHandle", handle, "nodeID", nodeID)
 	report.Event(v.Recorder, va, corev1.EventTypeWarning, reason, "Reconcile", note, args...)
@@ -165,7 +165,7 @@ func (v *Reconciler) requestSync(ctx context.Context, va *storagev1.VolumeAttach
 // carry a handle the driver completes from the node (GCE PD's project and
 // zone); when the driver does not list the handle as we sent it, the
 // repaired handle is what it is compared with.
-func (v *Reconciler) target(ctx context.Context, va *storagev1.VolumeAttachment, published map[string][]string) (handle, nodeID string, err error) {
+func (v *Pass) target(ctx context.Context, va *storagev1.VolumeAttachment, published map[string][]string) (handle, nodeID string, err error) {
 	src, _, err := v.Resolver.Source(ctx, va)
 	if err != nil {
 		return "", "", err

@@ -95,6 +95,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !fresh {
+		// Older than our own last write: nothing is decided on it, and it
+		// is looked at again shortly, quietly, as the VolumeAttachment
+		// lanes do with a stale VolumeAttachment or PV (their retry.go).
 		return ctrl.Result{RequeueAfter: queue.StaleRecheck}, nil
 	}
 	if !controllerutil.ContainsFinalizer(pv, r.finalizer) {

@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/forcesync"
@@ -71,14 +70,7 @@ func (r *Reconciler) attach(ctx context.Context, va *storagev1.VolumeAttachment)
 		return err
 	}
 	if err != nil {
-		err = r.attachFailed(ctx, va, err)
-		if volume.Invalid(err) {
-			// Retrying cannot help, so it is not retried (nor is another
-			// Warning Event sent) until the VolumeAttachment or its
-			// PersistentVolume changes: those events queue it again.
-			return reconcile.TerminalError(err)
-		}
-		return err
+		return terminal(r.attachFailed(ctx, va, err))
 	}
 
 	if err := callAllowed(ctx); err != nil {

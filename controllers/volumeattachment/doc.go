@@ -9,12 +9,16 @@
 //   - attach.go: the attach sequence (checks before writes, PV finalizer,
 //     VA finalizer with the node-ID annotation, publish, status).
 //   - detach.go: the detach sequence (unpublish, finalizer, status).
-//   - reconciler.go: the two lanes, Reconcile's dispatch and the retry
-//     policy by error.
-//   - status.go: how a failure shows (status, Event, metric).
-//   - limits.go: one operation per VolumeAttachment at a time,
-//     --max-inflight-per-node, and the call slot every CSI call takes
-//     before any other work.
+//   - reconciler.go: the two lanes and Reconcile's dispatch.
+//   - retry.go: the retry policy by error (backoff, final gRPC errors,
+//     terminal errors, a busy node, and the quiet recheck of a cache
+//     older than our own write, VolumeAttachment and PV alike).
+//   - failure.go: how a failure shows (status, Event, metric).
+//   - patch.go: the writes, metadata JSON patches and status merge
+//     patches, each remembered for freshness.
+//   - lock.go: one operation per VolumeAttachment at a time.
+//   - limits.go: --max-inflight-per-node, and the call slot every CSI
+//     call takes before any other work.
 //   - callbound.go: the adaptive --max-inflight bound, lowered only when
 //     the driver throttles the whole cluster, never for full nodes.
 //   - wake.go: queueing again an attachment refused for a busy node.

@@ -15,46 +15,6 @@ import (
 // the node's calls ends (nodeLimiter).
 var errNodeBusy = errors.New("the node's limit of concurrent CSI calls is reached")
 
-// keyedMutex serialises work per key (a VolumeAttachment name) across the
-// attach and detach controllers: an attach still in flight when the object
-// is deleted finishes before the detach starts, so a late
-// ControllerPublishVolume can never follow the ControllerUnpublishVolume.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*refMutex
-}
-
-type refMutex struct {
-	sync.Mutex
-	refs int
-}
-
-// lock blocks until key is free and returns its unlock function.
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*refMutex{}
-	}
-	m, ok := k.locks[key]
-	if !ok {
-		m = &refMutex{}
-		k.locks[key] = m
-	}
-	m.refs++
-	k.mu.Unlock()
-
-	m.Lock()
-	return func() {
-		m.Unlock()
-		k.mu.Lock()
-		m.refs--
-		if m.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
-}
-
 // nodeLimiter bounds concurrent CSI calls per node, for backends that
 // serialise attachments per VM. A zero limit means no limit.
 //
@@ -149,13 +109,6 @@ func (l *nodeLimiter) release(node string) {
 			l.wake(w)
 		}
 	}
-}
-
-// len is the number of keys locked or waited for.
-func (k *keyedMutex) len() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.locks)
 }
 
 // len is the number of nodes with a slot taken or an attachment waiting.

@@ -2,7 +2,6 @@ package volumeattachment
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	storagev1 "k8s.io/api/storage/v1"
@@ -44,10 +43,4 @@ func (r *Reconciler) unpublishPreviousNodeID(ctx context.Context, va *storagev1.
 			va.Spec.NodeName, req.NodeID, err)
 	}
 	return nil
-}
-
-// callNotStarted tells a CSI call that was not started (no slot free, or
-// shutting down) from a failure: it is retried without being reported.
-func callNotStarted(err error) bool {
-	return errors.Is(err, errNodeBusy) || errors.Is(err, errShuttingDown)
 }

@@ -2,10 +2,12 @@ package volumeattachment
 
 import (
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 )
 
@@ -104,4 +106,86 @@ func TestSpecOrDeletionChanged(t *testing.T) {
 			t.Error("a CSINode's spec change retries its attachments")
 		}
 	})
+}
+
+// TestChangeMatters checks which VolumeAttachment updates queue the
+// attachment: every change except our own error writes, which would retry
+// at once and defeat the backoff.
+func TestChangeMatters(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	attachErr := &storagev1.VolumeError{Time: at, Message: "rpc error: code = Internal desc = boom"}
+	detachErr := &storagev1.VolumeError{Time: at, Message: "rpc error: code = Unavailable desc = down"}
+	base := func() *storagev1.VolumeAttachment {
+		return &storagev1.VolumeAttachment{
+			ObjectMeta: metav1.ObjectMeta{Name: "va", ResourceVersion: "1", Finalizers: []string{"external-attacher/csi-example-com"}},
+			Spec: storagev1.VolumeAttachmentSpec{Attacher: "csi.example.com", NodeName: "node-1",
+				Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: ptr.To("pv")}},
+		}
+	}
+	tests := []struct {
+		name   string
+		old    func(*storagev1.VolumeAttachment)
+		change func(*storagev1.VolumeAttachment)
+		want   bool
+	}{
+		{name: "an attach error written", change: func(va *storagev1.VolumeAttachment) { va.Status.AttachError = attachErr }},
+		{name: "a detach error written", change: func(va *storagev1.VolumeAttachment) { va.Status.DetachError = detachErr }},
+		{name: "an attach error replaced by another",
+			old: func(va *storagev1.VolumeAttachment) { va.Status.AttachError = attachErr },
+			change: func(va *storagev1.VolumeAttachment) {
+				va.Status.AttachError = &storagev1.VolumeError{Time: at, Message: "other"}
+			}},
+		{name: "an error written, with its managed fields",
+			change: func(va *storagev1.VolumeAttachment) {
+				va.Status.AttachError = attachErr
+				va.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "csi-attacher", Subresource: "status"}}
+			}},
+		{name: "an update that changes nothing we look at", change: func(*storagev1.VolumeAttachment) {}, want: true},
+		{name: "a label, no error anywhere", change: func(va *storagev1.VolumeAttachment) { va.Labels = map[string]string{"a": "b"} }, want: true},
+		// Clearing an error alone is our own status write too.
+		{name: "the error cleared",
+			old:    func(va *storagev1.VolumeAttachment) { va.Status.AttachError = attachErr },
+			change: func(va *storagev1.VolumeAttachment) { va.Status.AttachError = nil }},
+		{name: "an error written with the node moved",
+			change: func(va *storagev1.VolumeAttachment) {
+				va.Status.AttachError = attachErr
+				va.Spec.NodeName = "node-2"
+			}, want: true},
+		{name: "an error kept while the finalizer goes",
+			old:    func(va *storagev1.VolumeAttachment) { va.Status.DetachError = detachErr },
+			change: func(va *storagev1.VolumeAttachment) { va.Finalizers = nil }, want: true},
+		{name: "an error kept while the attachment is deleted",
+			old:    func(va *storagev1.VolumeAttachment) { va.Status.AttachError = attachErr },
+			change: func(va *storagev1.VolumeAttachment) { va.DeletionTimestamp = &at }, want: true},
+		{name: "an error written as the attachment becomes attached",
+			change: func(va *storagev1.VolumeAttachment) {
+				va.Status.DetachError = detachErr
+				va.Status.Attached = true
+			}, want: true},
+	}
+	p := changeMatters()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			oldVA := base()
+			if tt.old != nil {
+				tt.old(oldVA)
+			}
+			newVA := oldVA.DeepCopy()
+			newVA.ResourceVersion = "2"
+			tt.change(newVA)
+			if got := p.Update(event.UpdateEvent{ObjectOld: oldVA, ObjectNew: newVA}); got != tt.want {
+				t.Fatalf("Update = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	// A resync (same resourceVersion) always passes, errors or not.
+	va := base()
+	va.Status.AttachError = attachErr
+	if !p.Update(event.UpdateEvent{ObjectOld: va, ObjectNew: va.DeepCopy()}) {
+		t.Fatal("a resync was dropped")
+	}
+	// Creations, deletions and generic events are not its business.
+	if !p.Create(event.CreateEvent{Object: va}) || !p.Delete(event.DeleteEvent{Object: va}) || !p.Generic(event.GenericEvent{Object: va}) {
+		t.Fatal("changeMatters dropped a non-update event")
+	}
 }

@@ -216,7 +216,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !fresh {
-		return ctrl.Result{RequeueAfter: queue.StaleRecheck}, nil
+		return recheckStale(), nil
 	}
 	if va.Spec.Attacher != r.DriverName {
 		return ctrl.Result{}, nil
@@ -234,41 +234,4 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		err = r.reconcileDetach(ctx, va)
 	}
 	return r.retryPolicy(ctx, err)
-}
-
-// retryPolicy decides when a failed reconcile runs again. An error that may
-// still be in progress on the backend (timeouts, Unavailable, Aborted,
-// ResourceExhausted, Canceled), and any error of ours such as a missing
-// object, is returned for the exponential backoff from
-// --retry-interval-start. A final gRPC error (InvalidArgument, NotFound,
-// FailedPrecondition, ...) will not fix itself soon: it is retried at
-// --retry-interval-max, and at once when the VolumeAttachment, its PV or its
-// CSINode changes. A terminal error (an attachment that can never work as
-// its objects are, see volume.Invalid) is not retried at all until one of
-// them changes. A call refused for a busy node is no failure (nothing is
-// written) but keeps the object's backoff: it is requeued rate-limited, and
-// at once when the node's call ends (nodeLimiter); so a refusal never
-// resets the backoff of an attachment that keeps failing.
-func (r *Reconciler) retryPolicy(ctx context.Context, err error) (ctrl.Result, error) {
-	switch {
-	case err == nil:
-		return ctrl.Result{}, nil
-	case errors.Is(err, errNodeBusy):
-		log.FromContext(ctx).V(4).Info("Waiting for a CSI call of the node to end", "maxInflightPerNode", r.MaxInflightPerNode)
-		// Requeue, unlike RequeueAfter (which makes the queue Forget the
-		// backoff) or an error (logged as a failure), requeues with the
-		// object's backoff and leaves it in place.
-		//lint:ignore SA1019 the only result that requeues rate-limited without an error
-		return ctrl.Result{Requeue: true}, nil
-	case errors.Is(err, errShuttingDown):
-		log.FromContext(ctx).V(4).Info("Not starting a CSI call: shutting down")
-		return ctrl.Result{}, nil
-	}
-	if code, ok := csi.Code(err); ok && csi.IsFinalError(err) {
-		// Not returned, so controller-runtime does not log it: log it here.
-		log.FromContext(ctx).Info("Operation failed with a final error; retrying at the longest interval",
-			"grpcCode", code.String(), "retryAfter", r.RetryIntervalMax.String(), "error", err.Error())
-		return ctrl.Result{RequeueAfter: r.RetryIntervalMax}, nil
-	}
-	return ctrl.Result{}, err
 }

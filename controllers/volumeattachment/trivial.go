@@ -73,7 +73,7 @@ func (r *TrivialReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	case err != nil:
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	case !fresh:
-		return ctrl.Result{RequeueAfter: queue.StaleRecheck}, nil
+		return recheckStale(), nil
 	case va.Spec.Attacher != r.DriverName || va.Status.Attached || !va.DeletionTimestamp.IsZero():
 		return ctrl.Result{}, nil
 	}

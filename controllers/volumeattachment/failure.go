@@ -2,11 +2,6 @@ package volumeattachment
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-
-	jsonpatch "github.com/evanphx/json-patch/v5"
-	"k8s.io/apimachinery/pkg/types"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -14,13 +9,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi"
-	"github.com/csi-attacher/csi-attacher/internal/freshness"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
-	"github.com/csi-attacher/csi-attacher/internal/patch"
 	"github.com/csi-attacher/csi-attacher/internal/report"
 )
 
@@ -44,7 +36,7 @@ var (
 // Event, and the metrics; controller-runtime logs the returned error.
 // Failing to save the status does not hide the original error.
 func (r *Reconciler) failed(ctx context.Context, va *storagev1.VolumeAttachment, op operation, cause error) error {
-	if errors.Is(cause, freshness.ErrCacheBehind) {
+	if cacheBehind(cause) {
 		return cause
 	}
 	base := va.DeepCopy()
@@ -76,50 +68,4 @@ func (r *Reconciler) detachFailed(ctx context.Context, va *storagev1.VolumeAttac
 // event records an Event about obj when a recorder is configured.
 func (r *Reconciler) event(obj runtime.Object, eventType, reason, action, note string, args ...any) {
 	report.Event(r.Recorder, obj, eventType, reason, action, note, args...)
-}
-
-// sendPatch sends a JSON patch and remembers the written version.
-func (r *Reconciler) sendPatch(ctx context.Context, obj client.Object, p patch.JSON) error {
-	return r.Freshness.Patch(ctx, r.Client, obj, p)
-}
-
-// patchStatus sends a status merge patch computed against base, unless
-// nothing changed, and remembers the written version.
-func patchStatus(ctx context.Context, c client.Client, t *freshness.Tracker, va, base *storagev1.VolumeAttachment) error {
-	data, err := statusMergePatch(&base.Status, &va.Status)
-	if err != nil {
-		return err
-	}
-	if data == nil {
-		return nil
-	}
-	if err := c.Status().Patch(ctx, va, client.RawPatch(types.MergePatchType, data)); err != nil {
-		return err
-	}
-	t.RecordWrite(ctx, c, va)
-	return nil
-}
-
-// statusMergePatch is the JSON merge patch from base to status, as
-// client.MergeFrom computes it for the whole object, but from the statuses
-// alone: only the status changes, and marshalling and diffing the whole
-// object (metadata, spec) for every status write cost more than the rest
-// of the write. nil when nothing changed.
-func statusMergePatch(base, status *storagev1.VolumeAttachmentStatus) ([]byte, error) {
-	from, err := json.Marshal(base)
-	if err != nil {
-		return nil, err
-	}
-	to, err := json.Marshal(status)
-	if err != nil {
-		return nil, err
-	}
-	diff, err := jsonpatch.CreateMergePatch(from, to)
-	if err != nil {
-		return nil, err
-	}
-	if string(diff) == "{}" {
-		return nil, nil
-	}
-	return append(append([]byte(`{"status":`), diff...), '}'), nil
 }
