@@ -21,7 +21,6 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -139,11 +138,15 @@ func run(ctx context.Context, opts *options.Options) error {
 	}
 	defer driver.Close()
 
-	caps := driver.Capabilities()
-	trivial := caps.Trivial()
+	// What runs is decided once, here, from the driver's capabilities and
+	// the rights the API server grants (controllers.NewPlan).
+	plan, err := newPlan(ctx, restConfig, driver.Capabilities())
+	if err != nil {
+		return err
+	}
+	caps := plan.Capabilities
 	setupLog.Info("CSI driver ready", "driver", driver.DriverName(), "vendorVersion", driver.VendorVersion(),
-		"mode", map[bool]string{true: "trivial (no ControllerPublishVolume)", false: "full"}[trivial],
-		"publishReadonly", caps.PublishReadonly, "singleNodeMultiWriter", caps.SingleNodeMultiWriter)
+		"mode", plan.ModeLog(), "publishReadonly", caps.PublishReadonly, "singleNodeMultiWriter", caps.SingleNodeMultiWriter)
 	if volume.IsMigrationDriver(driver.DriverName()) {
 		setupLog.Info("CSI migration: in-tree PersistentVolumes of the plugin this driver took over are attached through their translated CSI source",
 			"driver", driver.DriverName())
@@ -182,44 +185,33 @@ func run(ctx context.Context, opts *options.Options) error {
 	}
 	workers := int(opts.WorkerThreads)
 	cfg := controllers.Config{
-		Client:                mgr.GetClient(),
-		APIReader:             mgr.GetAPIReader(),
-		Recorder:              mgr.GetEventRecorder("csi-attacher"),
-		Attacher:              driver,
-		DriverName:            driver.DriverName(),
-		DefaultFSType:         opts.DefaultFSType,
-		PublishReadonly:       caps.PublishReadonly,
-		SingleNodeMultiWriter: caps.SingleNodeMultiWriter,
-		Workers:               workers,
-		RetryIntervalStart:    opts.RetryIntervalStart,
-		RetryIntervalMax:      opts.RetryIntervalMax,
-		MaxInflightPerNode:    opts.MaxInflightPerNode,
-		MaxInflight:           opts.MaxInflight,
-		Metrics:               m,
-		OmitErrorCode:         !opts.FeatureEnabled(options.FeatureMutableCSINodeAllocatableCount),
-		ReconcileSync:         opts.ReconcileSync,
-		Fence:                 fenceOrNil(fence),
-		MaxEntries:            int32(opts.MaxEntries),
+		Client:             mgr.GetClient(),
+		APIReader:          mgr.GetAPIReader(),
+		Recorder:           mgr.GetEventRecorder("csi-attacher"),
+		Attacher:           driver,
+		Lister:             driver,
+		DriverName:         driver.DriverName(),
+		DefaultFSType:      opts.DefaultFSType,
+		Workers:            workers,
+		RetryIntervalStart: opts.RetryIntervalStart,
+		RetryIntervalMax:   opts.RetryIntervalMax,
+		MaxInflightPerNode: opts.MaxInflightPerNode,
+		MaxInflight:        opts.MaxInflight,
+		Metrics:            m,
+		OmitErrorCode:      !opts.FeatureEnabled(options.FeatureMutableCSINodeAllocatableCount),
+		ReconcileSync:      opts.ReconcileSync,
+		Fence:              fenceOrNil(fence),
+		MaxEntries:         int32(opts.MaxEntries),
 	}
+	plan.LogSecretWatch(setupLog, opts.RetryIntervalMax)
+	attacher, err := controllers.Setup(ctx, mgr, cfg, plan)
+	if err != nil {
+		return err
+	}
+	// What failed while the driver was gone is tried again as soon as it
+	// is back, not at the end of its backoff.
 	monitor := driver.HealthMonitor(csi.DefaultHealthInterval)
-	if trivial {
-		// Nothing to call, nothing to undo, no Secrets to read.
-		if err := controllers.SetupTrivial(ctx, mgr, cfg); err != nil {
-			return err
-		}
-	} else {
-		cfg.WatchSecrets = secretWatch(logr.NewContext(ctx, setupLog), mgr.GetClient(), opts.RetryIntervalMax)
-		if caps.ListVolumes && caps.ListVolumesPublishedNodes {
-			cfg.Lister = driver
-		}
-		full, err := controllers.SetupFull(ctx, mgr, cfg)
-		if err != nil {
-			return err
-		}
-		// What failed while the driver was gone is tried again as soon as
-		// it is back, not at the end of its backoff.
-		monitor.OnRecovered(full.RetryFailed)
-	}
+	monitor.OnRecovered(attacher.RetryFailed)
 	if err := mgr.Add(monitor); err != nil {
 		return err
 	}
@@ -285,37 +277,15 @@ func leaseWatch(ctx context.Context, cfg *rest.Config, namespace, name string) b
 	return err == nil && allowed
 }
 
-// secretWatch tells whether the Secret watch may run (list and watch on
-// Secrets cluster-wide; the shipped RBAC grants get only) and says at start
-// which way the attacher runs. A failed check counts as no: a watch that
-// cannot list would hold up the cache and every controller with it.
-func secretWatch(ctx context.Context, c client.Writer, retryMax time.Duration) bool {
-	setupLog := logr.FromContextOrDiscard(ctx)
-	allowed, err := secretWatchAllowed(ctx, c)
-	switch {
-	case err != nil:
-		setupLog.Error(err, "Cannot tell whether Secrets may be watched: a fixed Secret is picked up at the next retry, within --retry-interval-max",
-			"retryIntervalMax", retryMax.String())
-	case allowed:
-		setupLog.Info("Secret changes retry attachments at once (RBAC grants list and watch on secrets)")
-	default:
-		setupLog.Info("Cannot watch Secrets (RBAC grants get only): a fixed Secret is picked up at the next retry, within --retry-interval-max",
-			"retryIntervalMax", retryMax.String())
-	}
-	return err == nil && allowed
-}
-
-// secretWatchAllowed asks the API server whether the attacher may list and
-// watch Secrets in all namespaces (rights.SecretWatchRights). The watch
-// must only be set up when it may: the cache waits for every informer to
-// sync before any controller starts, and an informer that is refused its
-// list never syncs.
-func secretWatchAllowed(ctx context.Context, c client.Writer) (bool, error) {
-	watchRights, err := rights.SecretWatchRights()
+// newPlan reviews the optional rights the plan of a driver with caps
+// depends on, with the attacher's own credentials, and decides what runs.
+func newPlan(ctx context.Context, cfg *rest.Config, caps csi.Capabilities) (controllers.Plan, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return false, err
+		return controllers.Plan{}, fmt.Errorf("failed to create the client for access reviews: %w", err)
 	}
-	return rights.AllGranted(rights.ReviewRights(ctx, rights.ClientReviewer(c), watchRights))
+	grants := controllers.ReviewGrants(ctx, cs.AuthorizationV1().SelfSubjectAccessReviews().Create, caps)
+	return controllers.NewPlan(caps, grants), nil
 }
 
 // setupMetrics registers the csi_attacher_* metrics: the VolumeAttachment

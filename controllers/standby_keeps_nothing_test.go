@@ -112,7 +112,7 @@ var _ = Describe("A standby replica", func() {
 		DeferCleanup(stopMonitor)
 		monitor := a.client.HealthMonitor(20 * time.Millisecond)
 		monitor.OnRecovered(func(ctx context.Context) {
-			a.full.RetryFailed(ctx)
+			a.attacher.RetryFailed(ctx)
 			recovered.Add(1)
 		})
 		go func() {
