@@ -152,8 +152,8 @@ func TestPlanSecretWatchSentences(t *testing.T) {
 				`within --retry-interval-max" "retryIntervalMax"="30s"`,
 			status: rights.StatusSkip, message: "no rights were checked"},
 		{name: "trivial", caps: csi.Capabilities{ControllerService: true},
-			grants: controllers.Grants{SecretWatch: secretWatchChecks(t, rights.RightCheck{Allowed: true}, rights.RightCheck{Allowed: true})},
-			status: rights.StatusSkip,
+			grants:  controllers.Grants{SecretWatch: secretWatchChecks(t, rights.RightCheck{Allowed: true}, rights.RightCheck{Allowed: true})},
+			status:  rights.StatusSkip,
 			message: "trivial mode: the attacher never calls ControllerPublishVolume, so it reads no Secrets and never watches them"},
 	}
 	for _, tt := range tests {
