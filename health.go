@@ -17,9 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/csi-attacher/csi-attacher/internal/doctor"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/options"
 	"github.com/csi-attacher/csi-attacher/internal/rights"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // The probe paths: /healthz for liveness, /readyz for readiness, each
@@ -114,7 +114,7 @@ func (r *readiness) Check(req *http.Request) error {
 // does not parse is returned: the attacher cannot tell what it needs.
 func watchRights(ctx context.Context, mgr manager.Manager, ready *readiness, opts *options.Options, driverName string) error {
 	logger := logr.FromContextOrDiscard(ctx)
-	required, err := rights.RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, volume.LeaseName(driverName))
+	required, err := rights.RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, leader.LeaseName(driverName))
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func watchRights(ctx context.Context, mgr manager.Manager, ready *readiness, opt
 // watch would need list and watch on Leases, which a replica without
 // leader election may not have.
 func watchOtherLeader(ctx context.Context, mgr manager.Manager, opts *options.Options, driverName string) error {
-	ref := doctor.LeaseRef{Driver: driverName, Namespace: opts.LeaderElectionNamespaceResolved, Name: volume.LeaseName(driverName)}
+	ref := doctor.LeaseRef{Driver: driverName, Namespace: opts.LeaderElectionNamespaceResolved, Name: leader.LeaseName(driverName)}
 	reader := mgr.GetAPIReader()
 	m := &doctor.LeaderlessMonitor{
 		Lease: ref,

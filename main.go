@@ -162,9 +162,9 @@ func run(ctx context.Context, opts *options.Options) error {
 		// calling the driver once it may be replaced (see internal/leader).
 		fence = leader.NewFence(opts.LeaderElectionRetryPeriod, opts.Timeout)
 		lock, err = leader.NewLock(ctx, leader.Options{
-			Config: restConfig, Namespace: opts.LeaderElectionNamespaceResolved, Name: volume.LeaseName(driver.DriverName()),
+			Config: restConfig, Namespace: opts.LeaderElectionNamespaceResolved, Name: leader.LeaseName(driver.DriverName()),
 			Labels: opts.LeaderElectionLabels, RenewDeadline: opts.LeaderElectionRenewDeadline,
-			NoWatch: !leaseWatch(logr.NewContext(ctx, setupLog), restConfig, opts.LeaderElectionNamespaceResolved, volume.LeaseName(driver.DriverName())),
+			NoWatch: !leaseWatch(logr.NewContext(ctx, setupLog), restConfig, opts.LeaderElectionNamespaceResolved, leader.LeaseName(driver.DriverName())),
 			Fence:   fence, LeaseDuration: opts.LeaderElectionLeaseDuration,
 		})
 		if err != nil {
@@ -239,7 +239,7 @@ func run(ctx context.Context, opts *options.Options) error {
 	// is scraped but never becomes ready.
 	m.SetReadySource(func() error { return ready.Check(nil) })
 	setupLog.Info("Starting manager", "leaderElection", opts.LeaderElection,
-		"lease", volume.LeaseName(driver.DriverName()), "workers", workers)
+		"lease", leader.LeaseName(driver.DriverName()), "workers", workers)
 	return mgr.Start(ctx)
 }
 
@@ -385,7 +385,7 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress(),
 		PprofBindAddress:        opts.PprofAddr,
 		LeaderElection:          opts.LeaderElection,
-		LeaderElectionID:        volume.LeaseName(driver.DriverName()),
+		LeaderElectionID:        leader.LeaseName(driver.DriverName()),
 		LeaderElectionNamespace: opts.LeaderElectionNamespaceResolved,
 		LeaderElectionLabels:    opts.LeaderElectionLabels,
 		// The Manager takes the ID, namespace, labels and timings from the

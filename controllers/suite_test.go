@@ -36,7 +36,6 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/rights"
 	"github.com/csi-attacher/csi-attacher/internal/testbed"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // Test timings: short CSI timeout and backoff so failure paths are quick.
@@ -263,7 +262,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		// that gates every CSI call on it.
 		f := leader.NewFence(retryPeriod, o.timeout)
 		lock, err = leader.NewLock(ctx, leader.Options{
-			Config: restConfig, Namespace: "default", Name: volume.LeaseName(dc.Name),
+			Config: restConfig, Namespace: "default", Name: leader.LeaseName(dc.Name),
 			RenewDeadline: renewDeadline, Fence: f,
 		})
 		Expect(err).NotTo(HaveOccurred())
@@ -274,7 +273,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		Scheme:                              scheme,
 		Logger:                              logger,
 		LeaderElection:                      o.leaderElection,
-		LeaderElectionID:                    volume.LeaseName(dc.Name),
+		LeaderElectionID:                    leader.LeaseName(dc.Name),
 		LeaderElectionNamespace:             "default",
 		LeaderElectionReleaseOnCancel:       o.releaseOnCancel,
 		LeaseDuration:                       &leaseDuration,

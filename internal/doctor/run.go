@@ -24,9 +24,9 @@ import (
 
 	"github.com/csi-attacher/csi-attacher/controllers"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/options"
 	"github.com/csi-attacher/csi-attacher/internal/rights"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // Output formats of --output.
@@ -255,7 +255,7 @@ func run(ctx context.Context, opts *options.Options, ep csi.Endpoint, df doctorF
 	}
 	leaseName := ""
 	if driverName != "" {
-		leaseName = volume.LeaseName(driverName)
+		leaseName = leader.LeaseName(driverName)
 	}
 	review := clientset.AuthorizationV1().SelfSubjectAccessReviews().Create
 	if required, err := rights.RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, leaseName); err != nil {

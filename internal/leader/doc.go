@@ -1,5 +1,6 @@
-// Package leader provides the leader-election lock of the attacher: the
-// Lease lock of client-go, wrapped so that a standby takes over the moment
+// Package leader provides the leader election of the attacher: the name of
+// the driver's Lease (LeaseName, the reference attacher's), and the Lease
+// lock of client-go, wrapped so that a standby takes over the moment
 // the leader releases the Lease, or exactly one lease duration after the
 // leader's last renewal, and a Fence that keeps an old leader from calling
 // the driver once it may be replaced.
