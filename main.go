@@ -19,7 +19,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
-	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -32,6 +31,7 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/doctor"
 	"github.com/csi-attacher/csi-attacher/internal/leader"
+	"github.com/csi-attacher/csi-attacher/internal/logging"
 	"github.com/csi-attacher/csi-attacher/internal/maxprocs"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/options"
@@ -68,13 +68,13 @@ func main() {
 		fmt.Printf("%s %s\n", os.Args[0], versionString())
 		return
 	}
-	logger, err := options.NewLogger(opts, os.Stderr)
+	logger, err := logging.New(opts.Logging(), os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "csi-attacher: %v\n", err)
 		os.Exit(2)
 	}
 	ctrl.SetLogger(logger)
-	routeKlog(logger)
+	logging.RouteKlog(logger)
 	setupLog := logger.WithName("setup")
 	for _, w := range opts.Warnings {
 		setupLog.Info("Configuration warning", "warning", w)
@@ -90,18 +90,6 @@ func main() {
 		setupLog.Error(err, "csi-attacher stopped")
 		os.Exit(1)
 	}
-}
-
-// routeKlog sends what client-go and the other Kubernetes libraries log
-// through klog's global logger (rejected Events, errors of code that was
-// given no logger of its own; controller-runtime already hands its
-// reflectors and its leader election ours) to logger, so that the output
-// has one format, JSON or text, instead of klog's own text lines in the
-// middle. klog keeps its
-// own verbosity threshold (0): the libraries' errors and V(0) lines get
-// through, their V(1+) chatter does not rise with --v.
-func routeKlog(logger logr.Logger) {
-	klog.SetLogger(logger.WithName("klog"))
 }
 
 // run connects to the driver, builds the Manager and runs it until ctx ends.
