@@ -286,7 +286,7 @@ func run(ctx context.Context, opts *options.Options, ep csi.Endpoint, df doctorF
 		// Without leader election, another active attacher of the driver
 		// would attach and detach the same volumes: the one that holds
 		// the driver's Lease can be seen.
-		ref := LeaseRef{Driver: driverName, Namespace: opts.LeaderElectionNamespaceResolved, Name: leaseName}
+		ref := leader.LeaseRef{Driver: driverName, Namespace: opts.LeaderElectionNamespaceResolved, Name: leaseName}
 		lease, err := clientset.CoordinationV1().Leases(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		p.add(CheckLeaderless(ref, lease, err, time.Now()))
 	}

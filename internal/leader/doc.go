@@ -29,6 +29,12 @@
 // holds the operations it already knew of until the old holder's calls
 // have reached their bound (see Fence).
 //
+// Without leader election. A replica run without --leader-election takes
+// no Lease, so it would not see another attacher of its driver that does:
+// LeaderlessMonitor reads the driver's Lease and logs, at error level,
+// another holder that renews it (CheckOtherLeader, whose verdict the
+// doctor prints too).
+//
 // Health. Lock.Check is /healthz/leader-election: it fails once this
 // replica leads but has not renewed the Lease for longer than the lease
 // duration plus a grace period, as the reference's does (see health.go).
