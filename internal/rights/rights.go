@@ -313,7 +313,8 @@ func LeaseWatchRights(leaseNamespace, leaseName string) ([]Right, error) {
 }
 
 // SecretWatchRights are the rights of the optional Secret watch: list and
-// watch on Secrets in every namespace, as main.go reviews them at start.
+// watch on Secrets in every namespace, as the attacher reviews them at
+// start for its plan (controllers.ReviewGrants).
 // They are not in RequiredRights because the attacher works without them:
 // the shipped RBAC leaves them out on purpose, since they let it enumerate
 // the cluster's Secrets by name.
