@@ -16,10 +16,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
-	"github.com/csi-attacher/csi-attacher/internal/doctor"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/options"
 	"github.com/csi-attacher/csi-attacher/internal/rights"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // The probe paths: /healthz for liveness, /readyz for readiness, each
@@ -114,7 +113,7 @@ func (r *readiness) Check(req *http.Request) error {
 // does not parse is returned: the attacher cannot tell what it needs.
 func watchRights(ctx context.Context, mgr manager.Manager, ready *readiness, opts *options.Options, driverName string) error {
 	logger := logr.FromContextOrDiscard(ctx)
-	required, err := rights.RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, volume.LeaseName(driverName))
+	required, err := rights.RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, leader.LeaseName(driverName))
 	if err != nil {
 		return err
 	}
@@ -132,16 +131,16 @@ func watchRights(ctx context.Context, mgr manager.Manager, ready *readiness, opt
 }
 
 // watchOtherLeader runs, on a replica without leader election, the
-// doctor's leader-election check every 30 s: another attacher of the same
+// leader-election check the doctor prints too, every 30 s: another attacher of the same
 // driver that holds and renews the driver's Lease attaches and detaches
 // the same volumes as this one, and is logged at error level
-// (doctor.LeaderlessMonitor). The Lease is read directly, not cached: a
+// (leader.LeaderlessMonitor). The Lease is read directly, not cached: a
 // watch would need list and watch on Leases, which a replica without
 // leader election may not have.
 func watchOtherLeader(ctx context.Context, mgr manager.Manager, opts *options.Options, driverName string) error {
-	ref := doctor.LeaseRef{Driver: driverName, Namespace: opts.LeaderElectionNamespaceResolved, Name: volume.LeaseName(driverName)}
+	ref := leader.LeaseRef{Driver: driverName, Namespace: opts.LeaderElectionNamespaceResolved, Name: leader.LeaseName(driverName)}
 	reader := mgr.GetAPIReader()
-	m := &doctor.LeaderlessMonitor{
+	m := &leader.LeaderlessMonitor{
 		Lease: ref,
 		Get: func(ctx context.Context) (*coordinationv1.Lease, error) {
 			lease := &coordinationv1.Lease{}

@@ -19,9 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
-	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -33,6 +31,7 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/doctor"
 	"github.com/csi-attacher/csi-attacher/internal/leader"
+	"github.com/csi-attacher/csi-attacher/internal/logging"
 	"github.com/csi-attacher/csi-attacher/internal/maxprocs"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
 	"github.com/csi-attacher/csi-attacher/internal/options"
@@ -69,13 +68,13 @@ func main() {
 		fmt.Printf("%s %s\n", os.Args[0], versionString())
 		return
 	}
-	logger, err := options.NewLogger(opts, os.Stderr)
+	logger, err := logging.New(opts.Logging(), os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "csi-attacher: %v\n", err)
 		os.Exit(2)
 	}
 	ctrl.SetLogger(logger)
-	routeKlog(logger)
+	logging.RouteKlog(logger)
 	setupLog := logger.WithName("setup")
 	for _, w := range opts.Warnings {
 		setupLog.Info("Configuration warning", "warning", w)
@@ -91,18 +90,6 @@ func main() {
 		setupLog.Error(err, "csi-attacher stopped")
 		os.Exit(1)
 	}
-}
-
-// routeKlog sends what client-go and the other Kubernetes libraries log
-// through klog's global logger (rejected Events, errors of code that was
-// given no logger of its own; controller-runtime already hands its
-// reflectors and its leader election ours) to logger, so that the output
-// has one format, JSON or text, instead of klog's own text lines in the
-// middle. klog keeps its
-// own verbosity threshold (0): the libraries' errors and V(0) lines get
-// through, their V(1+) chatter does not rise with --v.
-func routeKlog(logger logr.Logger) {
-	klog.SetLogger(logger.WithName("klog"))
 }
 
 // run connects to the driver, builds the Manager and runs it until ctx ends.
@@ -139,11 +126,15 @@ func run(ctx context.Context, opts *options.Options) error {
 	}
 	defer driver.Close()
 
-	caps := driver.Capabilities()
-	trivial := caps.Trivial()
+	// What runs is decided once, here, from the driver's capabilities and
+	// the rights the API server grants (controllers.NewPlan).
+	plan, err := newPlan(ctx, restConfig, driver.Capabilities())
+	if err != nil {
+		return err
+	}
+	caps := plan.Capabilities
 	setupLog.Info("CSI driver ready", "driver", driver.DriverName(), "vendorVersion", driver.VendorVersion(),
-		"mode", map[bool]string{true: "trivial (no ControllerPublishVolume)", false: "full"}[trivial],
-		"publishReadonly", caps.PublishReadonly, "singleNodeMultiWriter", caps.SingleNodeMultiWriter)
+		"mode", plan.ModeLog(), "publishReadonly", caps.PublishReadonly, "singleNodeMultiWriter", caps.SingleNodeMultiWriter)
 	if volume.IsMigrationDriver(driver.DriverName()) {
 		setupLog.Info("CSI migration: in-tree PersistentVolumes of the plugin this driver took over are attached through their translated CSI source",
 			"driver", driver.DriverName())
@@ -159,9 +150,9 @@ func run(ctx context.Context, opts *options.Options) error {
 		// calling the driver once it may be replaced (see internal/leader).
 		fence = leader.NewFence(opts.LeaderElectionRetryPeriod, opts.Timeout)
 		lock, err = leader.NewLock(ctx, leader.Options{
-			Config: restConfig, Namespace: opts.LeaderElectionNamespaceResolved, Name: volume.LeaseName(driver.DriverName()),
+			Config: restConfig, Namespace: opts.LeaderElectionNamespaceResolved, Name: leader.LeaseName(driver.DriverName()),
 			Labels: opts.LeaderElectionLabels, RenewDeadline: opts.LeaderElectionRenewDeadline,
-			NoWatch: !leaseWatch(logr.NewContext(ctx, setupLog), restConfig, opts.LeaderElectionNamespaceResolved, volume.LeaseName(driver.DriverName())),
+			NoWatch: !leaseWatch(logr.NewContext(ctx, setupLog), restConfig, opts.LeaderElectionNamespaceResolved, leader.LeaseName(driver.DriverName())),
 			Fence:   fence, LeaseDuration: opts.LeaderElectionLeaseDuration,
 		})
 		if err != nil {
@@ -182,44 +173,33 @@ func run(ctx context.Context, opts *options.Options) error {
 	}
 	workers := int(opts.WorkerThreads)
 	cfg := controllers.Config{
-		Client:                mgr.GetClient(),
-		APIReader:             mgr.GetAPIReader(),
-		Recorder:              mgr.GetEventRecorder("csi-attacher"),
-		Attacher:              driver,
-		DriverName:            driver.DriverName(),
-		DefaultFSType:         opts.DefaultFSType,
-		PublishReadonly:       caps.PublishReadonly,
-		SingleNodeMultiWriter: caps.SingleNodeMultiWriter,
-		Workers:               workers,
-		RetryIntervalStart:    opts.RetryIntervalStart,
-		RetryIntervalMax:      opts.RetryIntervalMax,
-		MaxInflightPerNode:    opts.MaxInflightPerNode,
-		MaxInflight:           opts.MaxInflight,
-		Metrics:               m,
-		OmitErrorCode:         !opts.FeatureEnabled(options.FeatureMutableCSINodeAllocatableCount),
-		ReconcileSync:         opts.ReconcileSync,
-		Fence:                 fenceOrNil(fence),
-		MaxEntries:            int32(opts.MaxEntries),
+		Client:             mgr.GetClient(),
+		APIReader:          mgr.GetAPIReader(),
+		Recorder:           mgr.GetEventRecorder("csi-attacher"),
+		Attacher:           driver,
+		Lister:             driver,
+		DriverName:         driver.DriverName(),
+		DefaultFSType:      opts.DefaultFSType,
+		Workers:            workers,
+		RetryIntervalStart: opts.RetryIntervalStart,
+		RetryIntervalMax:   opts.RetryIntervalMax,
+		MaxInflightPerNode: opts.MaxInflightPerNode,
+		MaxInflight:        opts.MaxInflight,
+		Metrics:            m,
+		OmitErrorCode:      !opts.FeatureEnabled(options.FeatureMutableCSINodeAllocatableCount),
+		ReconcileSync:      opts.ReconcileSync,
+		Fence:              fenceOrNil(fence),
+		MaxEntries:         int32(opts.MaxEntries),
 	}
+	plan.LogSecretWatch(setupLog, opts.RetryIntervalMax)
+	attacher, err := controllers.Setup(ctx, mgr, cfg, plan)
+	if err != nil {
+		return err
+	}
+	// What failed while the driver was gone is tried again as soon as it
+	// is back, not at the end of its backoff.
 	monitor := driver.HealthMonitor(csi.DefaultHealthInterval)
-	if trivial {
-		// Nothing to call, nothing to undo, no Secrets to read.
-		if err := controllers.SetupTrivial(ctx, mgr, cfg); err != nil {
-			return err
-		}
-	} else {
-		cfg.WatchSecrets = secretWatch(logr.NewContext(ctx, setupLog), mgr.GetClient(), opts.RetryIntervalMax)
-		if caps.ListVolumes && caps.ListVolumesPublishedNodes {
-			cfg.Lister = driver
-		}
-		full, err := controllers.SetupFull(ctx, mgr, cfg)
-		if err != nil {
-			return err
-		}
-		// What failed while the driver was gone is tried again as soon as
-		// it is back, not at the end of its backoff.
-		monitor.OnRecovered(full.RetryFailed)
-	}
+	monitor.OnRecovered(attacher.RetryFailed)
 	if err := mgr.Add(monitor); err != nil {
 		return err
 	}
@@ -247,7 +227,7 @@ func run(ctx context.Context, opts *options.Options) error {
 	// is scraped but never becomes ready.
 	m.SetReadySource(func() error { return ready.Check(nil) })
 	setupLog.Info("Starting manager", "leaderElection", opts.LeaderElection,
-		"lease", volume.LeaseName(driver.DriverName()), "workers", workers)
+		"lease", leader.LeaseName(driver.DriverName()), "workers", workers)
 	return mgr.Start(ctx)
 }
 
@@ -285,37 +265,15 @@ func leaseWatch(ctx context.Context, cfg *rest.Config, namespace, name string) b
 	return err == nil && allowed
 }
 
-// secretWatch tells whether the Secret watch may run (list and watch on
-// Secrets cluster-wide; the shipped RBAC grants get only) and says at start
-// which way the attacher runs. A failed check counts as no: a watch that
-// cannot list would hold up the cache and every controller with it.
-func secretWatch(ctx context.Context, c client.Writer, retryMax time.Duration) bool {
-	setupLog := logr.FromContextOrDiscard(ctx)
-	allowed, err := secretWatchAllowed(ctx, c)
-	switch {
-	case err != nil:
-		setupLog.Error(err, "Cannot tell whether Secrets may be watched: a fixed Secret is picked up at the next retry, within --retry-interval-max",
-			"retryIntervalMax", retryMax.String())
-	case allowed:
-		setupLog.Info("Secret changes retry attachments at once (RBAC grants list and watch on secrets)")
-	default:
-		setupLog.Info("Cannot watch Secrets (RBAC grants get only): a fixed Secret is picked up at the next retry, within --retry-interval-max",
-			"retryIntervalMax", retryMax.String())
-	}
-	return err == nil && allowed
-}
-
-// secretWatchAllowed asks the API server whether the attacher may list and
-// watch Secrets in all namespaces (rights.SecretWatchRights). The watch
-// must only be set up when it may: the cache waits for every informer to
-// sync before any controller starts, and an informer that is refused its
-// list never syncs.
-func secretWatchAllowed(ctx context.Context, c client.Writer) (bool, error) {
-	watchRights, err := rights.SecretWatchRights()
+// newPlan reviews the optional rights the plan of a driver with caps
+// depends on, with the attacher's own credentials, and decides what runs.
+func newPlan(ctx context.Context, cfg *rest.Config, caps csi.Capabilities) (controllers.Plan, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return false, err
+		return controllers.Plan{}, fmt.Errorf("failed to create the client for access reviews: %w", err)
 	}
-	return rights.AllGranted(rights.ReviewRights(ctx, rights.ClientReviewer(c), watchRights))
+	grants := controllers.ReviewGrants(ctx, cs.AuthorizationV1().SelfSubjectAccessReviews().Create, caps)
+	return controllers.NewPlan(caps, grants), nil
 }
 
 // setupMetrics registers the csi_attacher_* metrics: the VolumeAttachment
@@ -415,7 +373,7 @@ func newManager(restConfig *rest.Config, opts *options.Options, driver *csi.Clie
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress(),
 		PprofBindAddress:        opts.PprofAddr,
 		LeaderElection:          opts.LeaderElection,
-		LeaderElectionID:        volume.LeaseName(driver.DriverName()),
+		LeaderElectionID:        leader.LeaseName(driver.DriverName()),
 		LeaderElectionNamespace: opts.LeaderElectionNamespaceResolved,
 		LeaderElectionLabels:    opts.LeaderElectionLabels,
 		// The Manager takes the ID, namespace, labels and timings from the

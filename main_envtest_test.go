@@ -30,7 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 )
 
 // The tests in this file run the attacher command (this test binary, see
@@ -337,7 +337,7 @@ func TestMissingLeaseRight(t *testing.T) {
 	kubeconfig := attacherUser(t, user, nil, false, nil)
 	p := startAttacherCommand(t, kubeconfig, "--logging-format=json", "--leader-election")
 
-	lease := volume.LeaseName(binaryTestDriver)
+	lease := leader.LeaseName(binaryTestDriver)
 	want := "the attacher may not get leases.coordination.k8s.io/" + lease + " in namespace default: grant it in the " +
 		"Role external-attacher-cfg (config/rbac/leader_election_role.yaml) bound in namespace default"
 	var errorLine map[string]any

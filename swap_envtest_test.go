@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
@@ -192,7 +193,7 @@ func swapScenario(t *testing.T, env *envtest.Environment, k8s client.Client) {
 	}
 	g.Expect(listeningPorts(t, cmd.Process.Pid)).To(BeEmpty(), "the attacher listens on TCP ports nobody asked for")
 	g.Expect(out.String()).NotTo(ContainSubstring("address already in use"))
-	err = k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: volume.LeaseName(hostpathDriver)}, &coordinationv1.Lease{})
+	err = k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: leader.LeaseName(hostpathDriver)}, &coordinationv1.Lease{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no leader election unless asked: %v", err)
 
 	// SIGTERM while a ControllerPublish hangs on the backend: the call is
@@ -253,7 +254,7 @@ func TestLeaderlessReplicaReportsActiveLeader(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	lease := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: volume.LeaseName(binaryTestDriver), Namespace: "default"},
+		ObjectMeta: metav1.ObjectMeta{Name: leader.LeaseName(binaryTestDriver), Namespace: "default"},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("other-replica_0"), LeaseDurationSeconds: ptr.To[int32](3600),
 			RenewTime: ptr.To(metav1.NewMicroTime(time.Now()))},
 	}

@@ -11,8 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/rights"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // TestTwoDriversApplyToOneCluster creates what the two drivers' overlays
@@ -87,7 +87,7 @@ func TestTwoDriversApplyToOneCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		required := mustRights(rights.RequiredRights(true, ns, volume.LeaseName(d.driver)))
+		required := mustRights(rights.RequiredRights(true, ns, leader.LeaseName(d.driver)))
 		for _, check := range rights.ReviewRights(ctx, rights.ClientReviewer(c), required) {
 			if !check.Granted() {
 				t.Errorf("%s: %s may not %s (%v): the Component's RBAC must grant it (%s)",

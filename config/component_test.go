@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/rights"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
@@ -274,7 +275,7 @@ func TestDoctorNamesTheComponentsObjects(t *testing.T) {
 		r := render(t, kustomize, dir)
 		ns := r.workloads[0].namespace
 		seen := map[string]bool{}
-		for _, right := range mustRights(rights.RequiredRights(true, ns, volume.LeaseName(driver))) {
+		for _, right := range mustRights(rights.RequiredRights(true, ns, leader.LeaseName(driver))) {
 			m := grantedBy.FindStringSubmatch(right.GrantedByComponent)
 			if m == nil {
 				t.Errorf("%s: %s: doctor names %q", dir, right, right.GrantedByComponent)

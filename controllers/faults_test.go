@@ -32,7 +32,7 @@ var _ = Describe("Driver down and back", func() {
 		go func() {
 			defer GinkgoRecover()
 			monitor := a.client.HealthMonitor(100 * time.Millisecond)
-			monitor.OnRecovered(a.full.RetryFailed)
+			monitor.OnRecovered(a.attacher.RetryFailed)
 			_ = monitor.Start(monitorCtx)
 		}()
 		m := metrics.New(driverName)

@@ -89,7 +89,7 @@ var _ = Describe("Per-object memory", func() {
 			expectGone(ctx, p)
 		}
 
-		Eventually(a.full.TrackedObjects).WithTimeout(eventually).WithPolling(pollInterval).Should(Equal(map[string]int{
+		Eventually(a.attacher.TrackedObjects).WithTimeout(eventually).WithPolling(pollInterval).Should(Equal(map[string]int{
 			controllers.TrackedFreshness:  0,
 			controllers.TrackedForceSync:  0,
 			controllers.TrackedStartTimes: 0,

@@ -19,6 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/csi-attacher/csi-attacher/controllers"
+	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/rights"
 	"github.com/csi-attacher/csi-attacher/internal/volume"
@@ -185,7 +187,7 @@ var _ = Describe("RBAC", func() {
 	It("allows the Secret watch only with the optional secret_watch_role.yaml", func() {
 		const saName = "csi-attacher-rbac-secretwatch"
 		uc := userClient(attacherRBAC(ctx, objs, saName, nil))
-		allowed, err := secretWatchAllowed(ctx, uc)
+		allowed, err := secretWatchPlanned(ctx, uc)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(allowed).To(BeFalse(), "config/rbac grants get on secrets, not list and watch")
 
@@ -199,7 +201,7 @@ var _ = Describe("RBAC", func() {
 		objs.create(ctx, cr)
 		objs.create(ctx, crb)
 		Eventually(func(g Gomega) {
-			allowed, err := secretWatchAllowed(ctx, uc)
+			allowed, err := secretWatchPlanned(ctx, uc)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(allowed).To(BeTrue())
 		}).WithTimeout(eventually).WithPolling(pollInterval).Should(Succeed())
@@ -277,16 +279,10 @@ var _ = Describe("RBAC", func() {
 	})
 })
 
-// secretWatchAllowed reviews rights.SecretWatchRights as main.go does.
-func secretWatchAllowed(ctx context.Context, c client.Client) (bool, error) {
-	secretWatchRights, err := rights.SecretWatchRights()
-	if err != nil {
-		return false, err
-	}
-	for _, check := range rights.ReviewRights(ctx, rights.ClientReviewer(c), secretWatchRights) {
-		if check.Err != nil || !check.Allowed {
-			return false, check.Err
-		}
-	}
-	return true, nil
+// secretWatchPlanned is the plan's Secret watch for a driver that
+// publishes, with the rights of the user of c, as main.go decides it.
+func secretWatchPlanned(ctx context.Context, c client.Client) (bool, error) {
+	caps := csi.Capabilities{ControllerService: true, PublishUnpublish: true}
+	plan := controllers.NewPlan(caps, controllers.ReviewGrants(ctx, rights.ClientReviewer(c), caps))
+	return plan.SecretWatch, plan.SecretWatchError()
 }

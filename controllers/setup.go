@@ -47,7 +47,7 @@ func ShutdownGracePeriod(csiTimeout time.Duration) time.Duration {
 const maxPVWorkers = 100
 
 // Config is what the attacher's controllers need, as main.go builds it from
-// the flags and the driver's capabilities.
+// the flags; what runs is the Plan's.
 type Config struct {
 	// Client reads from the Manager's cache and writes to the API server.
 	Client client.Client
@@ -57,17 +57,13 @@ type Config struct {
 	Recorder events.EventRecorder
 	// Attacher is the CSI client shared with the rest of the process.
 	Attacher csi.Attacher
-	// Lister, when set, runs the drift pass (ListVolumes) every
-	// ReconcileSync: for drivers with LIST_VOLUMES and
-	// LIST_VOLUMES_PUBLISHED_NODES.
+	// Lister is the driver's ListVolumes, for the drift pass when the Plan
+	// runs it.
 	Lister drift.VolumeLister
 	// DriverName is the CSI driver's name (GetPluginInfo).
 	DriverName string
 	// DefaultFSType is --default-fstype.
 	DefaultFSType string
-	// PublishReadonly and SingleNodeMultiWriter are the driver's
-	// capabilities of those names.
-	PublishReadonly, SingleNodeMultiWriter bool
 	// Workers is --worker-threads, per controller.
 	Workers int
 	// RetryIntervalStart and RetryIntervalMax bound the per-object backoff.
@@ -79,16 +75,15 @@ type Config struct {
 	MaxInflight int
 	// Metrics records the attacher's own metrics. Optional.
 	Metrics *metrics.Metrics
-	// WatchSecrets turns on the Secret watch (see
-	// volumeattachment.Reconciler.WatchSecrets).
-	WatchSecrets bool
 	// OmitErrorCode leaves errorCode out of attachError and detachError.
 	OmitErrorCode bool
 	// Fence gates every CSI call on the Lease (leader.Fence); nil without
 	// leader election.
 	Fence volumeattachment.Fence
 	// ReconcileSync is --reconcile-sync and MaxEntries --max-entries, for
-	// the drift pass.
+	// the drift pass. A zero ReconcileSync leaves the pass out whatever the
+	// Plan says; the flag only takes a positive period, so this is for
+	// tests that must not see the pass.
 	ReconcileSync time.Duration
 	MaxEntries    int32
 }
@@ -103,34 +98,56 @@ const (
 	TrackedNodeSlots  = "node_slots"
 )
 
-// Full is the attacher of a driver with ControllerPublishVolume: the
-// VolumeAttachment controller (attach and detach lanes), the
-// PersistentVolume controller, and the drift pass when the driver can list
-// its volumes. They share one freshness tracker and one forced-sync queue.
-type Full struct {
-	va    *volumeattachment.Reconciler
+// Attacher is what Setup registered on the Manager. For a driver with
+// ControllerPublishVolume: the VolumeAttachment controller (attach and
+// detach lanes), the PersistentVolume controller, and the drift pass when
+// the Plan runs it, sharing one freshness tracker and one forced-sync
+// queue. For a trivial driver: the one controller that marks attachments
+// attached.
+type Attacher struct {
+	va    *volumeattachment.Reconciler // nil in trivial mode
 	fresh *freshness.Tracker
-	force *forcesync.Queue
+	force *forcesync.Queue // nil in trivial mode
 }
 
-// SetupFull registers the field indexes and the controllers of a driver
-// with ControllerPublishVolume on mgr.
-func SetupFull(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Full, error) {
-	if cfg.Attacher == nil {
-		return nil, errors.New("a driver with ControllerPublishVolume needs the CSI client")
-	}
+// Setup registers the field indexes and the controllers of plan on mgr: the
+// one place that turns a Plan into running controllers.
+func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, plan Plan) (*Attacher, error) {
 	if err := cache.SetupIndexes(ctx, mgr.GetFieldIndexer(), cfg.DriverName); err != nil {
 		return nil, fmt.Errorf("failed to register field indexes: %w", err)
 	}
-	f := &Full{fresh: freshness.New(), force: forcesync.New(mgr.GetClient())}
+	var a *Attacher
+	var err error
+	if plan.Mode == ModeTrivial {
+		a, err = setupTrivial(mgr, cfg)
+	} else {
+		a, err = setupFull(mgr, cfg, plan)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg.Metrics.SetTrackedSource(a.TrackedObjects)
+	return a, nil
+}
+
+// setupFull registers the controllers of a driver with
+// ControllerPublishVolume.
+func setupFull(mgr ctrl.Manager, cfg Config, plan Plan) (*Attacher, error) {
+	if cfg.Attacher == nil {
+		return nil, errors.New("a driver with ControllerPublishVolume needs the CSI client")
+	}
+	if plan.Drift && cfg.ReconcileSync > 0 && cfg.Lister == nil {
+		return nil, errors.New("the drift pass needs the driver's ListVolumes")
+	}
+	f := &Attacher{fresh: freshness.New(), force: forcesync.New(mgr.GetClient())}
 	resolver := &attachment.Resolver{
 		Client:                cfg.Client,
 		APIReader:             cfg.APIReader,
 		Freshness:             f.fresh,
 		DriverName:            cfg.DriverName,
 		DefaultFSType:         cfg.DefaultFSType,
-		PublishReadonly:       cfg.PublishReadonly,
-		SingleNodeMultiWriter: cfg.SingleNodeMultiWriter,
+		PublishReadonly:       plan.Capabilities.PublishReadonly,
+		SingleNodeMultiWriter: plan.Capabilities.SingleNodeMultiWriter,
 	}
 	f.va = &volumeattachment.Reconciler{
 		Client:             cfg.Client,
@@ -146,7 +163,7 @@ func SetupFull(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Full, error)
 		MaxInflightPerNode: cfg.MaxInflightPerNode,
 		MaxInflight:        cfg.MaxInflight,
 		Metrics:            cfg.Metrics,
-		WatchSecrets:       cfg.WatchSecrets,
+		WatchSecrets:       plan.SecretWatch,
 		OmitErrorCode:      cfg.OmitErrorCode,
 		Fence:              cfg.Fence,
 	}
@@ -163,7 +180,7 @@ func SetupFull(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Full, error)
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the PersistentVolume controller: %w", err)
 	}
-	if cfg.Lister != nil {
+	if plan.Drift && cfg.ReconcileSync > 0 {
 		if err := mgr.Add(&drift.Pass{
 			Client:     cfg.Client,
 			Lister:     cfg.Lister,
@@ -178,38 +195,14 @@ func SetupFull(ctx context.Context, mgr ctrl.Manager, cfg Config) (*Full, error)
 			return nil, fmt.Errorf("failed to set up the ListVolumes drift pass: %w", err)
 		}
 	}
-	cfg.Metrics.SetTrackedSource(f.TrackedObjects)
 	return f, nil
 }
 
-// RetryFailed queues every VolumeAttachment whose last attempt failed; it
-// is the CSI health monitor's OnRecovered hook.
-func (f *Full) RetryFailed(ctx context.Context) { f.va.RetryFailed(ctx) }
-
-// TrackedObjects returns the number of entries in each per-object map the
-// attacher keeps in memory, by name. Every one of them forgets an object
-// once it is deleted (or once its operation is over), so in an idle
-// attacher they are all 0 however many objects came and went. The
-// freshness tracker is shared by both controllers, so it counts both kinds.
-func (f *Full) TrackedObjects() map[string]int {
-	locks, slots, starts := f.va.Tracked()
-	return map[string]int{
-		TrackedFreshness:  f.fresh.Len(),
-		TrackedForceSync:  f.force.Len(),
-		TrackedStartTimes: starts,
-		TrackedLocks:      locks,
-		TrackedNodeSlots:  slots,
-	}
-}
-
-// SetupTrivial registers the field indexes and the one controller of a
-// driver without ControllerPublishVolume, which only marks attachments
-// attached: no CSI call, no finalizer, no Secrets, nothing to detach.
-func SetupTrivial(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
-	if err := cache.SetupIndexes(ctx, mgr.GetFieldIndexer(), cfg.DriverName); err != nil {
-		return fmt.Errorf("failed to register field indexes: %w", err)
-	}
-	fresh := freshness.New()
+// setupTrivial registers the one controller of a driver without
+// ControllerPublishVolume, which only marks attachments attached: no CSI
+// call, no finalizer, no Secrets, nothing to detach.
+func setupTrivial(mgr ctrl.Manager, cfg Config) (*Attacher, error) {
+	a := &Attacher{fresh: freshness.New()}
 	if err := (&volumeattachment.TrivialReconciler{
 		Client:             cfg.Client,
 		Recorder:           cfg.Recorder,
@@ -217,13 +210,34 @@ func SetupTrivial(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Workers:            cfg.Workers,
 		RetryIntervalStart: cfg.RetryIntervalStart,
 		RetryIntervalMax:   cfg.RetryIntervalMax,
-		Freshness:          fresh,
+		Freshness:          a.fresh,
 	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("failed to set up the VolumeAttachment controller: %w", err)
+		return nil, fmt.Errorf("failed to set up the VolumeAttachment controller: %w", err)
 	}
-	// Only the freshness tracker exists here; the gauge keeps every name.
-	cfg.Metrics.SetTrackedSource(func() map[string]int {
-		return map[string]int{TrackedFreshness: fresh.Len(), TrackedForceSync: 0, TrackedStartTimes: 0, TrackedLocks: 0, TrackedNodeSlots: 0}
-	})
-	return nil
+	return a, nil
+}
+
+// RetryFailed queues every VolumeAttachment whose last attempt failed; it
+// is the CSI health monitor's OnRecovered hook. A trivial driver has no
+// call to retry.
+func (a *Attacher) RetryFailed(ctx context.Context) {
+	if a.va != nil {
+		a.va.RetryFailed(ctx)
+	}
+}
+
+// TrackedObjects returns the number of entries in each per-object map the
+// attacher keeps in memory, by name. Every one of them forgets an object
+// once it is deleted (or once its operation is over), so in an idle
+// attacher they are all 0 however many objects came and went. The
+// freshness tracker is shared by both controllers, so it counts both kinds.
+// In trivial mode only the freshness tracker exists; the gauge keeps every
+// name.
+func (a *Attacher) TrackedObjects() map[string]int {
+	out := map[string]int{TrackedFreshness: a.fresh.Len(), TrackedForceSync: 0, TrackedStartTimes: 0, TrackedLocks: 0, TrackedNodeSlots: 0}
+	if a.va != nil {
+		locks, slots, starts := a.va.Tracked()
+		out[TrackedForceSync], out[TrackedStartTimes], out[TrackedLocks], out[TrackedNodeSlots] = a.force.Len(), starts, locks, slots
+	}
+	return out
 }

@@ -16,7 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/csi-attacher/csi-attacher/internal/volume"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 )
 
 // attacherGoroutines counts the goroutines whose stack runs through the
@@ -69,7 +69,7 @@ var _ = Describe("A standby replica", func() {
 		// Another replica holds the Lease for an hour: this one stays a
 		// standby for the whole test.
 		lease := &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: volume.LeaseName(driverName), Namespace: "default"},
+			ObjectMeta: metav1.ObjectMeta{Name: leader.LeaseName(driverName), Namespace: "default"},
 			Spec: coordinationv1.LeaseSpec{
 				HolderIdentity:       ptr.To("the-leader"),
 				LeaseDurationSeconds: ptr.To(int32(3600)),
@@ -112,7 +112,7 @@ var _ = Describe("A standby replica", func() {
 		DeferCleanup(stopMonitor)
 		monitor := a.client.HealthMonitor(20 * time.Millisecond)
 		monitor.OnRecovered(func(ctx context.Context) {
-			a.full.RetryFailed(ctx)
+			a.attacher.RetryFailed(ctx)
 			recovered.Add(1)
 		})
 		go func() {

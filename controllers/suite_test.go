@@ -34,8 +34,8 @@ import (
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
 	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/metrics"
+	"github.com/csi-attacher/csi-attacher/internal/rights"
 	"github.com/csi-attacher/csi-attacher/internal/testbed"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // Test timings: short CSI timeout and backoff so failure paths are quick.
@@ -130,9 +130,9 @@ var _ = AfterSuite(func() {
 type testAttacher struct {
 	driver *fake.Driver
 	client *csi.Client
-	// full is the attacher of a driver with ControllerPublishVolume, for
-	// tests that look at its in-memory state; nil for a trivial driver.
-	full *controllers.Full
+	// attacher is what controllers.Setup built, for tests that look at its
+	// in-memory state.
+	attacher *controllers.Attacher
 	// cache is the Manager's cache, for tests that must know what this
 	// replica has seen (a standby's cache runs too).
 	cache client.Reader
@@ -172,13 +172,14 @@ type attacherOptions struct {
 	// instead of a new one (e.g. a restarted attacher on the same driver);
 	// its Config name must match. stop does not stop it.
 	driver *fake.Driver
-	// reconcileSync, when set, runs the ListVolumes reconciler with this
-	// interval (pages of one entry, so paging is exercised), if the
-	// driver's capabilities allow it, as main.go does.
+	// reconcileSync, when set, runs the ListVolumes drift pass with this
+	// interval (pages of one entry, so paging is exercised), if the plan
+	// runs it, as main.go does.
 	reconcileSync time.Duration
 	// retryStart and retryMax, when set, replace the suite's short backoff.
 	retryStart, retryMax time.Duration
-	// watchSecrets turns on the Secret watch (WatchSecrets); main.go does
+	// watchSecrets reviews the Secret watch's rights (granted to the
+	// suite's admin), so the plan turns the watch on, as main.go's does
 	// when the attacher may list and watch Secrets.
 	watchSecrets bool
 	// wrapRecorder, when set, wraps the Manager's event recorder (e.g. to
@@ -261,7 +262,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		// that gates every CSI call on it.
 		f := leader.NewFence(retryPeriod, o.timeout)
 		lock, err = leader.NewLock(ctx, leader.Options{
-			Config: restConfig, Namespace: "default", Name: volume.LeaseName(dc.Name),
+			Config: restConfig, Namespace: "default", Name: leader.LeaseName(dc.Name),
 			RenewDeadline: renewDeadline, Fence: f,
 		})
 		Expect(err).NotTo(HaveOccurred())
@@ -272,7 +273,7 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 		Scheme:                              scheme,
 		Logger:                              logger,
 		LeaderElection:                      o.leaderElection,
-		LeaderElectionID:                    volume.LeaseName(dc.Name),
+		LeaderElectionID:                    leader.LeaseName(dc.Name),
 		LeaderElectionNamespace:             "default",
 		LeaderElectionReleaseOnCancel:       o.releaseOnCancel,
 		LeaseDuration:                       &leaseDuration,
@@ -299,44 +300,44 @@ func startAttacher(dc fake.Config, opts ...attacherOptions) *testAttacher {
 	if o.wrapRecorder != nil {
 		recorder = o.wrapRecorder(recorder)
 	}
-	// As main.go: the mode is chosen once, from the driver's capabilities.
 	var apiReader client.Reader = mgr.GetAPIReader()
 	if o.wrapAPIReader != nil {
 		apiReader = o.wrapAPIReader(apiReader)
 	}
 	cfgs := controllers.Config{
-		Client:                mgr.GetClient(),
-		APIReader:             apiReader,
-		Recorder:              recorder,
-		Attacher:              cc,
-		DriverName:            cc.DriverName(),
-		DefaultFSType:         defaultFSType,
-		PublishReadonly:       caps.PublishReadonly,
-		SingleNodeMultiWriter: caps.SingleNodeMultiWriter,
-		Workers:               o.workers,
-		RetryIntervalStart:    o.retryStart,
-		RetryIntervalMax:      o.retryMax,
-		MaxInflightPerNode:    o.maxInflightPerNode,
-		MaxInflight:           o.maxInflight,
-		Metrics:               o.metrics,
-		WatchSecrets:          o.watchSecrets,
-		OmitErrorCode:         o.omitErrorCode,
-		ReconcileSync:         o.reconcileSync,
-		Fence:                 fence,
+		Client:             mgr.GetClient(),
+		APIReader:          apiReader,
+		Recorder:           recorder,
+		Attacher:           cc,
+		Lister:             cc,
+		DriverName:         cc.DriverName(),
+		DefaultFSType:      defaultFSType,
+		Workers:            o.workers,
+		RetryIntervalStart: o.retryStart,
+		RetryIntervalMax:   o.retryMax,
+		MaxInflightPerNode: o.maxInflightPerNode,
+		MaxInflight:        o.maxInflight,
+		Metrics:            o.metrics,
+		OmitErrorCode:      o.omitErrorCode,
+		// Zero, the default here, leaves the drift pass out.
+		ReconcileSync: o.reconcileSync,
+		Fence:         fence,
 		// Pages of one entry, so paging is exercised.
 		MaxEntries: 1,
 	}
-	var full *controllers.Full
-	if caps.Trivial() {
-		Expect(controllers.SetupTrivial(ctx, mgr, cfgs)).To(Succeed())
-	} else {
-		if o.reconcileSync > 0 && caps.ListVolumes && caps.ListVolumesPublishedNodes {
-			cfgs.Lister = cc
-		}
-		full, err = controllers.SetupFull(ctx, mgr, cfgs)
-		Expect(err).NotTo(HaveOccurred())
+	// As main.go: the plan is decided once, from the driver's capabilities
+	// and the granted rights, and Setup applies it. The Secret watch's
+	// rights are reviewed only for a spec that wants the watch: the suite's
+	// admin is granted everything, where the shipped RBAC grants get only.
+	var grants controllers.Grants
+	if o.watchSecrets {
+		grants = controllers.ReviewGrants(ctx, rights.ClientReviewer(mgr.GetClient()), caps)
 	}
-	a := &testAttacher{driver: driver, client: cc, full: full, cache: mgr.GetCache(), lock: lock, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
+	plan := controllers.NewPlan(caps, grants)
+	Expect(plan.SecretWatch).To(Equal(o.watchSecrets && !caps.Trivial()), "the Secret watch's rights are granted")
+	attacher, err := controllers.Setup(ctx, mgr, cfgs, plan)
+	Expect(err).NotTo(HaveOccurred())
+	a := &testAttacher{driver: driver, client: cc, attacher: attacher, cache: mgr.GetCache(), lock: lock, cancel: cancel, done: make(chan struct{}), dir: dir, elected: mgr.Elected(), ownsDriver: ownsDriver}
 	go func() {
 		defer GinkgoRecover()
 		defer close(a.done)

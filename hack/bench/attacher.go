@@ -19,8 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/testbed"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // attacherProc is the running attacher and its memory samples.
@@ -119,7 +119,7 @@ func (b *bench) startAttacher(ctx context.Context, bin string) error {
 	b.printf("    ready (%s) after %.1f s", readyz, time.Since(began).Seconds())
 
 	if leaderElection(b.cfg.attacherArgs) {
-		lease := volume.LeaseName(driverName)
+		lease := leader.LeaseName(driverName)
 		sel := fields.OneTermEqualSelector("metadata.name", lease).String()
 		holder := ""
 		if err := b.waitUntil(ctx, "csi-attacher did not acquire the Lease "+lease, 0, func() bool {

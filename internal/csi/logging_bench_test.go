@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/csi-attacher/csi-attacher/internal/options"
+	"github.com/csi-attacher/csi-attacher/internal/logging"
 )
 
 // BenchmarkLogInterceptor is the logging's share of one ControllerPublish
@@ -37,7 +37,7 @@ func BenchmarkLogInterceptor(b *testing.B) {
 		{"v6-ok", 6, nil},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			log, err := options.NewLogger(&options.Options{Verbosity: tc.v}, io.Discard)
+			log, err := logging.New(logging.Config{Verbosity: tc.v}, io.Discard)
 			if err != nil {
 				b.Fatal(err)
 			}

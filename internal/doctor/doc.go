@@ -48,6 +48,8 @@
 // failed and 2 on bad flags.
 //
 // The checks themselves are pure functions of the fetched data (CheckDriver,
-// CheckRights, CheckSecretWatch, CheckCSIDriver, CheckCSINodes,
-// CheckVolumeAttachments...); Run only fetches and prints.
+// CheckRights, CheckCSIDriver, CheckCSINodes, CheckVolumeAttachments...);
+// Run only fetches and prints. The mode and secret-watch verdicts are the
+// attacher's own plan (controllers.NewPlan, which main.go runs by), in
+// its words, so the doctor cannot say otherwise than the attacher does.
 package doctor

@@ -9,6 +9,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/csi-attacher/csi-attacher/controllers"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/rights"
 )
@@ -125,36 +126,12 @@ func CheckDriver(p DriverProbe) []Result {
 			"controller capabilities: " + joinOrNone(controllerCapabilities(info.Capabilities)),
 		},
 	}
-	return []Result{driver, Mode(info.Capabilities)}
+	return []Result{driver, fromVerdict(CheckModeName, controllers.NewPlan(info.Capabilities, controllers.Grants{}).ModeVerdict())}
 }
 
-// Mode describes how the attacher would run against a driver with caps.
-func Mode(caps csi.Capabilities) Result {
-	r := Result{Check: CheckModeName, Status: StatusOK}
-	switch {
-	case !caps.ControllerService:
-		r.Message = "trivial: the driver has no CONTROLLER_SERVICE, so VolumeAttachments are marked attached " +
-			"without calling it (a driver that needs no attach usually sets attachRequired: false in its CSIDriver instead)"
-		return r
-	case !caps.PublishUnpublish:
-		r.Message = "trivial: the driver lacks PUBLISH_UNPUBLISH_VOLUME, so VolumeAttachments are marked attached " +
-			"without calling it (a driver that needs no attach usually sets attachRequired: false in its CSIDriver instead)"
-		return r
-	}
-	r.Message = "full: ControllerPublishVolume on attach, ControllerUnpublishVolume on detach"
-	if caps.PublishReadonly {
-		r.Details = append(r.Details, "readonly: passed through to ControllerPublishVolume (PUBLISH_READONLY)")
-	} else {
-		r.Details = append(r.Details, "readonly: never sent, the driver lacks PUBLISH_READONLY (the kubelet still mounts read-only)")
-	}
-	if caps.SingleNodeMultiWriter {
-		r.Details = append(r.Details, "access modes: ReadWriteOnce -> SINGLE_NODE_MULTI_WRITER, "+
-			"ReadWriteOncePod -> SINGLE_NODE_SINGLE_WRITER (SINGLE_NODE_MULTI_WRITER)")
-	} else {
-		r.Details = append(r.Details, "access modes: ReadWriteOnce and ReadWriteOncePod -> SINGLE_NODE_WRITER "+
-			"(the driver lacks SINGLE_NODE_MULTI_WRITER)")
-	}
-	return r
+// fromVerdict is a decision of the attacher's plan as the verdict of check.
+func fromVerdict(check string, v controllers.Verdict) Result {
+	return Result{Check: check, Status: v.Status, Message: v.Message, Details: v.Details}
 }
 
 func pluginCapabilities(c csi.Capabilities) []string {
@@ -243,55 +220,12 @@ func CheckRights(user string, leaderElection bool, checks []rights.RightCheck) [
 	return out
 }
 
-// CheckSecretWatch is the "secret-watch" verdict: whether the attacher would
-// watch Secrets, given the reviews of SecretWatchRights. Both ways are
-// supported setups, so both are OK; the message only says which behaviour
-// is in effect. A failed review is a WARN because the attacher treats it as
-// "not allowed" and runs without the watch. trivial is set for a driver
-// without PUBLISH_UNPUBLISH_VOLUME, which never reads Secrets; retryMax is
-// --retry-interval-max, the longest wait for a fixed Secret without the
-// watch.
-func CheckSecretWatch(trivial bool, retryMax time.Duration, checks []rights.RightCheck) Result {
-	r := Result{Check: CheckSecretWatchName}
-	if trivial {
-		r.Status = StatusSkip
-		r.Message = "trivial mode: the attacher never calls ControllerPublishVolume, so it reads no Secrets and never watches them"
-		return r
-	}
-	if len(checks) == 0 {
-		r.Status = StatusSkip
-		r.Message = "no rights were checked"
-		return r
-	}
-	var errs, denied []string
-	for _, c := range checks {
-		switch {
-		case c.Err != nil:
-			errs = append(errs, fmt.Sprintf("could not check %s: %v", c.Right, c.Err))
-		case !c.Allowed:
-			d := "not granted: " + c.Right.String()
-			if c.Reason != "" {
-				d += " (" + c.Reason + ")"
-			}
-			denied = append(denied, d)
-		}
-	}
-	switch {
-	case len(errs) > 0:
-		r.Status = StatusWarn
-		r.Message = fmt.Sprintf("%s. The attacher counts a failed review as no Secret watch: a fixed Secret "+
-			"is then picked up at the next retry, within --retry-interval-max (%s)", strings.Join(errs, "; "), retryMax)
-	case len(denied) > 0:
-		r.Status = StatusOK
-		r.Message = fmt.Sprintf("Secret watch off (the shipped RBAC grants get on secrets only, by design): "+
-			"a fixed Secret is picked up at the next retry, within --retry-interval-max (%s); apply "+
-			"config/rbac/secret_watch_role.yaml and secret_watch_role_binding.yaml for immediate retries", retryMax)
-		r.Details = denied
-	default:
-		r.Status = StatusOK
-		r.Message = "Secret watch on: a created or fixed controllerPublish Secret retries its VolumeAttachments at once"
-	}
-	return r
+// checkSecretWatch is the "secret-watch" verdict: whether the attacher
+// would watch Secrets, as its plan says (controllers.Plan.SecretWatchVerdict);
+// retryMax is --retry-interval-max, the longest wait for a fixed Secret
+// without the watch.
+func checkSecretWatch(plan controllers.Plan, retryMax time.Duration) Result {
+	return fromVerdict(CheckSecretWatchName, plan.SecretWatchVerdict(retryMax))
 }
 
 // CheckFetch turns a failed read of the API into a verdict: SKIP when the

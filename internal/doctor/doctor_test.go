@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
+	"github.com/csi-attacher/csi-attacher/controllers"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
 	"github.com/csi-attacher/csi-attacher/internal/rights"
 )
@@ -321,7 +322,11 @@ func TestCheckSecretWatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			r := CheckSecretWatch(tt.trivial, 30*time.Second, tt.checks)
+			caps := allCaps
+			if tt.trivial {
+				caps.PublishUnpublish = false
+			}
+			r := checkSecretWatch(controllers.NewPlan(caps, controllers.Grants{SecretWatch: tt.checks}), 30*time.Second)
 			g.Expect(r.Check).To(Equal(CheckSecretWatchName))
 			g.Expect(r.Status).To(Equal(tt.status))
 			g.Expect(render([]Result{r})).To(ContainSubstringsInOrder(tt.contains...))

@@ -1,23 +1,21 @@
 package doctor
 
 import (
-	"bytes"
-	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
+
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 )
 
-var testLease = LeaseRef{Driver: "hostpath.csi.k8s.io", Namespace: "default", Name: "external-attacher-leader-hostpath-csi-k8s-io"}
+var testLease = leader.LeaseRef{Driver: "hostpath.csi.k8s.io", Namespace: "default", Name: "external-attacher-leader-hostpath-csi-k8s-io"}
 
 func lease(holder string, renewedAgo time.Duration, durationSeconds int32, now time.Time) *coordinationv1.Lease {
 	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: testLease.Name, Namespace: testLease.Namespace}}
@@ -64,55 +62,4 @@ func TestCheckLeaderless(t *testing.T) {
 			g.Expect(r.Message).To(ContainSubstring(tt.msg))
 		})
 	}
-}
-
-// TestLeaderlessMonitorLogs: the conflict is logged at error level when it
-// starts, again when the holder changes and after repeatEvery, not on
-// every read; its end is logged once at info level.
-func TestLeaderlessMonitorLogs(t *testing.T) {
-	g := NewWithT(t)
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	var current *coordinationv1.Lease
-	var buf bytes.Buffer
-	log := funcr.New(func(prefix, args string) { buf.WriteString(args + "\n") }, funcr.Options{})
-	m := &LeaderlessMonitor{
-		Lease: testLease,
-		Get: func(context.Context) (*coordinationv1.Lease, error) {
-			if current == nil {
-				return nil, apierrors.NewNotFound(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}, testLease.Name)
-			}
-			return current, nil
-		},
-		Log: log,
-		Now: func() time.Time { return now },
-	}
-	errorLines := func() int { return strings.Count(buf.String(), `"error"=`) }
-
-	g.Expect(m.CheckOnce(context.Background()).Status).To(Equal(StatusOK))
-	g.Expect(buf.String()).To(BeEmpty())
-
-	current = lease("a", time.Second, 15, now)
-	g.Expect(m.CheckOnce(context.Background()).Status).To(Equal(StatusFail))
-	g.Expect(errorLines()).To(Equal(1))
-	g.Expect(buf.String()).To(ContainSubstring(`"msg"="Another attacher of this driver is active while this replica runs without leader election"`))
-	g.Expect(buf.String()).To(ContainSubstring(`"holder"="a"`))
-
-	now = now.Add(30 * time.Second)
-	current = lease("a", time.Second, 15, now)
-	m.CheckOnce(context.Background())
-	g.Expect(errorLines()).To(Equal(1), "the same holder is not logged on every read")
-
-	current = lease("b", time.Second, 15, now)
-	m.CheckOnce(context.Background())
-	g.Expect(errorLines()).To(Equal(2), "a new holder is")
-
-	now = now.Add(repeatEvery)
-	current = lease("b", time.Second, 15, now)
-	m.CheckOnce(context.Background())
-	g.Expect(errorLines()).To(Equal(3), "a lasting conflict is logged again")
-
-	now = now.Add(time.Minute)
-	m.CheckOnce(context.Background())
-	g.Expect(buf.String()).To(ContainSubstring(`"msg"="No other attacher of this driver is active any more"`))
-	g.Expect(errorLines()).To(Equal(3))
 }

@@ -22,10 +22,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/csi-attacher/csi-attacher/controllers"
 	"github.com/csi-attacher/csi-attacher/internal/csi"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/options"
 	"github.com/csi-attacher/csi-attacher/internal/rights"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
 )
 
 // Output formats of --output.
@@ -230,7 +231,7 @@ func run(ctx context.Context, opts *options.Options, ep csi.Endpoint, df doctorF
 			Address:                probe.Address,
 			PluginCapabilities:     nonNil(pluginCapabilities(caps)),
 			ControllerCapabilities: nonNil(controllerCapabilities(caps)),
-			Mode:                   map[bool]string{true: "trivial", false: "full"}[caps.Trivial()],
+			Mode:                   string(controllers.NewPlan(caps, controllers.Grants{}).Mode),
 		}
 	}
 	if driver != nil {
@@ -254,7 +255,7 @@ func run(ctx context.Context, opts *options.Options, ep csi.Endpoint, df doctorF
 	}
 	leaseName := ""
 	if driverName != "" {
-		leaseName = volume.LeaseName(driverName)
+		leaseName = leader.LeaseName(driverName)
 	}
 	review := clientset.AuthorizationV1().SelfSubjectAccessReviews().Create
 	if required, err := rights.RequiredRights(opts.LeaderElection, opts.LeaderElectionNamespaceResolved, leaseName); err != nil {
@@ -262,21 +263,15 @@ func run(ctx context.Context, opts *options.Options, ep csi.Endpoint, df doctorF
 	} else {
 		p.add(CheckRights(api.User, opts.LeaderElection, rights.ReviewRights(ctx, review, required))...)
 	}
-	// The attacher sets up the Secret watch only for a driver that
-	// publishes. When the driver is unknown the rights are still reviewed:
-	// they do not depend on it.
-	trivial := probe.Info != nil && probe.Info.Capabilities.Trivial()
-	var secretChecks []rights.RightCheck
-	secretWatch, err := rights.SecretWatchRights()
-	switch {
-	case err != nil:
-		p.add(Result{Check: CheckSecretWatchName, Status: StatusFail, Message: err.Error()})
-	default:
-		if !trivial {
-			secretChecks = rights.ReviewRights(ctx, review, secretWatch)
-		}
-		p.add(CheckSecretWatch(trivial, opts.RetryIntervalMax, secretChecks))
+	// The attacher's plan, as it would run. When the driver is unknown the
+	// Secret watch is judged as for a driver that publishes, the only kind
+	// that reads Secrets: the rights do not depend on the driver.
+	caps := csi.Capabilities{ControllerService: true, PublishUnpublish: true}
+	if probe.Info != nil {
+		caps = probe.Info.Capabilities
 	}
+	plan := controllers.NewPlan(caps, controllers.ReviewGrants(ctx, review, caps))
+	p.add(checkSecretWatch(plan, opts.RetryIntervalMax))
 
 	// 3-5. The objects of the driver.
 	if driverName == "" {
@@ -291,7 +286,7 @@ func run(ctx context.Context, opts *options.Options, ep csi.Endpoint, df doctorF
 		// Without leader election, another active attacher of the driver
 		// would attach and detach the same volumes: the one that holds
 		// the driver's Lease can be seen.
-		ref := LeaseRef{Driver: driverName, Namespace: opts.LeaderElectionNamespaceResolved, Name: leaseName}
+		ref := leader.LeaseRef{Driver: driverName, Namespace: opts.LeaderElectionNamespaceResolved, Name: leaseName}
 		lease, err := clientset.CoordinationV1().Leases(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		p.add(CheckLeaderless(ref, lease, err, time.Now()))
 	}

@@ -1,5 +1,6 @@
-// Package leader provides the leader-election lock of the attacher: the
-// Lease lock of client-go, wrapped so that a standby takes over the moment
+// Package leader provides the leader election of the attacher: the name of
+// the driver's Lease (LeaseName, the reference attacher's), and the Lease
+// lock of client-go, wrapped so that a standby takes over the moment
 // the leader releases the Lease, or exactly one lease duration after the
 // leader's last renewal, and a Fence that keeps an old leader from calling
 // the driver once it may be replaced.
@@ -27,6 +28,12 @@
 // unclean takeover (the Lease expired, it was not released) the new leader
 // holds the operations it already knew of until the old holder's calls
 // have reached their bound (see Fence).
+//
+// Without leader election. A replica run without --leader-election takes
+// no Lease, so it would not see another attacher of its driver that does:
+// LeaderlessMonitor reads the driver's Lease and logs, at error level,
+// another holder that renews it (CheckOtherLeader, whose verdict the
+// doctor prints too).
 //
 // Health. Lock.Check is /healthz/leader-election: it fails once this
 // replica leads but has not renewed the Lease for longer than the lease

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/csi-attacher/csi-attacher/internal/logging"
 )
 
 // FuzzParse feeds one arbitrary argument, alone and after a valid
-// --csi-address, through Parse and NewLogger. Neither may panic, and a
-// successful Parse must yield Options that NewLogger accepts.
+// --csi-address, through Parse and logging.New. Neither may panic, and a
+// successful Parse must yield Options that logging.New accepts.
 func FuzzParse(f *testing.F) {
 	for _, seed := range []string{
 		"", "-", "--", "-h", "--version", "stray",
@@ -45,8 +47,8 @@ func FuzzParse(f *testing.F) {
 			if o.ShowVersion {
 				continue // validation is skipped on purpose
 			}
-			if _, err := NewLogger(o, &bytes.Buffer{}); err != nil {
-				t.Fatalf("Parse(%q) accepted options NewLogger rejects: %v", args, err)
+			if _, err := logging.New(o.Logging(), &bytes.Buffer{}); err != nil {
+				t.Fatalf("Parse(%q) accepted options logging.New rejects: %v", args, err)
 			}
 			_ = o.MetricsBindAddress()
 			_ = o.HealthProbeBindAddress()

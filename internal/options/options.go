@@ -5,15 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/csi-attacher/csi-attacher/internal/logging"
 )
 
 // Other defaults that callers may want to refer to.
 const (
 	// DefaultProbeTimeout is the CSI Probe timeout when CSI_PROBE_TIMEOUT is unset.
 	DefaultProbeTimeout = 5 * time.Second
-	// MaxVerbosity is the highest accepted --v. Nothing in the attacher logs
-	// above it, and a cap keeps typos such as --v=50 from going unnoticed.
-	MaxVerbosity = 10
+	// MaxVerbosity is the highest accepted --v (logging.MaxVerbosity).
+	MaxVerbosity = logging.MaxVerbosity
 	// DefaultWorkerThreads is the default --worker-threads. A reconcile
 	// holds its worker for the whole CSI call, so the workers bound the
 	// calls in flight: with a backend that takes a second per call, 1000
@@ -38,8 +39,8 @@ const (
 
 // Log formats accepted by --logging-format and --log-format.
 const (
-	LogFormatText = "text"
-	LogFormatJSON = "json"
+	LogFormatText = logging.FormatText
+	LogFormatJSON = logging.FormatJSON
 )
 
 // Options holds every setting of the attacher after parsing and validation.

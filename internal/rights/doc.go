@@ -4,8 +4,9 @@
 // verdicts on the answers; and Monitor, the running attacher's readiness
 // check on them.
 //
-// The attacher (main.go: the Monitor, the Lease watch and the Secret watch
-// at start) and `csi-attacher doctor` (internal/doctor) both use it, so
+// The attacher (main.go: the Monitor and the Lease watch at start;
+// controllers.ReviewGrants: the Secret watch of its plan) and
+// `csi-attacher doctor` (internal/doctor) both use it, so
 // the server does not depend on the subcommand's package. The embedded
 // roles are parsed on first use, and a role that does not parse is an
 // error the caller returns, never a panic at import.

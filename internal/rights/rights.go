@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/csi-attacher/csi-attacher/config/rbac"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 )
 
 // The rights table: every right the attacher reviews is read from the RBAC
@@ -228,7 +228,7 @@ const unknownDriver = "<driver>"
 // leaseDriver is the driver's name as it is in its Lease name, which is
 // also the suffix of the Component's objects, or unknownDriver.
 func leaseDriver(leaseName string) string {
-	if d, ok := strings.CutPrefix(leaseName, volume.LeaseNamePrefix); ok && d != "" {
+	if d, ok := strings.CutPrefix(leaseName, leader.LeaseNamePrefix); ok && d != "" {
 		return d
 	}
 	return unknownDriver
@@ -313,7 +313,8 @@ func LeaseWatchRights(leaseNamespace, leaseName string) ([]Right, error) {
 }
 
 // SecretWatchRights are the rights of the optional Secret watch: list and
-// watch on Secrets in every namespace, as main.go reviews them at start.
+// watch on Secrets in every namespace, as the attacher reviews them at
+// start for its plan (controllers.ReviewGrants).
 // They are not in RequiredRights because the attacher works without them:
 // the shipped RBAC leaves them out on purpose, since they let it enumerate
 // the cluster's Secrets by name.

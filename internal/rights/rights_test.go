@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/csi-attacher/csi-attacher/config/rbac"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 )
 
 // TestUsesMatchShippedRules: every entry of the rights table names a rule
@@ -58,7 +58,7 @@ func TestShippedRolesNameTheirFiles(t *testing.T) {
 // the Lease name; the Secret watch, which it does not ship, has none.
 func TestComponentNames(t *testing.T) {
 	g := NewWithT(t)
-	lease := volume.LeaseName("hostpath.csi.k8s.io")
+	lease := leader.LeaseName("hostpath.csi.k8s.io")
 	for _, r := range must(RequiredRights(true, "storage", lease)) {
 		if r.Resource == "leases" {
 			g.Expect(r.GrantedByComponent).To(Equal("Role external-attacher-cfg-hostpath-csi-k8s-io, bound by RoleBinding " +

@@ -71,9 +71,6 @@ func FuzzSanitizeDriverName(f *testing.F) {
 		if fin := FinalizerName(driver); fin != FinalizerPrefix+got {
 			t.Fatalf("FinalizerName(%q) = %q", driver, fin)
 		}
-		if lease := LeaseName(driver); lease != LeaseNamePrefix+got {
-			t.Fatalf("LeaseName(%q) = %q", driver, lease)
-		}
 	})
 }
 

@@ -17,13 +17,11 @@ const (
 	// MigratedToAnnotation names, on an in-tree PersistentVolume, the CSI
 	// driver that has taken it over.
 	MigratedToAnnotation = "pv.kubernetes.io/migrated-to"
-
-	// LeaseNamePrefix starts the leader-election Lease name.
-	LeaseNamePrefix = "external-attacher-leader-"
 )
 
 // SanitizeDriverName turns a CSI driver name into something usable in a
-// finalizer or object name: every character outside [a-zA-Z0-9-] becomes
+// finalizer or object name (the leader-election Lease's too, see
+// leader.LeaseName): every character outside [a-zA-Z0-9-] becomes
 // '-', and a trailing '-' gets an 'X' appended so the result never ends in a
 // separator. The rule is the reference attacher's, kept bit for bit because
 // the finalizers it produces live on objects shared with that attacher.
@@ -49,10 +47,4 @@ func SanitizeDriverName(driver string) string {
 // "external-attacher/hostpath-csi-k8s-io" for "hostpath.csi.k8s.io".
 func FinalizerName(driver string) string {
 	return FinalizerPrefix + SanitizeDriverName(driver)
-}
-
-// LeaseName is the leader-election Lease for a driver, e.g.
-// "external-attacher-leader-hostpath-csi-k8s-io".
-func LeaseName(driver string) string {
-	return LeaseNamePrefix + SanitizeDriverName(driver)
 }

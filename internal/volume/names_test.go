@@ -36,7 +36,6 @@ func TestSanitizeDriverName(t *testing.T) {
 			g := NewWithT(t)
 			g.Expect(SanitizeDriverName(tt.driver)).To(Equal(tt.sanitized))
 			g.Expect(FinalizerName(tt.driver)).To(Equal("external-attacher/" + tt.sanitized))
-			g.Expect(LeaseName(tt.driver)).To(Equal("external-attacher-leader-" + tt.sanitized))
 		})
 	}
 }
@@ -48,9 +47,7 @@ func TestNameConstants(t *testing.T) {
 	g.Expect(FinalizerPrefix).To(Equal("external-attacher/"))
 	g.Expect(NodeIDAnnotation).To(Equal("csi.alpha.kubernetes.io/node-id"))
 	g.Expect(MigratedToAnnotation).To(Equal("pv.kubernetes.io/migrated-to"))
-	g.Expect(LeaseNamePrefix).To(Equal("external-attacher-leader-"))
 
 	g.Expect(FinalizerName("csi/test")).To(Equal("external-attacher/csi-test"))
 	g.Expect(FinalizerName("hostpath.csi.k8s.io")).To(Equal("external-attacher/hostpath-csi-k8s-io"))
-	g.Expect(LeaseName("hostpath.csi.k8s.io")).To(Equal("external-attacher-leader-hostpath-csi-k8s-io"))
 }

@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+	"github.com/csi-attacher/csi-attacher/internal/leader"
 	"github.com/csi-attacher/csi-attacher/internal/testbed/cluster"
-	"github.com/csi-attacher/csi-attacher/internal/volume"
 	"github.com/csi-attacher/csi-attacher/test/e2e/proxy"
 )
 
@@ -120,7 +120,7 @@ func partitionScenario(ctx SpecContext, ns string, start func(*proxy.Proxy)) {
 	var acquired time.Time
 	Eventually(func(g Gomega) {
 		lease := &coordinationv1.Lease{}
-		g.Expect(c.Client.Get(ctx, client.ObjectKey{Namespace: cluster.AttacherNamespace, Name: volume.LeaseName(c.Driver)}, lease)).To(Succeed())
+		g.Expect(c.Client.Get(ctx, client.ObjectKey{Namespace: cluster.AttacherNamespace, Name: leader.LeaseName(c.Driver)}, lease)).To(Succeed())
 		g.Expect(lease.Spec.HolderIdentity).NotTo(BeNil())
 		g.Expect(*lease.Spec.HolderIdentity).NotTo(BeElementOf(oldID, ""))
 		acquired = lease.Spec.AcquireTime.Time
@@ -178,7 +178,7 @@ func partitionScenario(ctx SpecContext, ns string, start func(*proxy.Proxy)) {
 // leaseHolder returns the holder of the attacher's Lease.
 func leaseHolder(ctx context.Context, g Gomega) string {
 	lease := &coordinationv1.Lease{}
-	g.Expect(c.Client.Get(ctx, client.ObjectKey{Namespace: cluster.AttacherNamespace, Name: volume.LeaseName(c.Driver)}, lease)).To(Succeed())
+	g.Expect(c.Client.Get(ctx, client.ObjectKey{Namespace: cluster.AttacherNamespace, Name: leader.LeaseName(c.Driver)}, lease)).To(Succeed())
 	g.Expect(lease.Spec.HolderIdentity).NotTo(BeNil())
 	return *lease.Spec.HolderIdentity
 }

@@ -16,7 +16,7 @@ import (
 const logcheckConfig = `
 # The test hands zapr an odd key/value list on purpose: the production
 # logger must report that misuse without panicking.
--parameters,-key github.com/csi-attacher/csi-attacher/internal/options/logging_test\.go
+-parameters,-key github.com/csi-attacher/csi-attacher/internal/logging/logging_test\.go
 `
 
 func main() {

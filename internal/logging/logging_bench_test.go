@@ -1,4 +1,4 @@
-package options
+package logging
 
 import (
 	"fmt"
@@ -24,7 +24,7 @@ const (
 // controller-runtime puts on a controller's logger.
 func benchLogger(b *testing.B, format string) logr.Logger {
 	b.Helper()
-	log, err := NewLogger(&Options{Verbosity: 5, LogFormat: format}, io.Discard)
+	log, err := New(Config{Verbosity: 5, Format: format}, io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func volumeLife(log logr.Logger, i int) {
 }
 
 func BenchmarkVolumeLogs(b *testing.B) {
-	for _, format := range []string{LogFormatText, LogFormatJSON} {
+	for _, format := range []string{FormatText, FormatJSON} {
 		b.Run(format, func(b *testing.B) {
 			log := benchLogger(b, format)
 			b.ReportAllocs()
@@ -85,7 +85,7 @@ func BenchmarkVolumeLogs(b *testing.B) {
 
 // BenchmarkQuietReconcile is a reconcile that writes no line.
 func BenchmarkQuietReconcile(b *testing.B) {
-	log := benchLogger(b, LogFormatText)
+	log := benchLogger(b, FormatText)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -96,7 +96,7 @@ func BenchmarkQuietReconcile(b *testing.B) {
 
 // BenchmarkLine is one line with a reconcile's values.
 func BenchmarkLine(b *testing.B) {
-	for _, format := range []string{LogFormatText, LogFormatJSON} {
+	for _, format := range []string{FormatText, FormatJSON} {
 		b.Run(format, func(b *testing.B) {
 			log := benchLogger(b, format).
 				WithValues("VolumeAttachment", klog.KRef("", "bench-va-1")).

@@ -1,4 +1,4 @@
-package options
+package logging
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// zapLogger is NewLogger with zap's own core in place of lazyCore (and
+// zapLogger is New with zap's own core in place of lazyCore (and
 // without the trace filter): what lazyCore must write the same as.
 func zapLogger(format string, w *bytes.Buffer) logr.Logger {
 	encCfg := zap.NewProductionEncoderConfig()
@@ -27,7 +27,7 @@ func zapLogger(format string, w *bytes.Buffer) logr.Logger {
 	encCfg.EncodeDuration = zapcore.StringDurationEncoder
 	encCfg.EncodeLevel = levelEncoder
 	enc := zapcore.NewConsoleEncoder(encCfg)
-	if format == LogFormatJSON {
+	if format == FormatJSON {
 		enc = zapcore.NewJSONEncoder(encCfg)
 	}
 	core := zapcore.NewCore(enc, zapcore.AddSync(w), zapcore.Level(-10))
@@ -69,8 +69,8 @@ func TestLazyCoreWritesWhatZapWrites(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	var want, got bytes.Buffer
-	writeAll(zapLogger(LogFormatJSON, &want))
-	log, err := NewLogger(&Options{Verbosity: 10, LogFormat: LogFormatJSON}, &got)
+	writeAll(zapLogger(FormatJSON, &want))
+	log, err := New(Config{Verbosity: 10, Format: FormatJSON}, &got)
 	g.Expect(err).NotTo(HaveOccurred())
 	writeAll(log)
 	g.Expect(got.String()).To(ContainSubstring(`"object":{"N":1},"stringer":"before"`), "values that may change are encoded when given")
@@ -84,8 +84,8 @@ func TestLazyCoreTextWritesWhatZapWrites(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	var want, got bytes.Buffer
-	writeAll(zapLogger(LogFormatText, &want))
-	log, err := NewLogger(&Options{Verbosity: 10, LogFormat: LogFormatText}, &got)
+	writeAll(zapLogger(FormatText, &want))
+	log, err := New(Config{Verbosity: 10, Format: FormatText}, &got)
 	g.Expect(err).NotTo(HaveOccurred())
 	writeAll(log)
 	wantLines, gotLines := textLines(g, &want), textLines(g, &got)
@@ -121,7 +121,7 @@ func TestLazyCoreDerivedLoggersDoNotShareValues(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	var buf bytes.Buffer
-	log, err := NewLogger(&Options{Verbosity: 5, LogFormat: LogFormatJSON}, &buf)
+	log, err := New(Config{Verbosity: 5, Format: FormatJSON}, &buf)
 	g.Expect(err).NotTo(HaveOccurred())
 	base := log.WithValues("a", 1, "b", 2)
 	done := make(chan struct{})
