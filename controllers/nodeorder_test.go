@@ -123,10 +123,10 @@ var _ = Describe("Per-node order of CSI calls", func() {
 		for _, va := range olds {
 			expectAttached(ctx, va.Name)
 		}
-		// The detaches end one by one, 400 ms apart: a slot handed to the
-		// next waiter at each end would spread the attaches over 1.2 s.
+		// The detaches end one by one, 500 ms apart: a slot handed to the
+		// next waiter at each end would spread the attaches over 1.5 s.
 		for i, h := range oldHandles {
-			a.driver.SetLatency(fake.MethodUnpublish, h, time.Duration(300+400*i)*time.Millisecond)
+			a.driver.SetLatency(fake.MethodUnpublish, h, time.Duration(800+500*i)*time.Millisecond)
 		}
 		for _, va := range olds {
 			Expect(k8sClient.Delete(ctx, va)).To(Succeed())
