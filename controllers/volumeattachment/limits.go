@@ -10,10 +10,11 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 )
 
-// errNodeBusy means the per-node limit of concurrent CSI calls is reached.
-// It is no failure of the attachment, and nothing is written: the
-// attachment is queued again with its own backoff, and at once when one of
-// the node's calls ends (nodeLimiter).
+// errNodeBusy means the per-node limit of concurrent CSI calls is reached,
+// or the node's order puts the call behind others (its detaches before its
+// attaches). It is no failure of the attachment, and nothing is written:
+// the attachment is queued again with its own backoff, and at once when the
+// node's order gives it a slot (nodeLimiter).
 var errNodeBusy = errors.New("the node's limit of concurrent CSI calls is reached")
 
 // keyedMutex serialises work per key (a VolumeAttachment name) across the
