@@ -4,32 +4,44 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	storagev1 "k8s.io/api/storage/v1"
 )
 
-// errNodeBusy means the per-node limit of concurrent CSI calls is reached.
-// It is no failure of the attachment, and nothing is written: the
-// attachment is queued again with its own backoff, and at once when one of
-// the node's calls ends (nodeLimiter).
+// errNodeBusy means the per-node limit of concurrent CSI calls is reached,
+// or the node's order puts the call behind others (its detaches before its
+// attaches). It is no failure of the attachment, and nothing is written:
+// the attachment is queued again with its own backoff, and at once when the
+// node's order gives it a slot (nodeLimiter).
 var errNodeBusy = errors.New("the node's limit of concurrent CSI calls is reached")
 
 // nodeLimiter bounds concurrent CSI calls per node, for backends that
-// serialise attachments per VM. A zero limit means no limit.
+// serialise attachments per VM. A zero limit means no limit, and no order
+// either: every call goes at once, and a driver that batches per node sees
+// them together.
 //
 // A call that finds its node's slots taken does not wait: a worker never
 // blocks on one busy node while others have work. The attachment is
-// remembered instead, and queued again (wake) as soon as one of the node's
-// calls ends, oldest first; its backoff stays in place as a safety net.
+// remembered instead, and queued again (wake) when a slot frees; its
+// backoff stays in place as a safety net. Which waiter a free slot goes to
+// is the node's order (nodeSlots.next): detaches first, since they make room
+// on the node (drivers such as Azure Disk and Alibaba put a VM's detaches
+// before its attaches), and the node's attaches once none of its detaches
+// waits or runs, then all together, up to the free slots, so that a driver
+// can batch them. A woken waiter holds its slot (a claim) until its
+// reconcile comes back, so a newcomer or a backoff retry cannot take it and
+// make the waiters trickle in one at a time.
 type nodeLimiter struct {
 	limit int
 	// wake queues a refused attachment again. Optional.
 	wake func(waiter)
 
-	mu      sync.Mutex
-	used    map[string]int
-	waiting map[string]*waitList
+	mu    sync.Mutex
+	nodes map[string]*nodeSlots
+	// claims are the woken waiters holding a slot, by attachment name.
+	claims map[string]claim
 }
 
 // waiter is an attachment refused for its node, and the lane it waits in.
@@ -38,71 +50,57 @@ type waiter struct {
 	detach bool
 }
 
-// waitList holds a node's waiters in arrival order. An entry whose waiter
-// got a slot meanwhile is dropped from set only, and skipped when reached.
-type waitList struct {
-	order []waiter
-	set   map[waiter]bool
+// claim is a slot handed to a woken waiter, and when it was handed out.
+type claim struct {
+	node   string
+	detach bool
+	at     time.Time
 }
 
-// tryAcquire takes a slot for node without waiting; when there is none, w is
-// remembered for a wake.
+// tryAcquire takes a slot for node without waiting; when there is none, or
+// the node's order puts w behind others, w is remembered for a wake.
 func (l *nodeLimiter) tryAcquire(node string, w waiter) bool {
 	if l == nil || l.limit <= 0 {
 		return true
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.used == nil {
-		l.used = map[string]int{}
-		l.waiting = map[string]*waitList{}
+	if l.nodes == nil {
+		l.nodes = map[string]*nodeSlots{}
+		l.claims = map[string]claim{}
 	}
-	wl := l.waiting[node]
-	if l.used[node] >= l.limit {
-		if wl == nil {
-			wl = &waitList{set: map[waiter]bool{}}
-			l.waiting[node] = wl
-		}
-		if !wl.set[w] {
-			wl.set[w] = true
-			wl.order = append(wl.order, w)
-		}
+	n := l.nodes[node]
+	if n == nil {
+		n = &nodeSlots{}
+		l.nodes[node] = n
+	}
+	if c, ok := l.claims[w.name]; ok && c.node == node && c.detach == w.detach {
+		// Woken for this slot: it is taken whatever came meanwhile.
+		delete(l.claims, w.name)
+		n.unclaim(c.detach)
+		n.take(w)
+		return true
+	}
+	if !n.admits(w, l.limit) {
+		n.wait(w)
 		return false
 	}
-	l.used[node]++
-	if wl != nil {
-		delete(wl.set, w)
-	}
+	n.take(w)
 	return true
 }
 
-// release returns a slot taken by tryAcquire, and wakes as many waiters of
-// the node as it has free slots.
-func (l *nodeLimiter) release(node string) {
+// release returns a slot taken by tryAcquire for a call of the kind given,
+// and wakes the waiters the node's order gives the free slots to.
+func (l *nodeLimiter) release(node string, detach bool) {
 	if l == nil || l.limit <= 0 {
 		return
 	}
 	l.mu.Lock()
-	if l.used[node] <= 1 {
-		delete(l.used, node)
-	} else {
-		l.used[node]--
+	n := l.nodes[node]
+	if n != nil {
+		n.put(detach)
 	}
-	var woken []waiter
-	if wl := l.waiting[node]; wl != nil {
-		for free := l.limit - l.used[node]; free > 0 && len(wl.order) > 0; {
-			w := wl.order[0]
-			wl.order = wl.order[1:]
-			if wl.set[w] {
-				delete(wl.set, w)
-				woken = append(woken, w)
-				free--
-			}
-		}
-		if len(wl.set) == 0 {
-			delete(l.waiting, node)
-		}
-	}
+	woken := l.grant(node, time.Now())
 	l.mu.Unlock()
 	if l.wake != nil {
 		for _, w := range woken {
@@ -111,20 +109,15 @@ func (l *nodeLimiter) release(node string) {
 	}
 }
 
-// len is the number of nodes with a slot taken or an attachment waiting.
+// len is the number of nodes with a slot taken or claimed, or an
+// attachment waiting.
 func (l *nodeLimiter) len() int {
 	if l == nil {
 		return 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := len(l.used)
-	for node := range l.waiting {
-		if l.used[node] == 0 {
-			n++
-		}
-	}
-	return n
+	return len(l.nodes)
 }
 
 // callSlot is the right to make one CSI call for one node, within
@@ -132,6 +125,7 @@ func (l *nodeLimiter) len() int {
 type callSlot struct {
 	r        *Reconciler
 	node     string
+	detach   bool
 	ticket   callTicket
 	returned bool
 }
@@ -155,10 +149,10 @@ func (r *Reconciler) acquireCall(ctx context.Context, va *storagev1.VolumeAttach
 	}
 	ticket, ok := r.calls.acquire(stopChannel(ctx), node, firstTry)
 	if !ok {
-		r.nodes.release(node)
+		r.nodes.release(node, detach)
 		return nil, errShuttingDown
 	}
-	return &callSlot{r: r, node: node, ticket: ticket}, nil
+	return &callSlot{r: r, node: node, detach: detach, ticket: ticket}, nil
 }
 
 // called gives the slot back with the result of the call made with it.
@@ -168,7 +162,7 @@ func (s *callSlot) called(err error) {
 	}
 	s.returned = true
 	s.r.calls.release(s.ticket, err)
-	s.r.nodes.release(s.node)
+	s.r.nodes.release(s.node, s.detach)
 }
 
 // release gives back a slot no call was made with (the operation failed
@@ -179,7 +173,7 @@ func (s *callSlot) release() {
 	}
 	s.returned = true
 	s.r.calls.releaseUnused(s.ticket)
-	s.r.nodes.release(s.node)
+	s.r.nodes.release(s.node, s.detach)
 }
 
 // throttled logs the changes of the adaptive bound of CSI calls in flight

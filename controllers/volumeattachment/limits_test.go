@@ -3,6 +3,7 @@ package volumeattachment
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -295,7 +296,7 @@ func TestNodeLimiterWakesWaiters(t *testing.T) {
 	if !l.tryAcquire("other", b) {
 		t.Fatal("another node's call found no slot")
 	}
-	l.release("other")
+	l.release("other", false)
 	for _, w := range []waiter{b, c, b} {
 		if l.tryAcquire("n", w) {
 			t.Fatalf("%v got a second slot of node n", w)
@@ -304,24 +305,27 @@ func TestNodeLimiterWakesWaiters(t *testing.T) {
 	if len(woken) != 0 {
 		t.Fatalf("woken %v before any call of node n ended", woken)
 	}
-	// One call ended: the oldest waiter is woken, once.
-	l.release("n")
-	if len(woken) != 1 || woken[0] != b {
-		t.Fatalf("woken %v, want [b]", woken)
+	// One call ended: the detach is woken first, once, though it came
+	// after b.
+	l.release("n", false)
+	if fmt.Sprint(woken) != fmt.Sprint([]waiter{c}) {
+		t.Fatalf("woken %v, want [c]", woken)
 	}
-	if !l.tryAcquire("n", b) {
+	// b's backoff brings it back first: the slot is c's.
+	if l.tryAcquire("n", b) {
+		t.Fatal("b took the slot c was woken for")
+	}
+	if !l.tryAcquire("n", c) {
 		t.Fatal("the woken waiter found no slot")
 	}
-	l.release("n")
-	if len(woken) != 2 || woken[1] != c {
-		t.Fatalf("woken %v, want [b c] (c in the detach lane)", woken)
+	l.release("n", true)
+	if fmt.Sprint(woken) != fmt.Sprint([]waiter{c, b}) {
+		t.Fatalf("woken %v, want [c b]", woken)
 	}
-	// c took its slot through its own backoff meanwhile, then a: nobody
-	// waits any more, and nothing is left tracked.
-	if !l.tryAcquire("n", c) {
-		t.Fatal("c found no slot")
+	if !l.tryAcquire("n", b) {
+		t.Fatal("b found no slot")
 	}
-	l.release("n")
+	l.release("n", false)
 	if len(woken) != 2 {
 		t.Fatalf("woken %v, want nobody more", woken)
 	}
@@ -330,23 +334,119 @@ func TestNodeLimiterWakesWaiters(t *testing.T) {
 	}
 }
 
-// A waiter that got a slot by its backoff before its wake is not woken.
-func TestNodeLimiterSkipsServedWaiters(t *testing.T) {
+// A woken waiter's slot is kept for it until its reconcile ends; one that
+// ends without taking it (nothing to call) passes it on.
+func TestNodeLimiterClaims(t *testing.T) {
 	var woken []waiter
 	l := &nodeLimiter{limit: 2, wake: func(w waiter) { woken = append(woken, w) }}
-	x, y, a, b := waiter{name: "x"}, waiter{name: "y"}, waiter{name: "a"}, waiter{name: "b"}
+	x, y, a, b, c := waiter{name: "x"}, waiter{name: "y"}, waiter{name: "a"}, waiter{name: "b"}, waiter{name: "c"}
 	l.tryAcquire("n", x)
 	l.tryAcquire("n", y)
-	l.tryAcquire("n", a) // refused, waits
-	l.tryAcquire("n", b) // refused, waits
-	l.release("n")       // wakes a
-	if !l.tryAcquire("n", b) {
-		// b came back by its backoff before a did.
-		t.Fatal("b found no slot")
+	beforeWake := time.Now()
+	for _, w := range []waiter{a, b} {
+		if l.tryAcquire("n", w) {
+			t.Fatalf("%v found a slot of a full node", w)
+		}
 	}
-	l.release("n") // a has not come: nobody left to wake but a, woken already
+	time.Sleep(time.Millisecond)
+	l.release("n", false) // wakes a
+	if l.tryAcquire("n", c) {
+		t.Fatal("a newcomer took the slot a was woken for")
+	}
+	// The reconcile that refused a ends after the wake: the claim stays
+	// for the reconcile the wake brings.
+	l.settle("a", beforeWake.Add(-time.Second))
+	l.settle("a", beforeWake)
 	if fmt.Sprint(woken) != fmt.Sprint([]waiter{a}) {
 		t.Fatalf("woken %v, want [a]", woken)
+	}
+	// That reconcile had nothing to call: the slot goes to b.
+	l.settle("a", time.Now().Add(time.Millisecond))
+	if fmt.Sprint(woken) != fmt.Sprint([]waiter{a, b}) {
+		t.Fatalf("woken %v, want [a b]", woken)
+	}
+	if !l.tryAcquire("n", b) {
+		t.Fatal("b found no slot")
+	}
+	for _, node := range []string{"n", "n", "n"} {
+		l.release(node, false)
+	}
+	// c waited too: woken at the first free slot and never taken it.
+	l.settle("c", time.Now().Add(time.Millisecond))
+	if n := l.len(); n != 0 {
+		t.Fatalf("%d nodes still tracked", n)
+	}
+}
+
+// The node's order, pure: who gets the free slots, and who may take one
+// without waiting.
+func TestNodeSlotsOrder(t *testing.T) {
+	a1, a2, a3, a4, a5 := waiter{name: "a1"}, waiter{name: "a2"}, waiter{name: "a3"}, waiter{name: "a4"}, waiter{name: "a5"}
+	d1, d2 := waiter{name: "d1", detach: true}, waiter{name: "d2", detach: true}
+	tests := []struct {
+		name                string
+		limit               int
+		used, detaching     int
+		claimed, claimedDet int
+		waiting             []waiter
+		served              []waiter // got a slot meanwhile
+		skip                []waiter // hold a claim already
+		want                []waiter
+	}{
+		{name: "detaches before attaches, whatever their arrival", limit: 2, used: 1, waiting: []waiter{a1, d1, a2, d2}, want: []waiter{d1}},
+		{name: "every free slot to the detaches, none to the attaches beside them", limit: 3, waiting: []waiter{a1, d1, a2, d2}, want: []waiter{d1, d2}},
+		{name: "attaches wait while a detach of the node runs", limit: 4, used: 1, detaching: 1, waiting: []waiter{a1, a2}},
+		{name: "attaches wait while a detach of the node is woken", limit: 4, claimed: 1, claimedDet: 1, waiting: []waiter{a1, a2}},
+		{name: "attaches together, up to the free slots, once the detaches are done", limit: 4, waiting: []waiter{a1, a2, a3, a4, a5}, want: []waiter{a1, a2, a3, a4}},
+		{name: "claimed slots are not free", limit: 2, claimed: 2, waiting: []waiter{d1}},
+		{name: "a waiter served meanwhile is skipped", limit: 1, waiting: []waiter{a1, a2}, served: []waiter{a1}, want: []waiter{a2}},
+		{name: "a waiter holding a claim is not woken again", limit: 2, waiting: []waiter{d1, d2}, skip: []waiter{d1}, want: []waiter{d2}},
+		{name: "nothing waits", limit: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &nodeSlots{used: tc.used, detaching: tc.detaching, claimed: tc.claimed, claimedDetaches: tc.claimedDet}
+			for _, w := range tc.waiting {
+				n.wait(w)
+			}
+			for _, w := range tc.served {
+				n.take(w)
+				n.put(w.detach)
+			}
+			got := n.next(tc.limit, func(w waiter) bool { return slices.Contains(tc.skip, w) })
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("woken %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNodeSlotsAdmits(t *testing.T) {
+	a, d := waiter{name: "a"}, waiter{name: "d", detach: true}
+	tests := []struct {
+		name    string
+		slots   nodeSlots
+		waiting []waiter
+		w       waiter
+		want    bool
+	}{
+		{name: "attach, a slot free", slots: nodeSlots{used: 1}, w: a, want: true},
+		{name: "detach, a slot free while attaches wait", slots: nodeSlots{used: 1}, waiting: []waiter{{name: "x"}}, w: d, want: true},
+		{name: "attach, a slot free while a detach of the node runs", slots: nodeSlots{used: 1, detaching: 1}, w: a},
+		{name: "attach, a slot free while a detach of the node waits", slots: nodeSlots{used: 1}, waiting: []waiter{{name: "y", detach: true}}, w: a},
+		{name: "attach, a slot free while a detach of the node is woken", slots: nodeSlots{claimed: 1, claimedDetaches: 1}, w: a},
+		{name: "detach, the slots taken or claimed", slots: nodeSlots{used: 1, claimed: 1}, w: d},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := tc.slots
+			for _, w := range tc.waiting {
+				n.wait(w)
+			}
+			if got := n.admits(tc.w, 2); got != tc.want {
+				t.Fatalf("admits %v = %v, want %v", tc.w, got, tc.want)
+			}
+		})
 	}
 }
 

@@ -200,6 +200,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// gets its status written rather than being cut off half way. No new
 	// call starts.
 	ctx = withStop(ctx, r.Fence)
+	// A slot of the node this reconcile was woken for and did not take
+	// goes to the next waiter when it ends.
+	defer r.nodes.settle(req.Name, time.Now())
 	unlock := r.locks.lock(req.Name)
 	defer unlock()
 	if callAllowed(ctx) != nil {
