@@ -34,9 +34,15 @@ func deleting(want bool) predicate.Predicate {
 	})
 }
 
-// changeMatters drops updates that change nothing but the attach or
-// detach error. Those are our own error writes: reacting to them would
-// retry at once and defeat the backoff.
+// changeMatters drops updates that change nothing a reconcile acts on: the
+// attach or detach error, the finalizers and the annotations. Those are our
+// own writes (the error, and the finalizer with the node-ID annotation
+// before a publish): reacting to an error write would retry at once and
+// defeat the backoff, and the reconcile that patched the finalizer goes on
+// to publish by itself, so the update it brings back would only queue one
+// more reconcile, which finds the cache behind its write and looks again a
+// second later. Everything else passes: a deletion, a status written by
+// someone else, a resync.
 func changeMatters() predicate.Predicate {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		oldVA, ok1 := e.ObjectOld.(*storagev1.VolumeAttachment)
@@ -44,22 +50,20 @@ func changeMatters() predicate.Predicate {
 		if !ok1 || !ok2 || oldVA.ResourceVersion == newVA.ResourceVersion {
 			return true
 		}
-		if oldVA.Status.AttachError == nil && oldVA.Status.DetachError == nil &&
-			newVA.Status.AttachError == nil && newVA.Status.DetachError == nil {
-			return true
-		}
-		return !equality.Semantic.DeepEqual(withoutErrors(oldVA), withoutErrors(newVA))
+		return !equality.Semantic.DeepEqual(withoutOwnWrites(oldVA), withoutOwnWrites(newVA))
 	}}
 }
 
-// withoutErrors returns a shallow copy without the fields our error writes
-// change. Only top-level fields of the copy are cleared and DeepEqual only
-// reads, so nothing shared with the cache is touched and no deep copy is
-// needed.
-func withoutErrors(va *storagev1.VolumeAttachment) *storagev1.VolumeAttachment {
+// withoutOwnWrites returns a shallow copy without the fields our writes
+// that need no reaction change. Only top-level fields of the copy are
+// cleared and DeepEqual only reads, so nothing shared with the cache is
+// touched and no deep copy is needed.
+func withoutOwnWrites(va *storagev1.VolumeAttachment) *storagev1.VolumeAttachment {
 	c := *va
 	c.ResourceVersion = ""
 	c.ManagedFields = nil
+	c.Finalizers = nil
+	c.Annotations = nil
 	c.Status.AttachError = nil
 	c.Status.DetachError = nil
 	return &c

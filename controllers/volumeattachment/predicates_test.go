@@ -205,3 +205,50 @@ func TestAttachmentsOfLeavesIdleOut(t *testing.T) {
 		})
 	}
 }
+
+// TestChangeMatters checks which VolumeAttachment updates are queued: not
+// the ones our own writes bring back that need no reaction (an error, the
+// finalizer with the node-ID annotation), so a publish is not followed by a
+// reconcile that finds the cache behind it; everything else is.
+func TestChangeMatters(t *testing.T) {
+	ours := volume.FinalizerName(mapDriver)
+	now := metav1.Now()
+	pending := func() *storagev1.VolumeAttachment {
+		return mapVA{name: "va", driver: mapDriver, pv: "pv"}.build()
+	}
+	tests := []struct {
+		name   string
+		change func(*storagev1.VolumeAttachment)
+		want   bool
+	}{
+		{"our finalizer and node-ID annotation", func(va *storagev1.VolumeAttachment) {
+			va.Finalizers = []string{ours}
+			va.Annotations = map[string]string{volume.NodeIDAnnotation: "id"}
+		}, false},
+		{"attach error", func(va *storagev1.VolumeAttachment) {
+			va.Status.AttachError = &storagev1.VolumeError{Message: "boom"}
+		}, false},
+		{"deletion", func(va *storagev1.VolumeAttachment) { va.DeletionTimestamp = &now }, true},
+		{"attached by someone else", func(va *storagev1.VolumeAttachment) { va.Status.Attached = true }, true},
+		{"labels", func(va *storagev1.VolumeAttachment) { va.Labels = map[string]string{"a": "b"} }, true},
+	}
+	p := changeMatters()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old := pending()
+			old.ResourceVersion = "1"
+			updated := old.DeepCopy()
+			updated.ResourceVersion = "2"
+			tt.change(updated)
+			if got := p.Update(event.UpdateEvent{ObjectOld: old, ObjectNew: updated}); got != tt.want {
+				t.Errorf("Update = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("resync", func(t *testing.T) {
+		va := pending()
+		if !p.Update(event.UpdateEvent{ObjectOld: va, ObjectNew: va.DeepCopy()}) {
+			t.Error("a resync is dropped")
+		}
+	})
+}
