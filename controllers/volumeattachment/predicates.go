@@ -77,13 +77,15 @@ func withoutOwnWrites(va *storagev1.VolumeAttachment) *storagev1.VolumeAttachmen
 // cluster of 100 000 attached volumes that is 100 000 reconciles, which
 // held up the first new attachment by seconds; in steady state, every
 // status patch that marks an attachment attached came back as one more.
-// Deletions pass (the reconcile forgets the object), and so do generic
-// events: the drift pass's forced syncs act on idle objects on purpose.
+// Deletions queue nothing either: the object is gone, a reconcile would
+// only find it so, and the informer hook has already forgotten it in every
+// per-object map (followObjects). Generic events pass: the drift pass's
+// forced syncs act on idle objects on purpose.
 func workToDo(idle func(client.Object) bool) predicate.Predicate {
 	return predicate.Funcs{
 		CreateFunc:  func(e event.CreateEvent) bool { return !idle(e.Object) },
 		UpdateFunc:  func(e event.UpdateEvent) bool { return !idle(e.ObjectNew) },
-		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
 		GenericFunc: func(event.GenericEvent) bool { return true },
 	}
 }
