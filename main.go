@@ -321,6 +321,12 @@ func ownConnection(cfg *rest.Config) (*http.Client, error) {
 	// client-go shares one transport between equal configurations unless a
 	// custom dialer makes the configuration uncacheable.
 	c.Dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	// Uncompressed: the API server gzips lists and watch streams for a
+	// client that accepts it, which costs both ends CPU for every object of
+	// the initial lists (the bulk of a start on a large cluster, and of the
+	// time before the first worker) to save bandwidth that the pod network
+	// does not lack.
+	c.DisableCompression = true
 	hc, err := rest.HTTPClientFor(c)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the HTTP client for watches: %w", err)

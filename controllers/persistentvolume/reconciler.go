@@ -70,9 +70,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(queue.PersistentVolume).
-		For(&corev1.PersistentVolume{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-			return controllerutil.ContainsFinalizer(o, r.finalizer)
-		}))).
+		For(&corev1.PersistentVolume{}, builder.WithPredicates(toRelease(r.finalizer, r.DriverName))).
 		// A VolumeAttachment going away is what releases a PV.
 		Watches(&storagev1.VolumeAttachment{}, handler.EnqueueRequestsFromMapFunc(attachmentToPV),
 			builder.WithPredicates(predicate.Funcs{
@@ -126,6 +124,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	log.FromContext(ctx).V(2).Info("Released PersistentVolume", "migrationRolledBack", rolledBack)
 	return ctrl.Result{}, nil
+}
+
+// toRelease passes the PersistentVolumes Reconcile may release: with our
+// finalizer, and being deleted or no longer migrated to driver. The others,
+// every attached volume of the driver among them, would only be read and
+// left as they are: after a restart in a cluster of 100 000 volumes that
+// was 100 000 reconciles, and one more each time we add our finalizer. A
+// PV that becomes one to release comes back with that update; a
+// VolumeAttachment going away queues its PV whatever its state.
+func toRelease(finalizer, driver string) predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool {
+		pv, ok := o.(*corev1.PersistentVolume)
+		if !ok || !controllerutil.ContainsFinalizer(pv, finalizer) {
+			return false
+		}
+		return !pv.DeletionTimestamp.IsZero() || volume.MigrationRolledBack(pv, driver)
+	})
 }
 
 // attachmentToPV maps a VolumeAttachment to the PersistentVolume it names.

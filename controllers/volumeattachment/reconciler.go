@@ -124,6 +124,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := r.followObjects(mgr.GetCache()); err != nil {
 		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
 	}
+	// The kinds only the attach lane watches start with the others.
+	early := []client.Object{&storagev1.CSINode{}}
+	if r.WatchSecrets {
+		early = append(early, cache.SecretMetadata())
+	}
+	if err := cache.StartWithCache(mgr.GetCache(), early...); err != nil {
+		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
+	}
 	opts := queue.Options(mgr.GetLogger(), r.Workers, r.RetryIntervalStart, r.RetryIntervalMax)
 	attachOpts, detachOpts := opts, opts
 	attachOpts.LogConstructor = queue.VolumeAttachmentLogs(mgr.GetLogger(), queue.VolumeAttachment, r.DriverName)
@@ -135,14 +143,16 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	//
 	// Pending attachments are queued ahead of idle ones, whatever event
 	// brought them, so the backlog a new leader finds waits only for the
-	// work queued before it (see queue.ByState).
-	byState := queue.ByState(queue.IdleAttachment(r.finalizer))
+	// work queued before it (see queue.ByState). Idle ones, which need
+	// nothing, are not queued by their own events at all (workToDo).
+	idle := queue.IdleAttachment(r.finalizer)
+	byState := queue.ByState(idle)
 	attach := ctrl.NewControllerManagedBy(mgr).
 		Named(queue.VolumeAttachment).
-		Watches(&storagev1.VolumeAttachment{}, byState, builder.WithPredicates(ofDriver(r.DriverName), deleting(false), changeMatters())).
-		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByPV)),
+		Watches(&storagev1.VolumeAttachment{}, byState, builder.WithPredicates(ofDriver(r.DriverName), deleting(false), changeMatters(), workToDo(idle))).
+		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByPV, idle)),
 			builder.WithPredicates(specOrDeletionChanged())).
-		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByNode)),
+		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByNode, idle)),
 			builder.WithPredicates(specOrDeletionChanged())).
 		// The drift pass's findings, attached or being deleted alike:
 		// Reconcile dispatches on the object's state, and the
@@ -158,7 +168,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	detach := ctrl.NewControllerManagedBy(mgr).
 		Named(queue.VolumeAttachmentDetach).
-		Watches(&storagev1.VolumeAttachment{}, byState, builder.WithPredicates(ofDriver(r.DriverName), deleting(true), changeMatters())).
+		Watches(&storagev1.VolumeAttachment{}, byState, builder.WithPredicates(ofDriver(r.DriverName), deleting(true), changeMatters(), workToDo(idle))).
 		WatchesRawSource(r.wakers.source(true)).
 		WithOptions(detachOpts)
 	return r.watchSecrets(detach, true).Complete(r)

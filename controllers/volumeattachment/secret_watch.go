@@ -33,10 +33,13 @@ import (
 // secretChanged passes Secrets that appear, and updates that bring a new
 // resourceVersion (the data may have changed). Resyncs repeat the version of
 // every Secret of the cluster and are dropped, as are deletions: a Secret
-// going away cannot make an attachment work.
+// going away cannot make an attachment work. So are the Secrets of the
+// informer's initial list: they appeared before the attachments' own
+// initial list, which queues every attachment with work to do (see
+// specOrDeletionChanged).
 func secretChanged() predicate.Predicate {
 	return predicate.Funcs{
-		CreateFunc: func(event.CreateEvent) bool { return true },
+		CreateFunc: func(e event.CreateEvent) bool { return !e.IsInInitialList },
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			return e.ObjectOld.GetResourceVersion() != e.ObjectNew.GetResourceVersion()
 		},

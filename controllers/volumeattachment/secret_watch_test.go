@@ -175,6 +175,8 @@ func TestSecretChanged(t *testing.T) {
 	v1, v2 := cache.SecretMetadata(), cache.SecretMetadata()
 	v1.ResourceVersion, v2.ResourceVersion = "1", "2"
 	g.Expect(p.Create(event.CreateEvent{Object: v1})).To(BeTrue(), "a Secret that appears")
+	g.Expect(p.Create(event.CreateEvent{Object: v1, IsInInitialList: true})).To(BeFalse(),
+		"a Secret of the initial list: the attachments' own initial list queues them")
 	g.Expect(p.Update(event.UpdateEvent{ObjectOld: v1, ObjectNew: v2})).To(BeTrue(), "a new version")
 	g.Expect(p.Update(event.UpdateEvent{ObjectOld: v1, ObjectNew: v1.DeepCopy()})).To(BeFalse(), "a resync")
 	g.Expect(p.Delete(event.DeleteEvent{Object: v1})).To(BeFalse())

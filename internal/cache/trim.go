@@ -78,8 +78,25 @@ func TrimPersistentVolume(driver string) toolscache.TransformFunc {
 		if !ok {
 			return stripManagedFields(obj)
 		}
+		migrated := volume.MigratesTo(pv, driver)
+		if !migrated && pv.Spec.CSI != nil && pv.Spec.CSI.Driver == driver {
+			// The driver's own, the bulk of the cache: trimmed in place (the
+			// informer hands the transform an object of its own), so a large
+			// list does not allocate each PersistentVolume twice.
+			pv.ManagedFields = nil
+			pv.Labels = nil
+			pv.Annotations = nil
+			pv.Spec = corev1.PersistentVolumeSpec{
+				AccessModes:            pv.Spec.AccessModes,
+				PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: pv.Spec.CSI},
+				MountOptions:           pv.Spec.MountOptions,
+				VolumeMode:             pv.Spec.VolumeMode,
+			}
+			pv.Status = corev1.PersistentVolumeStatus{}
+			return pv, nil
+		}
 		out := &corev1.PersistentVolume{TypeMeta: pv.TypeMeta}
-		if volume.MigratesTo(pv, driver) {
+		if migrated {
 			// An in-tree volume this driver took over: translation reads
 			// the zone labels, some plugins' annotations and the claim's
 			// namespace as well as the source (volume.TranslationAnnotations
@@ -96,28 +113,15 @@ func TrimPersistentVolume(driver string) toolscache.TransformFunc {
 			}
 			return out, nil
 		}
-		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != driver {
-			// Not ours. What is left is enough for a clear error when one of
-			// our VolumeAttachments names it: the CSI driver name, or the
-			// in-tree source (a pointer to a few strings).
-			out.ObjectMeta = trimmedMeta(pv.ObjectMeta, finalizer)
-			if pv.Spec.CSI != nil {
-				out.Spec.CSI = &corev1.CSIPersistentVolumeSource{Driver: pv.Spec.CSI.Driver}
-				return out, nil
-			}
-			out.Spec.PersistentVolumeSource = pv.Spec.PersistentVolumeSource
+		// Not ours. What is left is enough for a clear error when one of
+		// our VolumeAttachments names it: the CSI driver name, or the
+		// in-tree source (a pointer to a few strings).
+		out.ObjectMeta = trimmedMeta(pv.ObjectMeta, finalizer)
+		if pv.Spec.CSI != nil {
+			out.Spec.CSI = &corev1.CSIPersistentVolumeSource{Driver: pv.Spec.CSI.Driver}
 			return out, nil
 		}
-		out.ObjectMeta = pv.ObjectMeta
-		out.ManagedFields = nil
-		out.Labels = nil
-		out.Annotations = nil
-		out.Spec = corev1.PersistentVolumeSpec{
-			AccessModes:            pv.Spec.AccessModes,
-			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: pv.Spec.CSI},
-			MountOptions:           pv.Spec.MountOptions,
-			VolumeMode:             pv.Spec.VolumeMode,
-		}
+		out.Spec.PersistentVolumeSource = pv.Spec.PersistentVolumeSource
 		return out, nil
 	}
 }
