@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/csi-attacher/csi-attacher/internal/testbed"
 )
 
@@ -69,6 +72,9 @@ func compareBinaries(cfg config, ours string) []scaleBinary {
 // checks (writes per operation, duplicate calls) apply to ours only: the
 // reference's figures are reported, never checked.
 func runCompare(ctx context.Context, cfg config) (compareReport, error) {
+	// envtest logs through controller-runtime; without a logger it
+	// complains, with a stack trace, from the second control plane on.
+	ctrllog.SetLogger(logr.Discard())
 	rep := compareReport{N: cfg.n, Machine: machineInfo()}
 	root, err := testbed.RepoRoot()
 	if err != nil {
