@@ -170,6 +170,10 @@ demo: ## Run the demo (hack/demo) against envtest and the fake driver.
 bench: ## Run the throughput benchmark (hack/bench) with BENCH_ARGS.
 	$(ENVTEST_ASSETS); go run ./hack/bench $(BENCH_ARGS)
 
+.PHONY: bench-compare
+bench-compare: ## Run the throughput benchmark for csi-attacher and the reference side by side, with their CPU ratio (hack/bench -reference-binary, BENCH_ARGS).
+	$(ENVTEST_ASSETS); reference="$$(hack/install-reference-attacher.sh)"; go run ./hack/bench -reference-binary "$$reference" $(BENCH_ARGS)
+
 .PHONY: bench-scale
 bench-scale: ## Run the scale benchmark: BENCH_SCALE (20000) attached volumes before the start, csi-attacher and the reference side by side (hack/bench -scale, BENCH_ARGS).
 	$(ENVTEST_ASSETS); reference="$$(hack/install-reference-attacher.sh)"; go run ./hack/bench -scale $(BENCH_SCALE) -reference-binary "$$reference" -timeout 30m $(BENCH_ARGS)

@@ -46,6 +46,10 @@ type bench struct {
 	metricsURL string
 
 	rep report
+	// bin is the binary to run when it is not ours built here (compare.go);
+	// compare is set when the run is one of several printed side by side.
+	bin     scaleBinary
+	compare bool
 }
 
 func newBench(cfg config) *bench {
@@ -82,12 +86,10 @@ func (b *bench) run(parent context.Context) error {
 	b.tmpDir = dir
 	b.logPath = filepath.Join(dir, "csi-attacher.log")
 
-	root, err := testbed.RepoRoot()
+	bin, build, err := b.binary(ctx, dir)
 	if err != nil {
 		return err
 	}
-	bin := filepath.Join(dir, "csi-attacher")
-	build := b.buildAttacher(ctx, root, bin)
 
 	if err := b.startControlPlane(ctx); err != nil {
 		return err
@@ -104,7 +106,7 @@ func (b *bench) run(parent context.Context) error {
 	if err := b.startInformers(ctx); err != nil {
 		return err
 	}
-	if err := b.startAttacher(ctx, bin); err != nil {
+	if err := b.start(ctx, bin); err != nil {
 		return err
 	}
 
@@ -129,6 +131,10 @@ func (b *bench) run(parent context.Context) error {
 	b.stopAttacher()
 	b.rep.Machine.LoadAvgEnd = loadAvg()
 	b.rep.TotalSeconds = seconds(time.Since(b.began))
+	b.rep.summarize()
+	if b.compare {
+		return nil // runCompare prints the runs side by side and checks ours
+	}
 	if err := b.printReport(); err != nil {
 		return err
 	}

@@ -85,6 +85,27 @@
 // fails with exit status 1 and prints the last 30 lines of the attacher's log
 // and the log's path.
 //
+// # Side by side with the reference
+//
+// With -reference-binary and without -scale (`make bench-compare`), the
+// phases above run for our attacher and then for the reference
+// (kubernetes-csi/external-attacher, built by
+// hack/install-reference-attacher.sh), each in a fresh control plane with
+// the same objects and the same driver; -rounds K repeats the pair. The
+// reference runs with --worker-threads=100 --kube-api-qps=1000
+// --kube-api-burst=1000 (or -reference-args) and --http-endpoint for its
+// /metrics; it logs no line when its workers start, so the benchmark waits
+// for its "Starting CSI attacher" line. Both binaries are then let go idle
+// (less than 0.05 s of CPU in 2 s), so that neither's start-up work is
+// counted in the attach phase. The report gives one column per run: the
+// phases' times, CPU per 1000 volumes per phase and for the three, writes
+// per operation, failed writes, duplicate CSI calls, latency p50 and p99,
+// heap allocated, peak RSS; then our CPU per 1000 volumes over the
+// reference's (each the mean of its runs), per phase and in total. The
+// checks apply to our runs only: the reference writes twice per detach and
+// repeats ControllerPublishVolume calls, which is reported, not checked.
+// -cpuprofile and -allocprofile profile our runs only.
+//
 // # The scale benchmark
 //
 // With -scale N (`make bench-scale`, N=20000 by default; BENCH_SCALE=100000
@@ -140,6 +161,8 @@
 //	make bench BENCH_ARGS='-n 5000 -other-driver-objects 5000 -v'
 //	make bench BENCH_ARGS='-n 1000 -- --worker-threads=10 --kube-api-qps=5 --kube-api-burst=10'
 //	KUBEBUILDER_ASSETS=$(hack/install-envtest.sh) go run ./hack/bench -n 50
+//	make bench-compare                          # N=1000, ours and the reference side by side
+//	make bench-compare BENCH_ARGS='-rounds 2'
 //	make bench-scale                            # 20 000 attached, ours and the reference
 //	make bench-scale BENCH_SCALE=100000 BENCH_ARGS='-rounds 2'
 //	make bench-scale BENCH_ARGS='-cpuprofile /tmp/attacher-start.pb.gz'
@@ -164,7 +187,7 @@
 //	-scale-pending P         pending VolumeAttachments before the start (default 100)
 //	-scale-detach D          existing VolumeAttachments deleted at once (default 1000)
 //	-scale-nodes M           nodes they are spread over (default 500)
-//	-reference-binary PATH   also run this attacher, the reference, after ours
+//	-reference-binary PATH   also run this attacher, the reference, after ours (throughput or -scale)
 //	-reference-args "ARGS"   the reference's flags instead of the defaults above
 //	-rounds R                run each binary R times, alternating (default 1)
 //	-- ARGS                  extra flags for the attacher

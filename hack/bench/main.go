@@ -108,9 +108,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&c.scalePending, "scale-pending", 100, "with -scale: VolumeAttachments created, not attached, before the attacher starts")
 	fs.IntVar(&c.scaleDetach, "scale-detach", 1000, "with -scale: existing VolumeAttachments deleted at once after the start")
 	fs.IntVar(&c.scaleNodes, "scale-nodes", 500, "with -scale: nodes (CSINodes) the VolumeAttachments are spread over")
-	fs.StringVar(&c.referenceBinary, "reference-binary", "", "with -scale: also run this attacher binary, the reference (hack/install-reference-attacher.sh builds it), after ours")
-	fs.StringVar(&c.referenceArgs, "reference-args", "", "with -scale: the reference's flags, space-separated (default \""+strings.Join(referenceDefaultArgs, " ")+"\")")
-	fs.IntVar(&c.rounds, "rounds", 1, "with -scale: run every binary this many times, alternating")
+	fs.StringVar(&c.referenceBinary, "reference-binary", "", "also run this attacher binary, the reference (hack/install-reference-attacher.sh builds it), after ours, and print both side by side")
+	fs.StringVar(&c.referenceArgs, "reference-args", "", "with -reference-binary: the reference's flags, space-separated (default \""+strings.Join(referenceDefaultArgs, " ")+"\")")
+	fs.IntVar(&c.rounds, "rounds", 1, "with -scale or -reference-binary: run every binary this many times, alternating")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: bench [flags] [-- attacher flags]")
 		fs.PrintDefaults()
@@ -144,6 +144,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.scale > 0 {
 		if err := c.validateScale(); err != nil {
+			return c, err
+		}
+	} else if c.referenceBinary != "" {
+		if err := c.validateCompare(); err != nil {
 			return c, err
 		}
 	}
@@ -190,6 +194,13 @@ func main() {
 			if ctx.Err() != nil {
 				err = errInterrupted
 			}
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if cfg.referenceBinary != "" {
+		if _, err := runCompare(ctx, cfg); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			os.Exit(1)
 		}

@@ -17,6 +17,8 @@ import (
 // report is everything the benchmark measured; it is printed as the
 // BENCH_JSON line. Durations are in seconds.
 type report struct {
+	// Binary is "csi-attacher" or "reference" in a side-by-side run.
+	Binary             string   `json:"binary,omitempty"`
 	N                  int      `json:"n"`
 	PublishLatency     string   `json:"publish_latency"`
 	UnpublishLatency   string   `json:"unpublish_latency"`
@@ -149,9 +151,9 @@ func computeLatency(ds []time.Duration) *latencyStats {
 	return &latencyStats{Count: len(ds), P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: seconds(ds[len(ds)-1])}
 }
 
-// printReport prints the table, the details and the BENCH_JSON line.
-func (b *bench) printReport() error {
-	r := &b.rep
+// summarize fills the run's totals and headline figures from its phases
+// and evaluates the checks.
+func (r *report) summarize() {
 	cpu, allocMiB, allocObjects := 0.0, 0.0, 0.0
 	for _, p := range r.Phases {
 		cpu += p.AttacherCPUSeconds
@@ -170,7 +172,11 @@ func (b *bench) printReport() error {
 	r.AttacherCPUPer1000 = per1000(cpu, r.N)
 	r.AllocMiBPer1000, r.AllocObjectsPer1000 = round3(allocMiB), round3(allocObjects)
 	r.Checks = checks(r)
+}
 
+// printReport prints the table, the details and the BENCH_JSON line.
+func (b *bench) printReport() error {
+	r := &b.rep
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\nResults: N=%d, publish latency %s, unpublish latency %s, %d objects of another driver, attacher %s %s\n",
 		r.N, r.PublishLatency, r.UnpublishLatency, r.OtherDriverObjects, r.AttacherVersion, formatArgs(r.AttacherArgs))

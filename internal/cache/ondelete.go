@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"reflect"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -61,12 +62,21 @@ func Deleted(o any) client.Object {
 // deletion reached the cache before the question, the answer is no and the
 // recorder takes its entry back; if after, the OnDelete handler, which runs
 // after the store is updated, drops it.
+//
+// It runs after every write of ours, so it reads only the UID: into an
+// empty object of obj's type, without a deep copy of the cached object. A
+// copy of obj and a copy of the cached one were 5% of the attacher's heap
+// allocations per attach, detach and release.
 func StillCached(ctx context.Context, c client.Reader, obj client.Object) bool {
-	cached, ok := obj.DeepCopyObject().(client.Object)
+	t := reflect.TypeOf(obj)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return true
+	}
+	cached, ok := reflect.New(t.Elem()).Interface().(client.Object)
 	if !ok {
 		return true
 	}
-	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), cached); err != nil {
+	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), cached, client.UnsafeDisableDeepCopy); err != nil {
 		// Only a definite "gone" counts: on any other error keep the entry,
 		// which the delete handler still drops.
 		return !apierrors.IsNotFound(err)
