@@ -72,7 +72,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named(queue.PersistentVolume).
 		For(&corev1.PersistentVolume{}, builder.WithPredicates(toRelease(r.finalizer, r.DriverName))).
 		// A VolumeAttachment going away is what releases a PV.
-		Watches(&storagev1.VolumeAttachment{}, handler.EnqueueRequestsFromMapFunc(attachmentToPV),
+		Watches(&storagev1.VolumeAttachment{}, handler.EnqueueRequestsFromMapFunc(r.releasedBy),
 			builder.WithPredicates(predicate.Funcs{
 				CreateFunc:  func(event.CreateEvent) bool { return false },
 				UpdateFunc:  func(event.UpdateEvent) bool { return false },
@@ -132,22 +132,47 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // left as they are: after a restart in a cluster of 100 000 volumes that
 // was 100 000 reconciles, and one more each time we add our finalizer. A
 // PV that becomes one to release comes back with that update; a
-// VolumeAttachment going away queues its PV whatever its state.
+// VolumeAttachment going away queues its PV only if it waits too (releasedBy).
 func toRelease(finalizer, driver string) predicate.Predicate {
 	return predicate.NewPredicateFuncs(func(o client.Object) bool {
 		pv, ok := o.(*corev1.PersistentVolume)
-		if !ok || !controllerutil.ContainsFinalizer(pv, finalizer) {
-			return false
-		}
-		return !pv.DeletionTimestamp.IsZero() || volume.MigrationRolledBack(pv, driver)
+		return ok && waitsForRelease(pv, finalizer, driver)
 	})
 }
 
-// attachmentToPV maps a VolumeAttachment to the PersistentVolume it names.
-// It reads the name the way the PV index does.
-func attachmentToPV(_ context.Context, o client.Object) []reconcile.Request {
+// waitsForRelease tells whether Reconcile may release pv once no
+// VolumeAttachment names it: our finalizer, and being deleted or no longer
+// migrated to driver.
+func waitsForRelease(pv *corev1.PersistentVolume, finalizer, driver string) bool {
+	if !controllerutil.ContainsFinalizer(pv, finalizer) {
+		return false
+	}
+	return !pv.DeletionTimestamp.IsZero() || volume.MigrationRolledBack(pv, driver)
+}
+
+// releasedBy maps a VolumeAttachment that went away to the
+// PersistentVolume it names, when that PV waits to be released (toRelease,
+// read from the cache). The PV of an ordinary detach is not being deleted:
+// queuing it would only read it and leave it, one reconcile per detach. No
+// release is missed: a PV event not yet delivered queues the PV itself
+// (toRelease passes it), and its reconcile then finds the VolumeAttachment
+// gone, since the informer removed it from the cache before this handler
+// ran. A PV not cached yet is queued by its own creation the same way.
+func (r *Reconciler) releasedBy(ctx context.Context, o client.Object) []reconcile.Request {
 	names := cache.PVOf(o)
 	if len(names) == 0 {
+		return nil
+	}
+	pv := &corev1.PersistentVolume{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: names[0]}, pv, client.UnsafeDisableDeepCopy); err != nil {
+		// Not cached: its own creation queues it. Any other error: queue
+		// it anyway and let the reconcile decide.
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: names[0]}}}
+	}
+	if !waitsForRelease(pv, r.finalizer, r.DriverName) {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: names[0]}}}
