@@ -34,9 +34,12 @@ import (
 //   - CSINodes: the driver's own entry only.
 //   - Secrets, when the Secret watch runs (WatchSecrets): metadata only,
 //     trimmed by TrimSecret to name, namespace, UID and resourceVersion.
+//
+// The cluster-scoped kinds have no namespace index (see newInformer).
 func Options(driver string, resync *time.Duration) crcache.Options {
 	return crcache.Options{
 		SyncPeriod:       resync,
+		NewInformer:      newInformer,
 		DefaultTransform: crcache.TransformStripManagedFields(),
 		ByObject: map[client.Object]crcache.ByObject{
 			&storagev1.VolumeAttachment{}: {Transform: TrimVolumeAttachment(driver)},
