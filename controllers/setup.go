@@ -121,7 +121,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, plan Plan) (*Attac
 	if plan.Mode == ModeTrivial {
 		a, err = setupTrivial(mgr, cfg)
 	} else {
-		a, err = setupFull(mgr, cfg, plan)
+		a, err = setupFull(ctx, mgr, cfg, plan)
 	}
 	if err != nil {
 		return nil, err
@@ -132,7 +132,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config, plan Plan) (*Attac
 
 // setupFull registers the controllers of a driver with
 // ControllerPublishVolume.
-func setupFull(mgr ctrl.Manager, cfg Config, plan Plan) (*Attacher, error) {
+func setupFull(ctx context.Context, mgr ctrl.Manager, cfg Config, plan Plan) (*Attacher, error) {
 	if cfg.Attacher == nil {
 		return nil, errors.New("a driver with ControllerPublishVolume needs the CSI client")
 	}
@@ -167,7 +167,7 @@ func setupFull(mgr ctrl.Manager, cfg Config, plan Plan) (*Attacher, error) {
 		OmitErrorCode:      cfg.OmitErrorCode,
 		Fence:              cfg.Fence,
 	}
-	if err := f.va.SetupWithManager(mgr); err != nil {
+	if err := f.va.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the VolumeAttachment controller: %w", err)
 	}
 	if err := (&persistentvolume.Reconciler{
@@ -177,7 +177,7 @@ func setupFull(mgr ctrl.Manager, cfg Config, plan Plan) (*Attacher, error) {
 		RetryIntervalStart: cfg.RetryIntervalStart,
 		RetryIntervalMax:   cfg.RetryIntervalMax,
 		Freshness:          f.fresh,
-	}).SetupWithManager(mgr); err != nil {
+	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the PersistentVolume controller: %w", err)
 	}
 	if plan.Drift && cfg.ReconcileSync > 0 {

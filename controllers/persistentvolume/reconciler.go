@@ -10,7 +10,6 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -51,8 +50,10 @@ type Reconciler struct {
 }
 
 // SetupWithManager validates the configuration and registers the
-// controller. cache.SetupIndexes must have been called on the Manager first.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+// controller. cache.SetupIndexes must have been called on the Manager first,
+// and the Manager must not have started: the controller's watches join the
+// informers before their first list (queue.Early). ctx bounds those watches.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	switch {
 	case r.Client == nil:
 		return errors.New("PersistentVolume reconciler: Client is required")
@@ -68,17 +69,26 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := cache.OnDelete(mgr.GetCache(), &corev1.PersistentVolume{}, r.Freshness.ForgetObject); err != nil {
 		return fmt.Errorf("PersistentVolume reconciler: %w", err)
 	}
+	pvs, err := queue.NewEarly(ctx, mgr.GetCache(), &corev1.PersistentVolume{}, &handler.EnqueueRequestForObject{},
+		toRelease(r.finalizer, r.DriverName))
+	if err != nil {
+		return fmt.Errorf("PersistentVolume reconciler: %w", err)
+	}
+	// A VolumeAttachment going away is what releases a PV.
+	releases, err := queue.NewEarly(ctx, mgr.GetCache(), &storagev1.VolumeAttachment{}, handler.EnqueueRequestsFromMapFunc(r.releasedBy),
+		predicate.Funcs{
+			CreateFunc:  func(event.CreateEvent) bool { return false },
+			UpdateFunc:  func(event.UpdateEvent) bool { return false },
+			DeleteFunc:  func(event.DeleteEvent) bool { return true },
+			GenericFunc: func(event.GenericEvent) bool { return false },
+		})
+	if err != nil {
+		return fmt.Errorf("PersistentVolume reconciler: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(queue.PersistentVolume).
-		For(&corev1.PersistentVolume{}, builder.WithPredicates(toRelease(r.finalizer, r.DriverName))).
-		// A VolumeAttachment going away is what releases a PV.
-		Watches(&storagev1.VolumeAttachment{}, handler.EnqueueRequestsFromMapFunc(r.releasedBy),
-			builder.WithPredicates(predicate.Funcs{
-				CreateFunc:  func(event.CreateEvent) bool { return false },
-				UpdateFunc:  func(event.UpdateEvent) bool { return false },
-				DeleteFunc:  func(event.DeleteEvent) bool { return true },
-				GenericFunc: func(event.GenericEvent) bool { return false },
-			})).
+		WatchesRawSource(pvs).
+		WatchesRawSource(releases).
 		WithOptions(r.options(mgr.GetLogger())).
 		Complete(r)
 }

@@ -101,8 +101,10 @@ type Reconciler struct {
 
 // SetupWithManager validates the configuration and registers the attach
 // and detach lanes. cache.SetupIndexes must have been called on the Manager
-// first.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+// first, and the Manager must not have started: the lanes' watches of
+// VolumeAttachments and PersistentVolumes join the informers before their
+// first list (queue.Early). ctx bounds those watches.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	switch {
 	case r.Client == nil:
 		return errors.New("VolumeAttachment reconciler: Client is required")
@@ -147,11 +149,25 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// nothing, are not queued by their own events at all (workToDo).
 	idle := queue.IdleAttachment(r.finalizer)
 	byState := queue.ByState(idle)
+	attachVAs, err := queue.NewEarly(ctx, mgr.GetCache(), &storagev1.VolumeAttachment{}, byState,
+		ofDriver(r.DriverName), deleting(false), changeMatters(), workToDo(idle))
+	if err != nil {
+		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
+	}
+	attachPVs, err := queue.NewEarly(ctx, mgr.GetCache(), &corev1.PersistentVolume{},
+		handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByPV, idle)), specOrDeletionChanged())
+	if err != nil {
+		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
+	}
+	detachVAs, err := queue.NewEarly(ctx, mgr.GetCache(), &storagev1.VolumeAttachment{}, byState,
+		ofDriver(r.DriverName), deleting(true), changeMatters(), workToDo(idle))
+	if err != nil {
+		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
+	}
 	attach := ctrl.NewControllerManagedBy(mgr).
 		Named(queue.VolumeAttachment).
-		Watches(&storagev1.VolumeAttachment{}, byState, builder.WithPredicates(ofDriver(r.DriverName), deleting(false), changeMatters(), workToDo(idle))).
-		Watches(&corev1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByPV, idle)),
-			builder.WithPredicates(specOrDeletionChanged())).
+		WatchesRawSource(attachVAs).
+		WatchesRawSource(attachPVs).
 		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByNode, idle)),
 			builder.WithPredicates(specOrDeletionChanged())).
 		// The drift pass's findings, attached or being deleted alike:
@@ -168,7 +184,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	detach := ctrl.NewControllerManagedBy(mgr).
 		Named(queue.VolumeAttachmentDetach).
-		Watches(&storagev1.VolumeAttachment{}, byState, builder.WithPredicates(ofDriver(r.DriverName), deleting(true), changeMatters(), workToDo(idle))).
+		WatchesRawSource(detachVAs).
 		WatchesRawSource(r.wakers.source(true)).
 		WithOptions(detachOpts)
 	return r.watchSecrets(detach, true).Complete(r)
