@@ -288,16 +288,24 @@ type events struct{ e *Early }
 
 func (h events) queue() heldQueue { return heldQueue{e: h.e} }
 
+// pass tells whether every predicate lets the event through.
+func (h events) pass(lets func(predicate.Predicate) bool) bool {
+	for _, p := range h.e.predicates {
+		if !lets(p) {
+			return false
+		}
+	}
+	return true
+}
+
 func (h events) OnAdd(obj any, isInInitialList bool) {
 	o, ok := obj.(client.Object)
 	if !ok {
 		return
 	}
 	ev := event.CreateEvent{Object: o, IsInInitialList: isInInitialList}
-	for _, p := range h.e.predicates {
-		if !p.Create(ev) {
-			return
-		}
+	if !h.pass(func(p predicate.Predicate) bool { return p.Create(ev) }) {
+		return
 	}
 	h.e.handler.Create(h.e.ctx, ev, h.queue())
 }
@@ -309,10 +317,8 @@ func (h events) OnUpdate(oldObj, newObj any) {
 		return
 	}
 	ev := event.UpdateEvent{ObjectOld: o, ObjectNew: n}
-	for _, p := range h.e.predicates {
-		if !p.Update(ev) {
-			return
-		}
+	if !h.pass(func(p predicate.Predicate) bool { return p.Update(ev) }) {
+		return
 	}
 	h.e.handler.Update(h.e.ctx, ev, h.queue())
 }
@@ -328,10 +334,8 @@ func (h events) OnDelete(obj any) {
 		return
 	}
 	ev.Object = o
-	for _, p := range h.e.predicates {
-		if !p.Delete(ev) {
-			return
-		}
+	if !h.pass(func(p predicate.Predicate) bool { return p.Delete(ev) }) {
+		return
 	}
 	h.e.handler.Delete(h.e.ctx, ev, h.queue())
 }
