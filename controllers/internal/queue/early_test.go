@@ -38,8 +38,8 @@ func newInformerSource(names ...string) *informerSource {
 	}
 	fw := watch.NewFake()
 	lw := &toolscache.ListWatch{
-		ListFunc:  func(metav1.ListOptions) (runtime.Object, error) { return list.DeepCopy(), nil },
-		WatchFunc: func(metav1.ListOptions) (watch.Interface, error) { return fw, nil },
+		ListWithContextFunc:  func(context.Context, metav1.ListOptions) (runtime.Object, error) { return list.DeepCopy(), nil },
+		WatchFuncWithContext: func(context.Context, metav1.ListOptions) (watch.Interface, error) { return fw, nil },
 	}
 	return &informerSource{
 		informer: toolscache.NewSharedIndexInformer(listThenWatch{lw}, &storagev1.VolumeAttachment{}, 0, toolscache.Indexers{}),
