@@ -126,14 +126,6 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if err := r.followObjects(mgr.GetCache()); err != nil {
 		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
 	}
-	// The kinds only the attach lane watches start with the others.
-	early := []client.Object{&storagev1.CSINode{}}
-	if r.WatchSecrets {
-		early = append(early, cache.SecretMetadata())
-	}
-	if err := cache.StartWithCache(mgr.GetCache(), early...); err != nil {
-		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
-	}
 	opts := queue.Options(mgr.GetLogger(), r.Workers, r.RetryIntervalStart, r.RetryIntervalMax)
 	attachOpts, detachOpts := opts, opts
 	attachOpts.LogConstructor = queue.VolumeAttachmentLogs(mgr.GetLogger(), queue.VolumeAttachment, r.DriverName)
@@ -159,6 +151,11 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	if err != nil {
 		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
 	}
+	attachNodes, err := queue.NewEarly(ctx, mgr.GetCache(), &storagev1.CSINode{},
+		handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByNode, idle)), specOrDeletionChanged())
+	if err != nil {
+		return fmt.Errorf("VolumeAttachment reconciler: %w", err)
+	}
 	detachVAs, err := queue.NewEarly(ctx, mgr.GetCache(), &storagev1.VolumeAttachment{}, byState,
 		ofDriver(r.DriverName), deleting(true), changeMatters(), workToDo(idle))
 	if err != nil {
@@ -168,8 +165,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		Named(queue.VolumeAttachment).
 		WatchesRawSource(attachVAs).
 		WatchesRawSource(attachPVs).
-		Watches(&storagev1.CSINode{}, handler.EnqueueRequestsFromMapFunc(attachmentsOf(r.Client, r.DriverName, cache.IndexVAByNode, idle)),
-			builder.WithPredicates(specOrDeletionChanged())).
+		WatchesRawSource(attachNodes).
 		// The drift pass's findings, attached or being deleted alike:
 		// Reconcile dispatches on the object's state, and the
 		// VolumeAttachment predicates do not apply to a raw source.
@@ -179,7 +175,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		WatchesRawSource(&r.retries).
 		WatchesRawSource(r.wakers.source(false)).
 		WithOptions(attachOpts)
-	if err := r.watchSecrets(attach, false).Complete(r); err != nil {
+	if attach, err = r.watchSecrets(ctx, mgr, attach, false); err != nil {
+		return err
+	}
+	if err := attach.Complete(r); err != nil {
 		return err
 	}
 	detach := ctrl.NewControllerManagedBy(mgr).
@@ -187,7 +186,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		WatchesRawSource(detachVAs).
 		WatchesRawSource(r.wakers.source(true)).
 		WithOptions(detachOpts)
-	return r.watchSecrets(detach, true).Complete(r)
+	if detach, err = r.watchSecrets(ctx, mgr, detach, true); err != nil {
+		return err
+	}
+	return detach.Complete(r)
 }
 
 // followObjects keeps the per-object maps in step with the cache: the
@@ -207,13 +209,18 @@ func (r *Reconciler) followObjects(c cache.InformerSource) error {
 // watchSecrets adds the Secret watch to one of the two lanes when
 // WatchSecrets is set: each gets the attachments on its side (being deleted
 // or not), so a detach waiting for a Secret is retried in the detach lane.
-// Both share one metadata-only informer.
-func (r *Reconciler) watchSecrets(b *builder.Builder, deleting bool) *builder.Builder {
+// Both share one metadata-only informer, and join it before its first list
+// as the lanes' other watches do (queue.Early).
+func (r *Reconciler) watchSecrets(ctx context.Context, mgr ctrl.Manager, b *builder.Builder, deleting bool) (*builder.Builder, error) {
 	if !r.WatchSecrets {
-		return b
+		return b, nil
 	}
-	return b.WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.attachmentsUsingSecret(deleting)),
-		builder.WithPredicates(secretChanged()))
+	secrets, err := queue.NewEarly(ctx, mgr.GetCache(), cache.SecretMetadata(),
+		handler.EnqueueRequestsFromMapFunc(r.attachmentsUsingSecret(deleting)), secretChanged())
+	if err != nil {
+		return nil, fmt.Errorf("VolumeAttachment reconciler: %w", err)
+	}
+	return b.WatchesRawSource(secrets), nil
 }
 
 // Reconcile drives one VolumeAttachment of our driver one step towards its

@@ -284,7 +284,23 @@ func (q heldQueue) AddWithOpts(o priorityqueue.AddOpts, reqs ...reconcile.Reques
 // events turns the informer's notifications into controller-runtime
 // events, filtered by the predicates, for the handler, as a controller's
 // own watch does.
+//
+// Until the controller starts, the handler is told what a watch joining at
+// the start would have been told: every object as a creation from the
+// initial list, in its latest state, and nothing of the objects deleted
+// meanwhile. The predicates rely on it: the lanes map the initial list's
+// PersistentVolumes, CSINodes and Secrets to no attachment (their own
+// initial list queues every attachment with work to do), and so do not
+// queue an attachment a second time, after its first reconcile, for an
+// object created before the controller started.
 type events struct{ e *Early }
+
+// isStarted tells whether the controller has started.
+func (e *Early) isStarted() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.queue != nil
+}
 
 func (h events) queue() heldQueue { return heldQueue{e: h.e} }
 
@@ -303,7 +319,7 @@ func (h events) OnAdd(obj any, isInInitialList bool) {
 	if !ok {
 		return
 	}
-	ev := event.CreateEvent{Object: o, IsInInitialList: isInInitialList}
+	ev := event.CreateEvent{Object: o, IsInInitialList: isInInitialList || !h.e.isStarted()}
 	if !h.pass(func(p predicate.Predicate) bool { return p.Create(ev) }) {
 		return
 	}
@@ -316,6 +332,10 @@ func (h events) OnUpdate(oldObj, newObj any) {
 	if !okOld || !okNew {
 		return
 	}
+	if !h.e.isStarted() {
+		h.OnAdd(n, true)
+		return
+	}
 	ev := event.UpdateEvent{ObjectOld: o, ObjectNew: n}
 	if !h.pass(func(p predicate.Predicate) bool { return p.Update(ev) }) {
 		return
@@ -324,6 +344,9 @@ func (h events) OnUpdate(oldObj, newObj any) {
 }
 
 func (h events) OnDelete(obj any) {
+	if !h.e.isStarted() {
+		return
+	}
 	ev := event.DeleteEvent{}
 	if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 		ev.DeleteStateUnknown = true

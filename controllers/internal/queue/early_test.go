@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -53,7 +54,16 @@ type listThenWatch struct{ *toolscache.ListWatch }
 
 func (listThenWatch) IsWatchListSemanticsUnSupported() bool { return true }
 
-func (s *informerSource) GetInformer(context.Context, client.Object, ...crcache.InformerGetOption) (crcache.Informer, error) {
+func (s *informerSource) GetInformer(_ context.Context, _ client.Object, opts ...crcache.InformerGetOption) (crcache.Informer, error) {
+	o := crcache.InformerGetOptions{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	// Before the Manager starts, a wait for the informer's sync would
+	// never end.
+	if o.BlockUntilSynced == nil || *o.BlockUntilSynced {
+		return nil, errors.New("GetInformer asked to wait for the sync")
+	}
 	return s.informer, nil
 }
 
@@ -289,5 +299,78 @@ func TestEarlyAppliesThePredicates(t *testing.T) {
 	waitFor(t, "keep-1's update to be queued", func() bool { return q.Len() == 1 })
 	if got := drainWithPriority(t, q); fmt.Sprint(got) != "[keep-1@0]" {
 		t.Errorf("after updates: %v, want [keep-1@0]", got)
+	}
+}
+
+// recording notes every event it is handed: its kind, the object's name
+// and, for a creation, whether it came as part of the initial list.
+type recording struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *recording) note(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, s)
+}
+
+func (r *recording) events() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.got...)
+}
+
+func (r *recording) Create(_ context.Context, e event.CreateEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	r.note(fmt.Sprintf("create %s initial=%t", e.Object.GetName(), e.IsInInitialList))
+}
+
+func (r *recording) Update(_ context.Context, e event.UpdateEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	r.note("update " + e.ObjectNew.GetName())
+}
+
+func (r *recording) Delete(_ context.Context, e event.DeleteEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	r.note("delete " + e.Object.GetName())
+}
+
+func (r *recording) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+}
+
+// Before its controller starts, an Early watch tells its handler what a
+// watch joining at the start would be told: the objects as they are then,
+// all from the initial list. An object created in between must not come
+// as a new creation: the lanes map those to the attachments using them,
+// which queued an attachment a second time after its first reconcile and
+// tried an attachment that can never work twice.
+func TestEarlyBeforeTheStartLooksLikeTheInitialList(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	src := newInformerSource("listed")
+	rec := &recording{}
+	e, err := newEarly(ctx, src, &storagev1.VolumeAttachment{}, time.Hour, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.run(t, ctx)
+	src.watcher.Add(attachment("created", false))
+	src.watcher.Modify(attachment("listed", true))
+	src.watcher.Delete(attachment("created", false))
+	want := []string{"create listed initial=true", "create created initial=true", "create listed initial=true"}
+	waitFor(t, "the events before the start", func() bool { return len(rec.events()) >= len(want) })
+	time.Sleep(20 * time.Millisecond)
+	if got := rec.events(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("before the start: %q, want %q", got, want)
+	}
+
+	if err := e.Start(ctx, newTestQueue(t)); err != nil {
+		t.Fatal(err)
+	}
+	src.watcher.Add(attachment("new", false))
+	src.watcher.Modify(attachment("new", true))
+	src.watcher.Delete(attachment("new", true))
+	want = append(want, "create new initial=false", "update new", "delete new")
+	waitFor(t, "the events after the start", func() bool { return len(rec.events()) >= len(want) })
+	if got := rec.events(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after the start: %q, want %q", got, want)
 	}
 }
