@@ -93,5 +93,19 @@ func (r *Reconciler) held(va *storagev1.VolumeAttachment) time.Duration {
 		op = "detach"
 	}
 	seen, known := r.started.seenAt(op, va.Name, va.UID)
-	return r.Fence.Hold(seen, known)
+	wait := r.Fence.Hold(seen, known)
+	if wait > 0 && !known {
+		// The hook that notes when an operation first showed up
+		// (followObjects) runs on its own informer goroutine, and the
+		// event that queued this reconcile may have reached it first: an
+		// attachment created just after the takeover was held for the
+		// whole hold. Look again shortly; until the hook has seen the
+		// operation it still counts as pending before the takeover.
+		return min(wait, sightingRecheck)
+	}
+	return wait
 }
+
+// sightingRecheck is how soon held looks again at an operation whose first
+// sighting is not noted yet.
+const sightingRecheck = 100 * time.Millisecond
