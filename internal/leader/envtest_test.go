@@ -3,11 +3,15 @@ package leader
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 )
 
@@ -111,3 +115,36 @@ func TestLockWithoutListAndWatch(t *testing.T) {
 		l.Shutdown()
 	}
 }
+
+// TestLeaseWatchLasts: the Lease watch is not cut by the request timeout
+// the elector's reads and writes have (half the renew deadline). It was:
+// every watch ended after a second here (5 s at the defaults) and started
+// again, and under load a standby's first list did not complete in time,
+// so its first read waited for a sync that kept failing and it took over
+// late.
+func TestLeaseWatchLasts(t *testing.T) {
+	g := NewWithT(t)
+	api := startAPIServer(t, g)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	config := rest.CopyConfig(api.env.Config)
+	var watches atomic.Int32
+	config.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if strings.Contains(req.URL.Path, "/leases") && req.URL.Query().Get("watch") == "true" {
+				watches.Add(1)
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	const renew = 2 * time.Second
+	_, err := NewLock(ctx, Options{Config: config, Namespace: "default", Name: "watch-lasts", RenewDeadline: renew})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(watches.Load).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 1))
+	// Three times the request timeout (renew/2).
+	g.Consistently(watches.Load).WithTimeout(3*time.Second).Should(BeNumerically("==", 1), "one watch, never cut")
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -142,7 +142,18 @@ func NewLock(ctx context.Context, o Options) (*Lock, error) {
 	if o.NoWatch {
 		return l, nil
 	}
-	lw := cache.NewFilteredListWatchFromClient(cs.CoordinationV1().RESTClient(), "leases", o.Namespace,
+	// The watch gets a client of its own without the request timeout:
+	// bounded by half the renew deadline, every watch was cut after a
+	// second or a few and started again, and under load its first list did
+	// not complete in time, so a standby's first read waited for a sync
+	// that kept failing.
+	watchCfg := rest.CopyConfig(cfg)
+	watchCfg.Timeout = 0
+	wcs, err := kubernetes.NewForConfig(watchCfg)
+	if err != nil {
+		return nil, fmt.Errorf("leader election watch client: %w", err)
+	}
+	lw := cache.NewFilteredListWatchFromClient(wcs.CoordinationV1().RESTClient(), "leases", o.Namespace,
 		func(lo *metav1.ListOptions) {
 			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.Name).String()
 		})
