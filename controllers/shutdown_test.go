@@ -6,8 +6,11 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/csi-attacher/csi-attacher/internal/csi/fake"
+	leaderpkg "github.com/csi-attacher/csi-attacher/internal/leader"
 )
 
 var _ = Describe("Shutdown with a CSI call in flight", func() {
@@ -74,8 +77,17 @@ var _ = Describe("Shutdown with a CSI call in flight", func() {
 			return publishEnded
 		}).WithTimeout(timeout).WithPolling(pollInterval).ShouldNot(BeZero(), "the publish returns")
 		Eventually(stopped).WithTimeout(eventually).Should(BeClosed())
-		var takeover time.Time
-		Eventually(standbyElected).WithTimeout(eventually).Should(Receive(&takeover))
+		var elected time.Time
+		Eventually(standbyElected).WithTimeout(eventually).Should(Receive(&elected))
+		// The moment the new leader took the Lease is the one its Lease
+		// records: its workers can start a call before this goroutine
+		// notices the election, so the notice would count that call as
+		// the stopping leader's.
+		lease := &coordinationv1.Lease{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "default", Name: leaderpkg.LeaseName(driverName)}, lease)).To(Succeed())
+		Expect(lease.Spec.AcquireTime).NotTo(BeNil())
+		takeover := lease.Spec.AcquireTime.Time
+		Expect(takeover).To(BeTemporally("<=", elected))
 		Expect(takeover).To(BeTemporally(">", publishEnded), "the Lease is kept until the in-flight publish has returned")
 		for _, c := range driver.Calls() {
 			if c.Method == fake.MethodPublish || c.Method == fake.MethodUnpublish {
