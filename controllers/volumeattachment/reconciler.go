@@ -101,9 +101,9 @@ type Reconciler struct {
 
 // SetupWithManager validates the configuration and registers the attach
 // and detach lanes. cache.SetupIndexes must have been called on the Manager
-// first, and the Manager must not have started: the lanes' watches of
-// VolumeAttachments and PersistentVolumes join the informers before their
-// first list (queue.Early). ctx bounds those watches.
+// first, and the Manager must not have started: the lanes' watches
+// (VolumeAttachments, PersistentVolumes, CSINodes, Secret metadata) join the
+// informers before their first list (queue.Early). ctx bounds those watches.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	switch {
 	case r.Client == nil:

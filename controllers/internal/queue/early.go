@@ -18,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/csi-attacher/csi-attacher/internal/cache"
 )
 
 // HoldAfterSync is how long an Early watch keeps what its handler queued
@@ -29,11 +31,6 @@ import (
 // mostly be objects that have long been dealt with, and a standby keeps
 // nothing (see Early.Start for what it does when it leads after all).
 const HoldAfterSync = time.Minute
-
-// InformerSource is the part of a Manager's cache an Early watch needs.
-type InformerSource interface {
-	GetInformer(ctx context.Context, obj client.Object, opts ...crcache.InformerGetOption) (crcache.Informer, error)
-}
 
 // Early is a watch of one kind for one controller whose event handler
 // joins the kind's informer before the Manager starts its caches, so the
@@ -79,11 +76,11 @@ var _ source.TypedSyncingSource[reconcile.Request] = (*Early)(nil)
 // It must be called before the Manager starts its caches to take effect
 // (it still works after, like builder.Watches). ctx bounds the handler's
 // calls and the hold.
-func NewEarly(ctx context.Context, c InformerSource, obj client.Object, h handler.EventHandler, predicates ...predicate.Predicate) (*Early, error) {
+func NewEarly(ctx context.Context, c cache.InformerSource, obj client.Object, h handler.EventHandler, predicates ...predicate.Predicate) (*Early, error) {
 	return newEarly(ctx, c, obj, HoldAfterSync, h, predicates...)
 }
 
-func newEarly(ctx context.Context, c InformerSource, obj client.Object, holdFor time.Duration, h handler.EventHandler, predicates ...predicate.Predicate) (*Early, error) {
+func newEarly(ctx context.Context, c cache.InformerSource, obj client.Object, holdFor time.Duration, h handler.EventHandler, predicates ...predicate.Predicate) (*Early, error) {
 	// Before the Manager starts, GetInformer only creates the informer; it
 	// must not wait for a sync that cannot happen yet.
 	inf, err := c.GetInformer(ctx, obj, crcache.BlockUntilSynced(false))
